@@ -1,0 +1,187 @@
+"""The ``iel`` command line: a thin layer over the public API."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Inverse energy learning: find the energy a system is minimising, from its data.",
+)
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def systems() -> None:
+    """List the built-in reference systems."""
+    from .systems import SYSTEMS, get_system
+
+    table = Table("name", "d", "description")
+    for name in SYSTEMS:
+        s = get_system(name)
+        table.add_row(name, str(s.dim), s.description)
+    console.print(table)
+
+
+@app.command()
+def simulate(
+    system: str = typer.Argument(..., help="reference system (see `iel systems`)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output file (.npz or .csv)"),
+    n: int = typer.Option(200, "--n", help="number of trajectories / particles"),
+    steps: int = typer.Option(500, "--steps", help="number of steps"),
+    dt: float = typer.Option(0.01, "--dt", help="time step (η for gradient descent)"),
+    temperature: float = typer.Option(0.0, "--temperature", "-T", help="0: gradient descent"),
+    snapshots: bool = typer.Option(False, "--snapshots", help="drop identities: write snapshots"),
+    save_every: int = typer.Option(1, "--save-every", help="record every k-th state"),
+    dim: int | None = typer.Option(None, "--dim", help="dimension (scalable systems)"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Simulate a reference system and write a data file."""
+    from .data import save_data
+    from .systems import simulate_system
+
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"simulating {system}", total=steps)
+            data = simulate_system(
+                system,
+                n=n,
+                steps=steps,
+                dt=dt,
+                temperature=temperature,
+                snapshots=snapshots,
+                save_every=save_every,
+                dim=dim,
+                seed=seed,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+        path = save_data(out, data)
+    except (ValueError, FileExistsError, RuntimeError) as err:
+        _fail(str(err))
+    console.print(f"wrote {data!r} to [bold]{path}[/bold]")
+
+
+@app.command()
+def fit(
+    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad)"),
+    energy: str = typer.Option("poly:4", "--energy", "-e", help="energy family spec"),
+    kind: str | None = typer.Option(
+        None, "--kind", help="force the data kind: trajectories|snapshots|samples|endpoints"
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
+    ridge: float = typer.Option(0.0, "--ridge", help="ridge weight (scaled coefficients)"),
+    steps: int = typer.Option(3000, "--steps", help="optimiser steps (network energies)"),
+    seed: int = typer.Option(0, "--seed"),
+    force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
+) -> None:
+    """Fit an energy to a data file and write report.json, the model and landscape.png."""
+    from .data import load_data
+    from .estimators import fit as fit_energy
+    from .plotting import save_landscape
+
+    out = out or data.with_suffix(".iel")
+    if (out / "model.json").exists() and not force:
+        _fail(f"{out} already holds a model; pass --force to replace it or choose --out")
+    try:
+        loaded = load_data(data, kind=kind)
+        console.print(f"data: {loaded!r}")
+        with _progress() as bar:
+            task = bar.add_task(f"fitting {energy}", total=steps)
+            model = fit_energy(
+                loaded,
+                energy,
+                ridge=ridge,
+                seed=seed,
+                steps=steps,
+                progress=lambda s, total, loss: bar.update(task, completed=s),
+            )
+        model.save(out, overwrite=force)
+        save_landscape(model, loaded, out / "landscape.png")
+    except (ValueError, TypeError, NotImplementedError, FileExistsError) as err:
+        _fail(str(err))
+    _print_model(model)
+    console.print(f"wrote [bold]{out}/[/bold] (report.json, model.json, model.npz, landscape.png)")
+
+
+def _print_model(model) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("formula", model.formula)
+    table.add_row("temperature", f"{model.temperature:.6g}")
+    table.add_row("parameters", str(model.n_parameters))
+    table.add_row("method", model.method)
+    for key, value in model.diagnostics.items():
+        if key != "notes":
+            table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    for note in model.diagnostics.get("notes", []):
+        table.add_row("note", note)
+    table.add_row("identifiable", model.identifiability["energy"])
+    table.add_row("stopped", model.stop_reason)
+    table.add_row("time", f"{model.fit_seconds:.2f} s")
+    console.print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("iel-demo"), "--out", "-o", help="folder for the figures"),
+) -> None:
+    """Simulate Langevin data on two known landscapes, learn them back, compare with truth."""
+    from .demo import run_demo
+
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    with _progress() as bar:
+        results = run_demo(out, lambda name, done, total: _bar(bar, name, done, total))
+    for result in results:
+        table = Table(title=result["title"], title_justify="left")
+        table.add_column("")
+        table.add_column("true")
+        table.add_column("recovered")
+        for row in result["rows"]:
+            table.add_row(*row)
+        console.print(table)
+    summary = {r["name"]: r["summary"] for r in results}
+    (out / "demo.json").write_text(json.dumps(summary, indent=2))
+    console.print(
+        f"figures and demo.json in [bold]{out}/[/bold]; total {time.perf_counter() - start:.1f} s"
+    )
+
+
+_TASKS: dict[str, int] = {}
+
+
+def _bar(bar: Progress, name: str, done: int, total: int) -> None:
+    if name not in _TASKS:
+        _TASKS[name] = bar.add_task(name, total=total)
+    bar.update(_TASKS[name], completed=done)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

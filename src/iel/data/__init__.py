@@ -1,0 +1,11 @@
+"""Data containers, validated once at the boundary, and file formats."""
+
+from .io import KINDS as KINDS
+from .io import Data as Data
+from .io import load_data as load_data
+from .io import save_data as save_data
+from .populations import Endpoints as Endpoints
+from .populations import Samples as Samples
+from .populations import Snapshots as Snapshots
+from .trajectories import Trajectories as Trajectories
+from .validation import DataError as DataError

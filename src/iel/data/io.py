@@ -1,0 +1,215 @@
+"""Reading and writing data files.
+
+``.npz`` (read with ``allow_pickle=False``):
+
+* trajectories: ``x`` ``(N, T, d)`` and ``dt`` (scalar) or ``t`` (``(T,)`` or ``(N, T)``),
+  optional boolean ``mask`` ``(N, T)``;
+* snapshots: ``x`` ``(M, d)`` and ``t`` ``(M,)`` (the time of each row);
+* samples: only ``x`` ``(M, d)``;
+* endpoints: ``x`` ``(M, d)`` and optional ``starts`` ``(M, d)``; files written by ``iel``
+  carry a ``kind`` entry, other files need ``kind="endpoints"`` to be read as end states.
+
+``.csv`` with a header: ``id`` (trajectories only), ``t`` (trajectories and snapshots), then one
+column per coordinate.  Trajectory rows are grouped by ``id`` and sorted by ``t``; trajectories
+of different lengths are padded and masked.
+
+``.h5ad`` (AnnData, optional extra ``anndata``): ``X`` (or ``obsm[key]``) with the time in
+``obs[time_key]`` is read as snapshots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .populations import Endpoints, Samples, Snapshots
+from .trajectories import Trajectories
+from .validation import DataError
+
+KINDS = ("trajectories", "snapshots", "samples", "endpoints")
+Data = Trajectories | Snapshots | Samples | Endpoints
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        raise DataError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def load_data(path: str | Path, kind: str | None = None) -> Data:
+    """Read a data file; the kind is detected from its contents unless ``kind`` is given."""
+    path = Path(path)
+    _check_kind(kind)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path, kind)
+    if suffix == ".csv":
+        return _load_csv(path, kind)
+    if suffix == ".h5ad":
+        return _load_h5ad(path, kind)
+    raise DataError(f"{path}: expected a .npz, .csv or .h5ad file, got '{suffix or 'no suffix'}'")
+
+
+def _load_npz(path: Path, kind: str | None) -> Data:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except ValueError as err:
+        raise DataError(f"{path}: could not read as .npz without pickle ({err})") from err
+    except Exception as err:
+        raise DataError(f"{path}: not a readable .npz file ({err})") from err
+    if "x" not in arrays:
+        raise DataError(f"{path}: expected an array named 'x', found {sorted(arrays) or 'none'}")
+    stored = str(arrays.pop("kind")) if "kind" in arrays else None
+    x = arrays["x"]
+    if kind is None:
+        if stored is not None:
+            kind = stored
+        elif x.ndim == 3:
+            kind = "trajectories"
+        elif x.ndim == 2:
+            kind = "snapshots" if "t" in arrays else "samples"
+        else:
+            raise DataError(
+                f"{path}: 'x' has shape {x.shape}; expected (N, T, d) for trajectories or "
+                "(M, d) for snapshots, samples and end states"
+            )
+    return _build(kind, arrays, str(path))
+
+
+def _build(kind: str, arrays: dict[str, np.ndarray], where: str) -> Data:
+    def need(key: str) -> np.ndarray:
+        if key not in arrays:
+            raise DataError(f"{where}: {kind} need an array named '{key}', found {sorted(arrays)}")
+        return arrays[key]
+
+    try:
+        if kind == "trajectories":
+            if "dt" not in arrays and "t" not in arrays:
+                raise DataError(
+                    f"{where}: trajectories need 'dt' (a time step) or 't' (times), "
+                    f"found {sorted(arrays)}"
+                )
+            return Trajectories(
+                need("x"), dt=arrays.get("dt"), t=arrays.get("t"), mask=arrays.get("mask")
+            )
+        if kind == "snapshots":
+            return Snapshots(need("x"), need("t"))
+        if kind == "samples":
+            return Samples(need("x"))
+        return Endpoints(need("x"), arrays.get("starts"))
+    except DataError as err:
+        if str(err).startswith(where):
+            raise
+        raise DataError(f"{where}: {err}") from err
+
+
+def _load_csv(path: Path, kind: str | None) -> Data:
+    with open(path) as f:
+        header = f.readline().strip()
+    if not header:
+        raise DataError(f"{path}: the file is empty (expected a header line)")
+    names = [h.strip() for h in header.split(",")]
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except ValueError as err:
+        raise DataError(f"{path}: could not read numbers below the header ({err})") from err
+    if table.size == 0:
+        raise DataError(f"{path}: the file has a header but no rows")
+    if table.shape[1] != len(names):
+        raise DataError(
+            f"{path}: the header has {len(names)} columns but rows have {table.shape[1]}"
+        )
+    columns = dict(zip(names, table.T))
+    coords = [n for n in names if n not in ("id", "t")]
+    if not coords:
+        raise DataError(f"{path}: expected coordinate columns after 'id' and 't', found none")
+    x = np.stack([columns[c] for c in coords], axis=1)
+    if kind is None:
+        kind = "trajectories" if "id" in columns else "snapshots" if "t" in columns else "samples"
+    if kind == "trajectories":
+        if "id" not in columns or "t" not in columns:
+            raise DataError(f"{path}: trajectories in .csv need 'id' and 't' columns")
+        return _csv_trajectories(columns["id"], columns["t"], x, str(path))
+    arrays = {"x": x}
+    if "t" in columns:
+        arrays["t"] = columns["t"]
+    return _build(kind, arrays, str(path))
+
+
+def _csv_trajectories(ids: np.ndarray, t: np.ndarray, x: np.ndarray, where: str) -> Trajectories:
+    uniq = np.unique(ids)
+    groups = [np.flatnonzero(ids == i) for i in uniq]
+    longest = max(len(g) for g in groups)
+    n, d = len(groups), x.shape[1]
+    xs = np.full((n, longest, d), np.nan)
+    ts = np.full((n, longest), np.nan)
+    mask = np.zeros((n, longest), dtype=bool)
+    for i, g in enumerate(groups):
+        order = g[np.argsort(t[g], kind="stable")]
+        xs[i, : len(g)] = x[order]
+        ts[i, : len(g)] = t[order]
+        mask[i, : len(g)] = True
+    try:
+        return Trajectories(xs, t=ts, mask=None if mask.all() else mask)
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from err
+
+
+def _load_h5ad(path: Path, kind: str | None, time_key: str = "t") -> Data:
+    try:
+        import anndata
+    except ImportError as err:
+        raise ImportError(
+            "reading .h5ad files needs the optional dependency 'anndata': "
+            "pip install 'iel[anndata]'"
+        ) from err
+    adata = anndata.read_h5ad(path)
+    if time_key not in adata.obs:
+        raise DataError(f"{path}: expected the time of each cell in obs['{time_key}']")
+    x = np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X)
+    return _build(kind or "snapshots", {"x": x, "t": np.asarray(adata.obs[time_key])}, str(path))
+
+
+def save_data(path: str | Path, data: Data) -> Path:
+    """Write ``data`` as ``.npz`` (with its kind recorded) or ``.csv``; refuses to overwrite."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; choose another name or remove it first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        _save_csv(path, data)
+        return path
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"{path}: expected a .npz or .csv file name")
+    arrays: dict[str, np.ndarray] = {"x": data.x, "kind": np.array(data.kind)}
+    if isinstance(data, Trajectories):
+        arrays["t"] = data.t
+        if data.mask is not None:
+            arrays["mask"] = data.mask
+    elif isinstance(data, Snapshots):
+        arrays["t"] = data.t
+    elif isinstance(data, Endpoints) and data.starts is not None:
+        arrays["starts"] = data.starts
+    np.savez(path, **arrays)
+    return path
+
+
+def _save_csv(path: Path, data: Data) -> None:
+    if isinstance(data, Trajectories):
+        if len(data.state_shape) != 1:
+            raise DataError("only (N, T, d) trajectories can be written as .csv")
+        obs = data.observed
+        ids = np.broadcast_to(np.arange(data.n_trajectories)[:, None], obs.shape)[obs]
+        table = np.column_stack([ids, data.t[obs], data.x[obs]])
+        cols = ["id", "t"]
+    elif isinstance(data, Snapshots):
+        table, cols = np.column_stack([data.t, data.x]), ["t"]
+    else:
+        table, cols = data.x, []
+    cols += [f"x{j}" for j in range(data.x.shape[-1])]
+    np.savetxt(path, table, delimiter=",", header=",".join(cols), comments="", fmt="%.17g")

@@ -1,0 +1,139 @@
+"""Paired observations: ``N`` trajectories of ``T`` states each, with their times."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .validation import (
+    DataError,
+    as_float_array,
+    check_finite,
+    check_increasing,
+    check_rank,
+)
+
+
+class Trajectories:
+    """States ``x`` of shape ``(N, T, *state_shape)`` observed at times ``t``.
+
+    Args:
+        x: states; for ordinary systems ``(N, T, d)``.  Entries where ``mask`` is false may be
+            NaN (missing observations).
+        dt: constant time step (a positive scalar), or
+        t: times, shape ``(T,)`` shared by all trajectories or ``(N, T)`` per trajectory
+            (strictly increasing over the observed entries).  Give exactly one of ``dt``, ``t``.
+        mask: optional boolean ``(N, T)``: true where a state was observed (ragged lengths or
+            missing observations).
+
+    Times are physical: an estimator fitted on these data reports ``E`` in the units where
+    ``dx/dt = −∇E``.
+    """
+
+    kind = "trajectories"
+
+    def __init__(self, x, dt=None, t=None, mask=None):
+        x = as_float_array(x, "trajectories x")
+        check_rank(x, "trajectories x", "(N, T, d)", x.ndim >= 3)
+        n, steps = x.shape[:2]
+        if n < 1 or int(np.prod(x.shape[2:])) < 1:
+            raise DataError(f"trajectories x: expected a non-empty (N, T, d) array, got {x.shape}")
+        if steps < 2:
+            raise DataError(
+                f"trajectories x: expected at least two time points per trajectory, got T={steps}"
+            )
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.dtype != bool:
+                raise DataError(f"mask: expected a boolean array, got dtype {mask.dtype}")
+            if mask.shape != (n, steps):
+                raise DataError(
+                    f"mask: expected shape (N, T) = ({n}, {steps}) to match x, got {mask.shape}"
+                )
+        observed = np.ones((n, steps), dtype=bool) if mask is None else mask
+        if (dt is None) == (t is None):
+            raise DataError("trajectories: give exactly one of dt (a time step) or t (times)")
+        if dt is not None:
+            dt_arr = np.asarray(dt, dtype=float)
+            if dt_arr.ndim != 0 or not np.isfinite(dt_arr) or dt_arr <= 0:
+                raise DataError(f"dt: expected one positive finite number, got {dt!r}")
+            times = np.broadcast_to(np.arange(steps) * float(dt_arr), (n, steps)).copy()
+        else:
+            times = as_float_array(t, "t")
+            if times.shape == (steps,):
+                times = np.broadcast_to(times, (n, steps)).copy()
+            elif times.shape != (n, steps):
+                raise DataError(
+                    f"t: expected shape (T,) = ({steps},) or (N, T) = ({n}, {steps}), "
+                    f"got {times.shape}"
+                )
+            check_increasing(times, "t", observed)
+        check_finite(x, "trajectories x", where=observed)
+        self.x = x
+        self.t = times
+        self.mask = mask
+        if self.n_transitions < 1:
+            raise DataError(
+                "trajectories: no trajectory has two consecutive observed states; "
+                "at least one transition is needed"
+            )
+
+    @property
+    def n_trajectories(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_times(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[2:])
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.state_shape))
+
+    @property
+    def observed(self) -> np.ndarray:
+        """Boolean ``(N, T)``: where states were observed."""
+        if self.mask is None:
+            return np.ones(self.x.shape[:2], dtype=bool)
+        return self.mask
+
+    @property
+    def n_transitions(self) -> int:
+        return int(self._pair_index()[0].size)
+
+    def _pair_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Indices (trajectory, from, to) of consecutive observed states."""
+        obs = self.observed
+        rows, starts, ends = [], [], []
+        for i in range(obs.shape[0]):
+            idx = np.flatnonzero(obs[i])
+            rows.append(np.full(idx.size - 1 if idx.size else 0, i))
+            starts.append(idx[:-1])
+            ends.append(idx[1:])
+        cat = np.concatenate
+        return cat(rows).astype(int), cat(starts).astype(int), cat(ends).astype(int)
+
+    def transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Consecutive observed pairs: ``(x_from, x_to, Δt)`` with shapes ``(K, *s), (K, *s),
+        (K,)``.  A missing observation joins its neighbours across the gap."""
+        if self.mask is None:
+            x0 = self.x[:, :-1].reshape((-1, *self.state_shape))
+            x1 = self.x[:, 1:].reshape((-1, *self.state_shape))
+            return x0, x1, np.diff(self.t, axis=1).reshape(-1)
+        r, a, b = self._pair_index()
+        return self.x[r, a], self.x[r, b], self.t[r, b] - self.t[r, a]
+
+    def observed_states(self) -> np.ndarray:
+        """All observed states, shape ``(M, *state_shape)``."""
+        return self.x[self.observed]
+
+    def __repr__(self) -> str:
+        dts = self.transitions()[2]
+        return (
+            f"Trajectories(N={self.n_trajectories}, T={self.n_times}, "
+            f"state_shape={self.state_shape}, Δt∈[{dts.min():.3g}, {dts.max():.3g}], "
+            f"observed={self.observed.mean():.0%})"
+        )

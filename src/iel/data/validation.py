@@ -1,0 +1,63 @@
+"""Checks applied once, where user data enter the library.
+
+Every failure raises :class:`DataError` (a ``ValueError``) whose message says what was
+expected and what arrived.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Input data do not have the expected form."""
+
+
+def as_float_array(value, name: str) -> np.ndarray:
+    """``value`` as a float64 array; refuses non-numeric data with a clear message."""
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # ragged lists and the like
+        raise DataError(f"{name}: could not be read as an array ({err})") from err
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise DataError(f"{name}: expected real numbers, got an array of dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def check_rank(arr: np.ndarray, name: str, expected: str, ok: bool) -> None:
+    if not ok:
+        raise DataError(f"{name}: expected shape {expected}, got shape {tuple(arr.shape)}")
+
+
+def check_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) -> None:
+    """All entries finite (only where ``where`` is true, if given)."""
+    bad = ~np.isfinite(arr)
+    if where is not None:
+        bad = bad & where.reshape(where.shape + (1,) * (arr.ndim - where.ndim))
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        kind = "NaN" if np.isnan(arr[idx]) else "inf"
+        raise DataError(
+            f"{name}: expected finite values, found {int(bad.sum())} non-finite entries "
+            f"(first: {kind} at index {idx}); remove those rows or mark them missing with a mask"
+        )
+
+
+def check_increasing(t: np.ndarray, name: str, observed: np.ndarray | None = None) -> None:
+    """Each row of ``t`` strictly increasing over its observed entries."""
+    rows = t.reshape(-1, t.shape[-1])
+    masks = np.ones_like(rows, dtype=bool) if observed is None else observed.reshape(rows.shape)
+    for i, (row, m) in enumerate(zip(rows, masks)):
+        r = row[m]
+        if not np.all(np.isfinite(r)):
+            raise DataError(f"{name}: times must be finite, row {i} has {r[~np.isfinite(r)][:3]}")
+        steps = np.diff(r)
+        if np.any(steps <= 0):
+            k = int(np.argmax(steps <= 0))
+            where = f"row {i}, " if t.ndim > 1 else ""
+            raise DataError(
+                f"{name}: expected strictly increasing times, got t[{where}{k}] = {r[k]:g} "
+                f"followed by {r[k + 1]:g}"
+            )

@@ -1,0 +1,42 @@
+"""The dynamics interface: one pure step of a contractive operator.
+
+``step(field, x, key, dt) -> x_next`` maps one state to the next.  It is pure and jit-able;
+simulation, rollout losses and sampling all reuse it, so the operator a model was fitted with
+is the one it simulates with.  ``dt`` is the step size (``η`` for gradient descent, ``h`` for
+Langevin); states are single states, batching is by ``vmap``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import equinox as eqx
+
+from .._types import Array
+from ..energies.base import AbstractEnergy, AbstractForceField
+
+
+class AbstractDynamics(eqx.Module):
+    """One step of a (possibly stochastic) dynamics driven by a force field."""
+
+    stochastic: ClassVar[bool] = False
+    needs_energy: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def step(self, field: AbstractForceField, x: Array, key: Array, dt: float) -> Array:
+        """Advance one state ``x`` by one step of size ``dt``."""
+
+    def check_field(self, field: AbstractForceField) -> None:
+        if self.needs_energy and not isinstance(field, AbstractEnergy):
+            raise TypeError(
+                f"{type(self).__name__} needs an energy (it evaluates E), got the non-gradient "
+                f"field {type(field).__name__}"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description: the name and the settings."""
+        out: dict[str, Any] = {"type": type(self).__name__}
+        for name in self.__dataclass_fields__:
+            out[name] = getattr(self, name)
+        return out

@@ -1,0 +1,30 @@
+"""Overdamped Langevin dynamics by Euler–Maruyama (the unadjusted Langevin algorithm, ULA)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .._types import Array
+from ..energies.base import AbstractForceField
+from .base import AbstractDynamics
+
+
+class Langevin(AbstractDynamics):
+    """``x_{k+1} = x_k + h F(x_k) + √(2 h T) ξ``,  ``ξ ~ N(0, I)``.
+
+    Discretises ``dX = −∇E dt + √(2T) dW``, whose stationary law is ``π_T ∝ exp(−E/T)``; the
+    Euler–Maruyama chain has an ``O(h)`` bias in its stationary law (MALA removes it).
+    """
+
+    temperature: float
+    stochastic = True
+
+    def __check_init__(self):
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
+
+    def step(self, field: AbstractForceField, x: Array, key: Array, dt: float) -> Array:
+        drift = x + dt * field.force_single(x)
+        noise = jax.random.normal(key, x.shape, dtype=x.dtype)
+        return drift + jnp.sqrt(2.0 * dt * self.temperature) * noise

@@ -1,0 +1,403 @@
+"""Feature libraries and energies linear in their parameters, ``E(x) = θᵀφ(x) + c``.
+
+A library is a map ``φ: R^d → R^p`` with a readable name for each feature.  Libraries compose
+with ``+`` (concatenation).  Feature *gradients* ``∇φ(x)`` (a ``p × d`` matrix) come from
+forward-mode autodiff; the closed-form estimators use them to solve for ``θ`` in one pass.
+
+Libraries:
+
+* :class:`Monomials` — all monomials ``Π_j x_j^{α_j}`` with ``1 ≤ |α| ≤ degree`` (cross terms
+  included).  The constant is left out: it has zero gradient and is not identifiable.
+* :class:`Fourier` — ``sin(k x_j / ℓ)``, ``cos(k x_j / ℓ)`` for ``k = 1..n_frequencies``.
+* :class:`GaussianRBF` — ``exp(−‖x − c_i‖² / (2σ²))`` on given centres, or on centres chosen
+  from the data by :meth:`GaussianRBF.adapt`.
+* :class:`CustomFeatures` — any user function ``x ↦ φ(x)`` with names.  It holds code, so a
+  model using it cannot be saved without pickle; saving it raises an error that says so.
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._types import Array
+from .base import AbstractEnergy, register
+
+_LIBRARIES: dict[str, type[AbstractFeatureLibrary]] = {}
+
+
+def _register_library(cls):
+    _LIBRARIES[cls.__name__] = cls
+    return cls
+
+
+def library_from_config(config: dict[str, Any]) -> AbstractFeatureLibrary:
+    name = config.get("type")
+    if name not in _LIBRARIES:
+        raise ValueError(f"unknown feature library {name!r}; known: {sorted(_LIBRARIES)}")
+    return _LIBRARIES[name].from_config(config)
+
+
+class AbstractFeatureLibrary(eqx.Module):
+    """A map ``φ: R^d → R^p`` with feature names."""
+
+    dim: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def __call__(self, x: Array) -> Array:
+        """``φ(x)`` of shape ``(p,)`` for one state ``x`` of shape ``(d,)``."""
+
+    @property
+    @abc.abstractmethod
+    def n_features(self) -> int: ...
+
+    @abc.abstractmethod
+    def names(self) -> list[str]:
+        """One readable name per feature, in terms of ``x0, x1, …``."""
+
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]: ...
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: dict[str, Any]) -> AbstractFeatureLibrary: ...
+
+    def adapt(self, x: np.ndarray, seed: int = 0) -> AbstractFeatureLibrary:
+        """Return a copy configured from data states ``x`` of shape ``(M, d)`` (default: self)."""
+        return self
+
+    def jacobian(self, x: Array) -> Array:
+        """``∇φ(x)``: shape ``(p, d)``, row ``i`` is ``∇φ_i``."""
+        return jax.jacfwd(self.__call__)(x)
+
+    def __add__(self, other: AbstractFeatureLibrary) -> ConcatLibrary:
+        if not isinstance(other, AbstractFeatureLibrary):
+            return NotImplemented
+        left = self.parts if isinstance(self, ConcatLibrary) else (self,)
+        right = other.parts if isinstance(other, ConcatLibrary) else (other,)
+        return ConcatLibrary(left + right)
+
+
+def _var(j: int) -> str:
+    return f"x{j}"
+
+
+@_register_library
+class Monomials(AbstractFeatureLibrary):
+    """All monomials of total degree 1..``degree`` in ``dim`` variables, cross terms included."""
+
+    dim: int = eqx.field(static=True)
+    degree: int = eqx.field(static=True)
+    exponents: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+
+    def __init__(self, dim: int, degree: int):
+        if dim < 1 or degree < 1:
+            raise ValueError(f"Monomials needs dim ≥ 1 and degree ≥ 1, got {dim=}, {degree=}")
+        self.dim = int(dim)
+        self.degree = int(degree)
+        exps = []
+        for total in range(1, degree + 1):
+            # graded reverse-lexicographic order: x0^k first
+            for combo in itertools.combinations_with_replacement(range(dim), total):
+                alpha = [0] * dim
+                for j in combo:
+                    alpha[j] += 1
+                exps.append(tuple(alpha))
+        self.exponents = tuple(exps)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.exponents)
+
+    def __call__(self, x: Array) -> Array:
+        # powers[k, j] = x_j^k, built by repeated multiplication so autodiff is exact at 0
+        powers = [jnp.ones_like(x)]
+        for _ in range(self.degree):
+            powers.append(powers[-1] * x)
+        powers = jnp.stack(powers)  # (degree+1, d)
+        alpha = np.asarray(self.exponents)  # (p, d)
+        cols = np.arange(self.dim)[None, :]
+        return jnp.prod(powers[alpha, np.broadcast_to(cols, alpha.shape)], axis=1)
+
+    def names(self) -> list[str]:
+        out = []
+        for alpha in self.exponents:
+            parts = [_var(j) if a == 1 else f"{_var(j)}^{a}" for j, a in enumerate(alpha) if a]
+            out.append("*".join(parts))
+        return out
+
+    def config(self):
+        return {"type": "Monomials", "dim": self.dim, "degree": self.degree}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["dim"], config["degree"])
+
+
+@_register_library
+class Fourier(AbstractFeatureLibrary):
+    """``sin(k·x_j/ℓ)`` and ``cos(k·x_j/ℓ)`` for ``k = 1..n_frequencies`` and each coordinate."""
+
+    dim: int = eqx.field(static=True)
+    n_frequencies: int = eqx.field(static=True)
+    length_scale: float = eqx.field(static=True, default=1.0)
+
+    def __check_init__(self):
+        if self.dim < 1 or self.n_frequencies < 1 or not self.length_scale > 0:
+            raise ValueError(
+                "Fourier needs dim ≥ 1, n_frequencies ≥ 1 and length_scale > 0, got "
+                f"{self.dim}, {self.n_frequencies}, {self.length_scale}"
+            )
+
+    @property
+    def n_features(self) -> int:
+        return 2 * self.n_frequencies * self.dim
+
+    def __call__(self, x: Array) -> Array:
+        k = jnp.arange(1, self.n_frequencies + 1, dtype=x.dtype)
+        arg = (k[:, None] * x[None, :] / self.length_scale).reshape(-1)  # (K*d,)
+        return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)])
+
+    def names(self) -> list[str]:
+        scale = "" if self.length_scale == 1.0 else f"/{self.length_scale:g}"
+        args = [
+            f"{k}*{_var(j)}{scale}" if k > 1 else f"{_var(j)}{scale}"
+            for k in range(1, self.n_frequencies + 1)
+            for j in range(self.dim)
+        ]
+        return [f"sin({a})" for a in args] + [f"cos({a})" for a in args]
+
+    def config(self):
+        return {
+            "type": "Fourier",
+            "dim": self.dim,
+            "n_frequencies": self.n_frequencies,
+            "length_scale": self.length_scale,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["dim"], config["n_frequencies"], config["length_scale"])
+
+
+@_register_library
+class GaussianRBF(AbstractFeatureLibrary):
+    """``φ_i(x) = exp(−‖x − c_i‖² / (2σ²))`` on centres ``c_i`` (rows of ``centres``)."""
+
+    centres: Array
+    width: Array
+    dim: int = eqx.field(static=True)
+    n_centres: int = eqx.field(static=True)
+
+    def __init__(self, centres, width):
+        centres = jnp.asarray(centres, dtype=float)
+        if centres.ndim != 2:
+            raise ValueError(f"RBF centres must have shape (m, d), got {tuple(centres.shape)}")
+        self.centres = centres
+        self.width = jnp.asarray(width, dtype=float)
+        self.n_centres, self.dim = int(centres.shape[0]), int(centres.shape[1])
+
+    @classmethod
+    def placeholder(cls, dim: int, n_centres: int) -> GaussianRBF:
+        """Centres not yet chosen: call :meth:`adapt` with data."""
+        return cls(jnp.zeros((n_centres, dim)), 1.0)
+
+    @property
+    def n_features(self) -> int:
+        return self.n_centres
+
+    def __call__(self, x: Array) -> Array:
+        sq = jnp.sum((x[None, :] - self.centres) ** 2, axis=1)
+        return jnp.exp(-0.5 * sq / self.width**2)
+
+    def names(self) -> list[str]:
+        return [f"rbf{i}" for i in range(self.n_centres)]
+
+    def adapt(self, x: np.ndarray, seed: int = 0) -> GaussianRBF:
+        """Centres by k-means++ seeding plus Lloyd steps on the data; width = median spacing."""
+        x = np.asarray(x, dtype=float).reshape(-1, self.dim)
+        centres = kmeans_centres(x, self.n_centres, seed=seed)
+        if self.n_centres > 1:
+            d2 = np.sum((centres[:, None, :] - centres[None, :, :]) ** 2, axis=-1)
+            np.fill_diagonal(d2, np.inf)
+            width = float(np.median(np.sqrt(d2.min(axis=1))))
+        else:
+            width = float(np.sqrt(np.mean(np.var(x, axis=0))) or 1.0)
+        return GaussianRBF(centres, max(width, 1e-12))
+
+    def config(self):
+        return {"type": "GaussianRBF", "dim": self.dim, "n_centres": self.n_centres}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls.placeholder(config["dim"], config["n_centres"])
+
+
+def kmeans_centres(x: np.ndarray, k: int, seed: int = 0, n_iter: int = 20) -> np.ndarray:
+    """k-means++ seeding followed by Lloyd iterations on at most 20 000 points."""
+    rng = np.random.default_rng(seed)
+    if x.shape[0] > 20_000:
+        x = x[rng.choice(x.shape[0], 20_000, replace=False)]
+    if x.shape[0] < k:
+        raise ValueError(f"need at least {k} data states to place {k} RBF centres, got {len(x)}")
+    centres = [x[rng.integers(len(x))]]
+    d2 = np.sum((x - centres[0]) ** 2, axis=1)
+    for _ in range(1, k):
+        p = d2 / d2.sum() if d2.sum() > 0 else None
+        centres.append(x[rng.choice(len(x), p=p)])
+        d2 = np.minimum(d2, np.sum((x - centres[-1]) ** 2, axis=1))
+    c = np.stack(centres)
+    for _ in range(n_iter):
+        labels = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+        for j in range(k):
+            members = x[labels == j]
+            if len(members):
+                c[j] = members.mean(axis=0)
+    return c
+
+
+@_register_library
+class ConcatLibrary(AbstractFeatureLibrary):
+    """Features of several libraries side by side (``lib1 + lib2``)."""
+
+    parts: tuple[AbstractFeatureLibrary, ...]
+
+    def __init__(self, parts):
+        self.parts = tuple(parts)
+
+    def __check_init__(self):
+        dims = {p.dim for p in self.parts}
+        if len(dims) != 1:
+            raise ValueError(f"cannot combine feature libraries of different dims {dims}")
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.parts[0].dim
+
+    @property
+    def n_features(self) -> int:
+        return sum(p.n_features for p in self.parts)
+
+    def __call__(self, x: Array) -> Array:
+        return jnp.concatenate([p(x) for p in self.parts])
+
+    def names(self) -> list[str]:
+        return [n for p in self.parts for n in p.names()]
+
+    def adapt(self, x, seed: int = 0):
+        return ConcatLibrary(tuple(p.adapt(x, seed) for p in self.parts))
+
+    def config(self):
+        return {"type": "ConcatLibrary", "parts": [p.config() for p in self.parts]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(tuple(library_from_config(c) for c in config["parts"]))
+
+
+class CustomFeatures(AbstractFeatureLibrary):
+    """User-supplied features ``fn: (d,) → (p,)`` with one name per feature.
+
+    Holds Python code, so models built on it cannot be saved (loading must run no code).
+    """
+
+    fn: Callable[[Array], Array] = eqx.field(static=True)
+    feature_names: tuple[str, ...] = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+
+    def __init__(self, fn: Callable[[Array], Array], names: Sequence[str], dim: int):
+        self.fn = fn
+        self.feature_names = tuple(names)
+        self.dim = int(dim)
+        out = jax.eval_shape(fn, jax.ShapeDtypeStruct((self.dim,), jnp.float64))
+        if out.shape != (len(self.feature_names),):
+            raise ValueError(
+                f"custom feature function returns shape {out.shape} for one state of shape "
+                f"({self.dim},); expected ({len(self.feature_names)},) to match the names given"
+            )
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def __call__(self, x: Array) -> Array:
+        return self.fn(x)
+
+    def names(self) -> list[str]:
+        return list(self.feature_names)
+
+    def config(self):
+        raise TypeError(
+            "a model built on CustomFeatures holds Python code and cannot be saved as JSON + "
+            "arrays; rebuild it in code and set its coefficients, or express the features with "
+            "the built-in libraries (Monomials, Fourier, GaussianRBF)"
+        )
+
+    @classmethod
+    def from_config(cls, config):  # pragma: no cover - config() never produces one
+        raise TypeError("CustomFeatures cannot be loaded from a file")
+
+
+def _format_coefficient(value: float, precision: int) -> str:
+    return f"{abs(value):.{precision}f}"
+
+
+@register
+class FeatureEnergy(AbstractEnergy):
+    """``E(x) = θᵀφ(x) + c``: linear in ``θ``; ``c`` fixes the additive constant."""
+
+    library: AbstractFeatureLibrary
+    theta: Array
+    offset: Array
+
+    def __init__(self, library: AbstractFeatureLibrary, theta=None, offset=0.0):
+        self.library = library
+        theta = jnp.zeros(library.n_features) if theta is None else jnp.asarray(theta, float)
+        if theta.shape != (library.n_features,):
+            raise ValueError(
+                f"theta must have shape ({library.n_features},) for this library, "
+                f"got {tuple(theta.shape)}"
+            )
+        self.theta = theta
+        self.offset = jnp.asarray(offset, dtype=float)
+
+    @property
+    def dim(self) -> int:
+        return self.library.dim
+
+    def __call__(self, x: Array) -> Array:
+        return jnp.dot(self.theta, self.library(x)) + self.offset
+
+    def gradient_single(self, x: Array) -> Array:
+        return self.theta @ self.library.jacobian(x)
+
+    def terms(self, tol: float = 0.0) -> list[tuple[str, float]]:
+        """``(name, coefficient)`` of every feature whose ``|θ_i| > tol``."""
+        theta = np.asarray(self.theta)
+        return [(n, float(c)) for n, c in zip(self.library.names(), theta) if abs(c) > tol]
+
+    def formula(self, precision: int = 3) -> str:
+        """E.g. ``E(x) = 1.000·x0^4 − 2.000·x0^2`` (terms ordered by the library)."""
+        shown = [(n, c) for n, c in self.terms() if round(abs(c), precision) > 0]
+        if not shown:
+            return "E(x) = 0"
+        out = []
+        for i, (name, c) in enumerate(shown):
+            sign = "−" if c < 0 else "+"
+            body = f"{_format_coefficient(c, precision)}·{name}"
+            out.append(("−" + body if c < 0 else body) if i == 0 else f"{sign} {body}")
+        return "E(x) = " + " ".join(out)
+
+    def config(self):
+        return {"type": "FeatureEnergy", "library": self.library.config()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(library_from_config(config["library"]))

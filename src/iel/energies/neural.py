@@ -1,0 +1,137 @@
+"""Neural energies: a smooth multilayer perceptron and an input-convex network (ICNN).
+
+Activations are named by string (``"softplus"``, ``"tanh"``, ``"silu"``, ``"gelu"``) so a saved
+model records only a name and loading runs no code.  Smooth activations keep ``∇E`` smooth,
+which the dynamics and the estimators differentiate again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._types import Array
+from .base import AbstractEnergy, register
+
+ACTIVATIONS = {
+    "softplus": jax.nn.softplus,
+    "tanh": jnp.tanh,
+    "silu": jax.nn.silu,
+    "gelu": jax.nn.gelu,
+}
+
+
+def _activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+@register
+class MLPEnergy(AbstractEnergy):
+    """``E(x) = w_Lᵀ σ(… σ(W_1 x + b_1) …) + b_L`` with smooth ``σ``."""
+
+    layers: tuple[eqx.nn.Linear, ...]
+    dim: int = eqx.field(static=True)
+    widths: tuple[int, ...] = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
+
+    def __init__(self, dim: int, widths: Sequence[int], key: Array, activation: str = "softplus"):
+        _activation(activation)
+        if dim < 1 or not widths or min(widths) < 1:
+            raise ValueError(f"MLP needs dim ≥ 1 and positive widths, got {dim=}, {widths=}")
+        sizes = [dim, *widths]
+        keys = jax.random.split(key, len(sizes))
+        layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)]
+        layers.append(eqx.nn.Linear(sizes[-1], "scalar", key=keys[-1]))
+        self.layers = tuple(layers)
+        self.dim = int(dim)
+        self.widths = tuple(int(w) for w in widths)
+        self.activation = activation
+
+    def __call__(self, x: Array) -> Array:
+        act = _activation(self.activation)
+        h = x
+        for layer in self.layers[:-1]:
+            h = act(layer(h))
+        return self.layers[-1](h)
+
+    def formula(self, precision: int = 3) -> str:
+        arch = "x".join(str(w) for w in self.widths)
+        return f"E(x) = MLP[{self.dim}→{arch}→1, {self.activation}](x)"
+
+    def config(self):
+        return {
+            "type": "MLPEnergy",
+            "dim": self.dim,
+            "widths": list(self.widths),
+            "activation": self.activation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["dim"], config["widths"], jax.random.PRNGKey(0), config["activation"])
+
+
+@register
+class ICNNEnergy(AbstractEnergy):
+    """Input-convex network (Amos, Xu & Kolter 2017): ``E`` is convex in ``x``.
+
+    ``z_1 = σ(W_0 x + b_0)``, ``z_{k+1} = σ(softplus(U_k) z_k + W_k x + b_k)``,
+    ``E(x) = softplus(u)ᵀ z_K + wᵀx + ½ μ ‖x‖²``: non-negative weights on ``z`` and a convex,
+    non-decreasing ``σ`` (softplus) make each layer convex; ``μ > 0`` makes ``E`` strongly
+    convex, hence it has one minimum.
+    """
+
+    input_layers: tuple[eqx.nn.Linear, ...]
+    hidden_raw: tuple[Array, ...]
+    output_raw: Array
+    linear: Array
+    dim: int = eqx.field(static=True)
+    widths: tuple[int, ...] = eqx.field(static=True)
+    strong_convexity: float = eqx.field(static=True)
+
+    def __init__(self, dim: int, widths: Sequence[int], key: Array, strong_convexity=1e-3):
+        if dim < 1 or not widths or min(widths) < 1:
+            raise ValueError(f"ICNN needs dim ≥ 1 and positive widths, got {dim=}, {widths=}")
+        keys = jax.random.split(key, 2 * len(widths) + 2)
+        self.input_layers = tuple(
+            eqx.nn.Linear(dim, w, key=k) for w, k in zip(widths, keys[: len(widths)])
+        )
+        self.hidden_raw = tuple(
+            0.1 * jax.random.normal(k, (b, a)) - 2.0
+            for a, b, k in zip(widths[:-1], widths[1:], keys[len(widths) :])
+        )
+        self.output_raw = 0.1 * jax.random.normal(keys[-2], (widths[-1],)) - 2.0
+        self.linear = jnp.zeros(dim)
+        self.dim = int(dim)
+        self.widths = tuple(int(w) for w in widths)
+        self.strong_convexity = float(strong_convexity)
+
+    def __call__(self, x: Array) -> Array:
+        z = jax.nn.softplus(self.input_layers[0](x))
+        for layer, raw in zip(self.input_layers[1:], self.hidden_raw):
+            z = jax.nn.softplus(jax.nn.softplus(raw) @ z + layer(x))
+        out = jax.nn.softplus(self.output_raw) @ z + self.linear @ x
+        return out + 0.5 * self.strong_convexity * jnp.sum(x**2)
+
+    def formula(self, precision: int = 3) -> str:
+        arch = "x".join(str(w) for w in self.widths)
+        return f"E(x) = ICNN[{self.dim}→{arch}→1](x) (convex)"
+
+    def config(self):
+        return {
+            "type": "ICNNEnergy",
+            "dim": self.dim,
+            "widths": list(self.widths),
+            "strong_convexity": self.strong_convexity,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            config["dim"], config["widths"], jax.random.PRNGKey(0), config["strong_convexity"]
+        )

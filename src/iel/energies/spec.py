@@ -1,0 +1,117 @@
+"""Energy families named by short strings, as used by ``iel fit --energy SPEC``.
+
+Grammar: terms joined by ``+``; each term is one of
+
+=================  ==========================================================================
+``quadratic``      all monomials of degree ≤ 2 (a general quadratic form), reported as a
+                   :class:`Quadratic` when the fitted matrix is positive definite
+``poly:K``         monomials of total degree 1..K with cross terms
+``fourier:K[:L]``  ``sin(k x_j/L)``, ``cos(k x_j/L)``, k = 1..K (L defaults to 1)
+``rbf:M``          M Gaussian bumps on centres chosen from the data (k-means)
+``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
+``icnn:AxB…``      an input-convex network (convex energy)
+=================  ==========================================================================
+
+Linear terms (quadratic, poly, fourier, rbf) are combined into one feature library and fitted
+in closed form; a spec with a network term is fitted by gradient-based optimisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import jax
+
+from .base import AbstractEnergy
+from .features import (
+    AbstractFeatureLibrary,
+    ConcatLibrary,
+    FeatureEnergy,
+    Fourier,
+    GaussianRBF,
+    Monomials,
+)
+from .neural import ICNNEnergy, MLPEnergy
+
+
+class SpecError(ValueError):
+    """An energy spec string could not be parsed."""
+
+
+@dataclass(frozen=True)
+class EnergyFamily:
+    """A parsed spec: a feature library (linear part) and network terms (nonlinear part)."""
+
+    spec: str
+    dim: int
+    library: AbstractFeatureLibrary | None
+    networks: tuple[tuple[str, tuple[int, ...]], ...]
+    quadratic: bool
+
+    @property
+    def is_linear(self) -> bool:
+        return not self.networks
+
+    def build(self, key: jax.Array) -> AbstractEnergy:
+        """An initial energy of this family (zero coefficients, random network weights)."""
+        terms: list[AbstractEnergy] = []
+        if self.library is not None:
+            terms.append(FeatureEnergy(self.library))
+        keys = jax.random.split(key, max(len(self.networks), 1))
+        for (kind, widths), k in zip(self.networks, keys):
+            cls = MLPEnergy if kind == "mlp" else ICNNEnergy
+            terms.append(cls(self.dim, widths, k))
+        return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
+
+    def with_library(self, library: AbstractFeatureLibrary | None) -> EnergyFamily:
+        return replace(self, library=library)
+
+
+def _int(value: str, term: str) -> int:
+    try:
+        out = int(value)
+    except ValueError:
+        raise SpecError(f"energy spec term {term!r}: expected an integer, got {value!r}") from None
+    if out < 1:
+        raise SpecError(f"energy spec term {term!r}: expected a positive integer, got {out}")
+    return out
+
+
+def _widths(value: str, term: str) -> tuple[int, ...]:
+    return tuple(_int(w, term) for w in value.lower().split("x"))
+
+
+def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
+    """Parse ``spec`` for states of dimension ``dim``; see the module docstring."""
+    if not spec or not spec.strip():
+        raise SpecError("empty energy spec; try 'poly:4', 'rbf:50' or 'mlp:64x64'")
+    parts: list[AbstractFeatureLibrary] = []
+    networks: list[tuple[str, tuple[int, ...]]] = []
+    quadratic = False
+    for raw in spec.split("+"):
+        term = raw.strip().lower()
+        name, _, arg = term.partition(":")
+        if name == "quadratic" and not arg:
+            parts.append(Monomials(dim, 2))
+            quadratic = True
+        elif name in ("poly", "polynomial") and arg:
+            parts.append(Monomials(dim, _int(arg, term)))
+        elif name == "fourier" and arg:
+            k, _, scale = arg.partition(":")
+            try:
+                length = float(scale) if scale else 1.0
+            except ValueError:
+                raise SpecError(f"{term!r}: length scale must be a number, got {scale!r}") from None
+            parts.append(Fourier(dim, _int(k, term), length))
+        elif name == "rbf" and arg:
+            parts.append(GaussianRBF.placeholder(dim, _int(arg, term)))
+        elif name in ("mlp", "icnn") and arg:
+            networks.append((name, _widths(arg, term)))
+        else:
+            raise SpecError(
+                f"energy spec term {raw.strip()!r} not understood; expected one of quadratic, "
+                "poly:K, fourier:K, rbf:M, mlp:AxB, icnn:AxB (joined by '+')"
+            )
+    quadratic = quadratic and len(parts) == 1 and not networks
+    library = None if not parts else parts[0] if len(parts) == 1 else ConcatLibrary(tuple(parts))
+    return EnergyFamily(spec.strip(), int(dim), library, tuple(networks), quadratic)

@@ -1,0 +1,81 @@
+"""What every estimator shares: the fit contract and the statements of identifiability.
+
+Estimators follow the scikit-learn contract: ``__init__`` stores settings unchanged and does no
+work; ``fit(data)`` returns ``self``; learned results end in ``_`` (``model_``, ``energy_``,
+``temperature_``); refitting discards the previous fit.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..data.io import Data
+from ..energies.base import AbstractEnergy, ShiftedEnergy
+from ..model import FittedModel
+
+CONSTANT_CONVENTION = "E is fixed up to an additive constant; it is shifted so min over data = 0"
+
+
+def identifiability_for_trajectories(noise_free: bool) -> dict[str, str]:
+    """THEORY §2: what paired observations determine."""
+    if noise_free:
+        return {
+            "energy": "η·E up to an additive constant: noise-free steps determine only the step "
+            "Δx = −η∇E, so E is reported in units of the stated time step (dx/dt = −∇E)",
+            "temperature": "zero: no noise was found in the steps (residuals at round-off)",
+            "gradient_region": "∇E is determined only where the data go",
+            "constant": CONSTANT_CONVENTION,
+        }
+    return {
+        "energy": "E up to an additive constant, in units where dx/dt = −∇E",
+        "temperature": "T from the quadratic variation of the increments",
+        "gradient_region": "∇E is determined only where the data go",
+        "constant": CONSTANT_CONVENTION,
+    }
+
+
+class AbstractEstimator(abc.ABC):
+    """``fit(data) -> self`` with ``model_`` a :class:`~iel.model.FittedModel`."""
+
+    model_: FittedModel
+
+    @abc.abstractmethod
+    def fit(self, data: Data) -> AbstractEstimator: ...
+
+    @property
+    def energy_(self) -> AbstractEnergy:
+        return self.model_.energy_module
+
+    @property
+    def temperature_(self) -> float:
+        return self.model_.temperature
+
+
+@eqx.filter_jit
+def _min_energy(energy: AbstractEnergy, states: jax.Array) -> jax.Array:
+    return jnp.min(jax.lax.map(energy, states, batch_size=16384))
+
+
+def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEnergy:
+    """Fix the additive constant so that ``min`` of ``E`` over ``states`` is 0.
+
+    Energies with an ``offset`` array (feature energies, quadratics) have it set; others are
+    wrapped in a :class:`~iel.energies.base.ShiftedEnergy` with a fixed shift.
+    """
+    states = jnp.asarray(states)
+    if isinstance(getattr(energy, "offset", None), jax.Array):
+        energy = eqx.tree_at(lambda e: e.offset, energy, jnp.zeros(()))
+        return eqx.tree_at(lambda e: e.offset, energy, -_min_energy(energy, states))
+    if isinstance(energy, ShiftedEnergy):
+        energy = energy.base
+    return ShiftedEnergy(energy, -float(_min_energy(energy, states)))
+
+
+def data_range(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = states.reshape(-1, states.shape[-1])
+    return flat.min(axis=0), flat.max(axis=0)

@@ -1,0 +1,107 @@
+"""Figures.  Every function takes ``ax=None`` (a new figure is made) and returns the axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless by default; figures are written to files
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .data.trajectories import Trajectories  # noqa: E402
+from .model import FittedModel  # noqa: E402
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    return ax
+
+
+def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=None):
+    """Energy curve over the data range with the data histogram beneath (1-D states)."""
+    ax = _axes(ax)
+    flat = states.reshape(-1)
+    low, high = flat.min(), flat.max()
+    pad = 0.15 * (high - low + 1e-12)
+    grid = np.linspace(low - pad, high + pad, 400)
+    e = np.asarray(model.energy(grid[:, None]))
+    outside = (grid < low) | (grid > high)
+    ax.plot(grid, np.where(outside, np.nan, e), color="C0", lw=2, label="learned E")
+    ax.plot(grid, np.where(outside, e, np.nan), color="C0", lw=1, ls=":", label="extrapolated")
+    if truth is not None:
+        t = np.asarray(truth.energy(grid[:, None]))
+        t = t - np.min(np.asarray(truth.energy(flat[:, None])))
+        ax.plot(grid, t, color="k", lw=1, ls="--", label="true E")
+    ax.set_xlabel("x0")
+    ax.set_ylabel("E(x)  (min over data = 0)")
+    twin = ax.twinx()
+    twin.hist(flat, bins=60, color="C1", alpha=0.3, density=True)
+    twin.set_ylabel("data density", color="C1")
+    ax.set_title(model.formula if len(model.formula) < 70 else model.energy_spec, fontsize=9)
+    ax.legend(loc="upper center", fontsize=8)
+    return ax
+
+
+def plot_landscape_2d(
+    model: FittedModel,
+    states: np.ndarray,
+    ax=None,
+    paths: np.ndarray | None = None,
+    slice_at: np.ndarray | None = None,
+    max_paths: int = 30,
+):
+    """Contour plot of ``E`` over the first two coordinates, with sample trajectories.
+
+    For ``d > 2`` the plot is the slice through ``slice_at`` (default: the data mean).
+    """
+    ax = _axes(ax)
+    flat = states.reshape(-1, states.shape[-1])
+    low, high = flat[:, :2].min(axis=0), flat[:, :2].max(axis=0)
+    pad = 0.1 * (high - low + 1e-12)
+    gx = np.linspace(low[0] - pad[0], high[0] + pad[0], 120)
+    gy = np.linspace(low[1] - pad[1], high[1] + pad[1], 120)
+    xx, yy = np.meshgrid(gx, gy)
+    base = flat.mean(axis=0) if slice_at is None else np.asarray(slice_at, dtype=float)
+    grid = np.broadcast_to(base, (*xx.shape, flat.shape[1])).copy()
+    grid[..., 0], grid[..., 1] = xx, yy
+    e = np.asarray(model.energy(grid))
+    hi = np.quantile(e, 0.95)
+    levels = np.linspace(e.min(), hi, 25)
+    cs = ax.contourf(xx, yy, np.minimum(e, hi), levels=levels, cmap="viridis")
+    plt.colorbar(cs, ax=ax, label="E(x)")
+    if paths is not None:
+        for path in paths[:max_paths]:
+            ax.plot(path[:, 0], path[:, 1], color="w", lw=0.5, alpha=0.6)
+    else:
+        show = flat[np.random.default_rng(0).choice(len(flat), min(len(flat), 3000), False)]
+        ax.scatter(show[:, 0], show[:, 1], s=1, color="w", alpha=0.4)
+    ax.add_patch(
+        plt.Rectangle(low, *(high - low), fill=False, ls="--", ec="r", lw=0.8, label="data range")
+    )
+    ax.set_xlabel("x0")
+    ax.set_ylabel("x1")
+    title = model.formula if len(model.formula) < 70 else f"E: {model.energy_spec}"
+    if flat.shape[1] > 2:
+        title += f"\n(slice through the data mean, d = {flat.shape[1]})"
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=7)
+    return ax
+
+
+def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Path:
+    """Write ``landscape.png`` for a model and its data container: 1-D curve with the data
+    histogram, 2-D contours with the trajectories, or a 2-D slice for higher ``d``."""
+    states = data.observed_states()
+    paths = data.x if isinstance(data, Trajectories) else None
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    if states.shape[-1] == 1:
+        plot_landscape_1d(model, states, ax=ax, truth=truth)
+    else:
+        plot_landscape_2d(model, states, ax=ax, paths=paths)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
