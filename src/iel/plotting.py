@@ -35,11 +35,16 @@ def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=Non
         t = np.asarray(truth.energy(grid[:, None]))
         t = t - np.min(np.asarray(truth.energy(flat[:, None])))
         ax.plot(grid, t, color="k", lw=1, ls="--", label="true E")
+    inside = e[~outside]
+    span = inside.max() - inside.min()
+    ax.set_ylim(inside.min() - 0.1 * span, inside.max() + 0.3 * span)
     ax.set_xlabel("x0")
     ax.set_ylabel("E(x)  (min over data = 0)")
     twin = ax.twinx()
     twin.hist(flat, bins=60, color="C1", alpha=0.3, density=True)
     twin.set_ylabel("data density", color="C1")
+    ax.set_zorder(twin.get_zorder() + 1)  # curves above the histogram
+    ax.patch.set_visible(False)
     ax.set_title(model.formula if len(model.formula) < 70 else model.energy_spec, fontsize=9)
     ax.legend(loc="upper center", fontsize=8)
     return ax

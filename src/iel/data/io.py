@@ -19,6 +19,8 @@ of different lengths are padded and masked.
 
 from __future__ import annotations
 
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,8 @@ def load_data(path: str | Path, kind: str | None = None) -> Data:
 
 
 def _load_npz(path: Path, kind: str | None) -> Data:
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a readable .npz file (it is not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -115,7 +119,9 @@ def _load_csv(path: Path, kind: str | None) -> Data:
         raise DataError(f"{path}: the file is empty (expected a header line)")
     names = [h.strip() for h in header.split(",")]
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no data": reported below
+            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     except ValueError as err:
         raise DataError(f"{path}: could not read numbers below the header ({err})") from err
     if table.size == 0:

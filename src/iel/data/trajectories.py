@@ -60,13 +60,15 @@ class Trajectories:
         else:
             times = as_float_array(t, "t")
             if times.shape == (steps,):
+                check_increasing(times, "t")
                 times = np.broadcast_to(times, (n, steps)).copy()
             elif times.shape != (n, steps):
                 raise DataError(
                     f"t: expected shape (T,) = ({steps},) or (N, T) = ({n}, {steps}), "
                     f"got {times.shape}"
                 )
-            check_increasing(times, "t", observed)
+            else:
+                check_increasing(times, "t", observed)
         check_finite(x, "trajectories x", where=observed)
         self.x = x
         self.t = times
@@ -126,9 +128,20 @@ class Trajectories:
         r, a, b = self._pair_index()
         return self.x[r, a], self.x[r, b], self.t[r, b] - self.t[r, a]
 
+    def increments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`transitions` but returns ``(x_from, x_to − x_from, Δt)`` (one copy less)."""
+        if self.mask is None:
+            x0 = self.x[:, :-1].reshape((-1, *self.state_shape))
+            dx = np.diff(self.x, axis=1).reshape((-1, *self.state_shape))
+            return x0, dx, np.diff(self.t, axis=1).reshape(-1)
+        x0, x1, h = self.transitions()
+        return x0, x1 - x0, h
+
     def observed_states(self) -> np.ndarray:
         """All observed states, shape ``(M, *state_shape)``."""
-        return self.x[self.observed]
+        if self.mask is None:
+            return self.x.reshape((-1, *self.state_shape))
+        return self.x[self.mask]
 
     def __repr__(self) -> str:
         dts = self.transitions()[2]

@@ -89,6 +89,40 @@ def _var(j: int) -> str:
     return f"x{j}"
 
 
+def graded_exponents(dim: int, degree: int, start: int = 1) -> tuple[tuple[int, ...], ...]:
+    """Exponents ``α`` with ``start ≤ |α| ≤ degree``, by total degree, ``x0^k`` first."""
+    out = []
+    for total in range(start, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(dim), total):
+            alpha = [0] * dim
+            for j in combo:
+                alpha[j] += 1
+            out.append(tuple(alpha))
+    return tuple(out)
+
+
+def monomial_values(x: Array, exponents: Sequence[Sequence[int]]) -> Array:
+    """``[Π_j x_j^{α_j} for α in exponents]`` for one state ``x``.
+
+    Powers are built by repeated multiplication and each monomial is a product of static
+    slices (no gathers), so XLA fuses the whole map and autodiff is exact at ``x = 0``.
+    """
+    top = max((max(a) for a in exponents), default=0)
+    coords = [x[j] for j in range(x.shape[0])]
+    powers = [[jnp.ones_like(c), c] for c in coords]
+    for col, c in zip(powers, coords):
+        while len(col) <= top:
+            col.append(col[-1] * c)
+    values = []
+    for alpha in exponents:
+        factors = [powers[j][a] for j, a in enumerate(alpha) if a]
+        term = factors[0] if factors else jnp.ones_like(coords[0])
+        for f in factors[1:]:
+            term = term * f
+        values.append(term)
+    return jnp.stack(values)
+
+
 @_register_library
 class Monomials(AbstractFeatureLibrary):
     """All monomials of total degree 1..``degree`` in ``dim`` variables, cross terms included."""
@@ -102,29 +136,14 @@ class Monomials(AbstractFeatureLibrary):
             raise ValueError(f"Monomials needs dim ≥ 1 and degree ≥ 1, got {dim=}, {degree=}")
         self.dim = int(dim)
         self.degree = int(degree)
-        exps = []
-        for total in range(1, degree + 1):
-            # graded reverse-lexicographic order: x0^k first
-            for combo in itertools.combinations_with_replacement(range(dim), total):
-                alpha = [0] * dim
-                for j in combo:
-                    alpha[j] += 1
-                exps.append(tuple(alpha))
-        self.exponents = tuple(exps)
+        self.exponents = graded_exponents(self.dim, self.degree)
 
     @property
     def n_features(self) -> int:
         return len(self.exponents)
 
     def __call__(self, x: Array) -> Array:
-        # powers[k, j] = x_j^k, built by repeated multiplication so autodiff is exact at 0
-        powers = [jnp.ones_like(x)]
-        for _ in range(self.degree):
-            powers.append(powers[-1] * x)
-        powers = jnp.stack(powers)  # (degree+1, d)
-        alpha = np.asarray(self.exponents)  # (p, d)
-        cols = np.arange(self.dim)[None, :]
-        return jnp.prod(powers[alpha, np.broadcast_to(cols, alpha.shape)], axis=1)
+        return monomial_values(x, self.exponents)
 
     def names(self) -> list[str]:
         out = []

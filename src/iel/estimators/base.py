@@ -58,7 +58,7 @@ class AbstractEstimator(abc.ABC):
 
 @eqx.filter_jit
 def _min_energy(energy: AbstractEnergy, states: jax.Array) -> jax.Array:
-    return jnp.min(jax.lax.map(energy, states, batch_size=16384))
+    return jnp.min(jax.lax.map(energy, states, batch_size=1024))
 
 
 def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEnergy:
@@ -76,6 +76,12 @@ def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEne
     return ShiftedEnergy(energy, -float(_min_energy(energy, states)))
 
 
+@jax.jit
+def _range(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.min(flat, axis=0), jnp.max(flat, axis=0)
+
+
 def data_range(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    flat = states.reshape(-1, states.shape[-1])
-    return flat.min(axis=0), flat.max(axis=0)
+    """Per-coordinate ``(min, max)`` of the observed states."""
+    low, high = _range(jnp.asarray(states.reshape(-1, states.shape[-1])))
+    return np.asarray(low), np.asarray(high)

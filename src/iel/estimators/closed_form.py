@@ -17,6 +17,8 @@ gradients are (nearly) collinear on the data are reported rather than blowing up
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from dataclasses import dataclass
 
@@ -26,7 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.trajectories import Trajectories
-from ..energies.features import AbstractFeatureLibrary, FeatureEnergy
+from ..energies.features import (
+    AbstractFeatureLibrary,
+    FeatureEnergy,
+    Monomials,
+    graded_exponents,
+    monomial_values,
+)
 from ..energies.quadratic import Quadratic
 from ..energies.spec import EnergyFamily, parse_energy_spec
 from ..model import FittedModel
@@ -37,7 +45,7 @@ from .base import (
     shift_to_zero_min,
 )
 
-CHUNK = 16384
+CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,9 @@ def _accumulate(library: AbstractFeatureLibrary, x0, dx, h, w):
     def body(carry, inputs):
         gram, rhs, sq, sdx, sh = carry
         xs, dxs, hs, ws = inputs
+        ws = jnp.ones_like(hs) if ws is None else ws
         jac = jax.vmap(library.jacobian)(xs)  # (B, p, d)
-        flat = jnp.swapaxes(jac, 1, 2).reshape(-1, p)  # (B·d, p)
-        scale = jnp.repeat(ws * hs, d)  # (B·d,)
-        gram = gram + flat.T @ (flat * scale[:, None])
+        gram = gram + jnp.einsum("bpd,bqd->pq", jac * (ws * hs)[:, None, None], jac)
         rhs = rhs - jnp.einsum("bpd,bd->p", jac, dxs * ws[:, None])
         safe_h = jnp.where(hs > 0, hs, 1.0)
         sq = sq + jnp.sum(ws * jnp.sum(dxs**2, axis=1) / safe_h)
@@ -83,6 +90,7 @@ def _accumulate(library: AbstractFeatureLibrary, x0, dx, h, w):
 
 
 def _chunked(arr: np.ndarray, chunk: int, fill: float = 0.0) -> np.ndarray:
+    """``arr`` padded with ``fill`` to whole chunks and reshaped to ``(n_chunks, chunk, …)``."""
     n = arr.shape[0]
     n_chunks = max(1, -(-n // chunk))
     pad = n_chunks * chunk - n
@@ -91,32 +99,162 @@ def _chunked(arr: np.ndarray, chunk: int, fill: float = 0.0) -> np.ndarray:
     return arr.reshape((n_chunks, chunk, *arr.shape[1:]))
 
 
+def _chunk_groups(arrays, chunk: int):
+    """Split rows into whole chunks (reshaped views, no copy) and one zero-padded remainder
+    chunk.  ``None`` entries stay ``None``."""
+    n = arrays[0].shape[0]
+    whole = (n // chunk) * chunk
+    groups = []
+    if whole:
+        groups.append(
+            tuple(
+                None if a is None else jnp.asarray(a[:whole].reshape(-1, chunk, *a.shape[1:]))
+                for a in arrays
+            )
+        )
+    if n > whole:
+        groups.append(
+            tuple(None if a is None else jnp.asarray(_chunked(a[whole:], chunk)) for a in arrays)
+        )
+    return groups
+
+
+MAX_MOMENTS = 2000
+
+
+@functools.lru_cache(maxsize=32)
+def _moment_plan_cached(dim: int, degree: int):
+    return _moment_plan(Monomials(dim, degree))
+
+
+def _moment_plan(library: Monomials):
+    """Index tables turning data moments into the normal equations of a monomial energy.
+
+    With ``φ_p = x^{α_p}``: ``A_pq = Σ_j α_pj α_qj Σ_k w h x^{α_p+α_q−2e_j}`` and
+    ``b_p = −Σ_j α_pj Σ_k w Δx_j x^{α_p−e_j}``, so one pass computing the moments
+    ``Σ w h x^β`` (``|β| ≤ 2D−2``) and ``Σ w Δx_j x^γ`` (``|γ| ≤ D−1``) replaces the
+    ``p² d`` products per transition of the generic Gram accumulation.  Moments are
+    accumulated as matrices ``M[head, k] = Σ w h x_head^{β'} x_last^k`` (one small GEMM per
+    chunk), where ``head`` runs over monomials of the first ``d − 1`` coordinates.
+    """
+    d, deg = library.dim, library.degree
+    top = 2 * deg - 2
+    heads = graded_exponents(d - 1, top, start=0)
+    head_index = {e: i for i, e in enumerate(heads)}
+    low_heads = len(graded_exponents(d - 1, deg - 1, start=0))  # a prefix of ``heads``
+
+    def where(beta):
+        return head_index[tuple(beta[:-1])], int(beta[-1])
+
+    alphas = np.asarray(library.exponents)
+    rows, cols, coef, h_head, h_last = [], [], [], [], []
+    for p, ap in enumerate(alphas):
+        for q, aq in enumerate(alphas):
+            for j in range(d):
+                if ap[j] and aq[j]:
+                    beta = ap + aq
+                    beta[j] -= 2
+                    rows.append(p)
+                    cols.append(q)
+                    coef.append(ap[j] * aq[j])
+                    i, k = where(beta)
+                    h_head.append(i)
+                    h_last.append(k)
+    b_terms = []
+    for p, ap in enumerate(alphas):
+        for j in range(d):
+            if ap[j]:
+                beta = ap - np.eye(d, dtype=int)[j]
+                b_terms.append((p, j, int(ap[j]), *where(beta)))
+    gram_plan = (rows, cols, np.asarray(coef, float), h_head, h_last)
+    return heads, low_heads, top, deg, gram_plan, b_terms
+
+
+def _use_moments(library: AbstractFeatureLibrary) -> bool:
+    if not isinstance(library, Monomials) or library.degree < 1:
+        return False
+    top = 2 * library.degree - 2
+    n_moments = math.comb(library.dim - 1 + top, library.dim - 1) * (top + 1)
+    return n_moments <= min(MAX_MOMENTS, library.n_features**2 * library.dim)
+
+
+@eqx.filter_jit
+def _accumulate_moments(heads, low_heads: int, top: int, deg: int, x0, dx, h, w):
+    d = x0.shape[-1]
+    last_powers = tuple((k,) for k in range(top + 1))
+
+    def body(carry, inputs):
+        m_h, m_dx, sq, sdx, sh = carry
+        xs, dxs, hs, ws = inputs
+        ws = jnp.ones_like(hs) if ws is None else ws
+        cols = xs.T  # (d, B)
+        head = monomial_values(cols[:-1], heads) if d > 1 else jnp.ones((1, xs.shape[0]))
+        tail = monomial_values(cols[-1:], last_powers)  # (top+1, B)
+        m_h = m_h + (head * (ws * hs)[None, :]) @ tail.T
+        low_head, low_tail = head[:low_heads], tail[:deg]
+        weighted = (dxs * ws[:, None]).T  # (d, B)
+        m_dx = m_dx + jnp.einsum("ib,jb,kb->jik", low_head, weighted, low_tail)
+        safe_h = jnp.where(hs > 0, hs, 1.0)
+        sq = sq + jnp.sum(ws * jnp.sum(dxs**2, axis=1) / safe_h)
+        sdx = sdx + jnp.sum(dxs * ws[:, None], axis=0)
+        sh = sh + jnp.sum(ws * hs)
+        return (m_h, m_dx, sq, sdx, sh), None
+
+    init = (
+        jnp.zeros((len(heads), top + 1)),
+        jnp.zeros((d, low_heads, deg)),
+        jnp.zeros(()),
+        jnp.zeros(d),
+        jnp.zeros(()),
+    )
+    out, _ = jax.lax.scan(body, init, (x0, dx, h, w))
+    return out
+
+
 def normal_equations(
     library: AbstractFeatureLibrary,
     x0: np.ndarray,
-    x1: np.ndarray,
+    dx: np.ndarray,
     h: np.ndarray,
     weights: np.ndarray | None = None,
+    *,
+    use_moments: bool | None = None,
 ) -> NormalEquations:
-    """Accumulate the sufficient statistics over transitions ``x0 → x1`` taking time ``h``."""
-    k = x0.shape[0]
-    chunk = min(CHUNK, max(k, 1))
-    w = np.ones(k) if weights is None else np.asarray(weights, dtype=float)
-    # padded rows carry zero weight, so they add nothing to any sum
-    gram, rhs, sq, sdx, sh = _accumulate(
-        library,
-        jnp.asarray(_chunked(x0, chunk)),
-        jnp.asarray(_chunked(x1 - x0, chunk)),
-        jnp.asarray(_chunked(h, chunk, fill=1.0)),
-        jnp.asarray(_chunked(w, chunk)),
-    )
+    """Accumulate the sufficient statistics over transitions ``x0 → x0 + dx`` taking time
+    ``h``, each with an optional weight (default 1).
+
+    Monomial libraries of small dimension use data moments (see :func:`_moment_plan`);
+    ``use_moments=False`` forces the generic Gram accumulation.
+    """
+    n_transitions = x0.shape[0]
+    chunk = min(CHUNK, max(n_transitions, 1))
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    # padded rows have dx = 0, h = 0 and weight 0, so they add nothing to any sum
+    groups = _chunk_groups((x0, dx, h, w), chunk)
+    if use_moments is None:
+        use_moments = _use_moments(library)
+    if use_moments:
+        heads, low_heads, top, deg, gram_plan, b_terms = _moment_plan_cached(
+            library.dim, library.degree
+        )
+        sums = [_accumulate_moments(heads, low_heads, top, deg, *g) for g in groups]
+        m_h, m_dx, sq, sdx, sh = (sum(np.asarray(s[i]) for s in sums) for i in range(5))
+        rows, cols, coef, h_head, h_last = gram_plan
+        gram = np.zeros((library.n_features, library.n_features))
+        np.add.at(gram, (rows, cols), coef * m_h[h_head, h_last])
+        rhs = np.zeros(library.n_features)
+        for p, j, a, head, power in b_terms:
+            rhs[p] -= a * m_dx[j, head, power]
+    else:
+        sums = [_accumulate(library, *g) for g in groups]
+        gram, rhs, sq, sdx, sh = (sum(np.asarray(s[i]) for s in sums) for i in range(5))
     return NormalEquations(
         np.asarray(gram),
         np.asarray(rhs),
         float(sq),
         np.asarray(sdx),
         float(sh),
-        float(w.sum() * x0.shape[-1]),
+        float((n_transitions if w is None else w.sum()) * x0.shape[-1]),
     )
 
 
@@ -204,11 +342,11 @@ class OneStepClosedForm(AbstractEstimator):
                 f"the closed form needs vector states (N, T, d), got state shape {data.state_shape}"
             )
         start = time.perf_counter()
-        x0, x1, h = data.transitions()
+        x0, dx, h = data.increments()
         states = data.observed_states()
         family = self._family(data.dim)
         library = family.library.adapt(states, seed=self.seed)
-        eq = normal_equations(library, x0, x1, h, weights)
+        eq = normal_equations(library, x0, dx, h, weights)
         sol = solve_normal_equations(eq, self.ridge)
         ss_res = residual_sum(eq, sol.theta)
         dof = max(eq.n_rows - sol.rank, 1.0)

@@ -128,7 +128,9 @@ class OneStepLikelihood(AbstractEstimator):
                 return one_step_residual(eqx.combine(p, static), xb, dxb, hb)
 
             loss, grads = jax.value_and_grad(loss_fn)(params)
-            updates, opt_state = optimiser.update(grads, opt_state, params)
+            # Optax mixes its int32 step count with floats; allow that even under strict promotion
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = optimiser.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
         @eqx.filter_jit

@@ -1,0 +1,102 @@
+"""The command line, run for real in a subprocess: simulate → fit → iel.load, and the demo."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import iel
+
+
+def run_iel(*args, cwd=None, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "iel", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"iel {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_simulate_fit_load_one_dimensional(tmp_path):
+    data = tmp_path / "dw.npz"
+    run_iel(
+        "simulate", "double_well", "--n", 100, "--steps", 400, "--dt", 0.01,
+        "--temperature", 0.5, "--seed", 1, "--out", data,
+    )  # fmt: skip
+    out = run_iel("fit", data, "--energy", "poly:4").stdout
+    assert "formula" in out and "temperature" in out
+    folder = tmp_path / "dw.iel"
+    report = json.loads((folder / "report.json").read_text())
+    for key in ("formula", "temperature", "energy_spec", "n_parameters", "diagnostics"):
+        assert key in report
+    assert report["temperature"] == pytest.approx(0.5, rel=0.05)
+    assert (folder / "landscape.png").stat().st_size > 10_000
+    model = iel.load(folder)
+    assert model.temperature == report["temperature"]
+    grid = np.linspace(-1, 1, 5)[:, None]
+    assert model.energy(grid).shape == (5,) and model.grad(grid).shape == (5, 1)
+    # the same fit from Python gives the same model
+    direct = iel.fit(iel.load_data(data), "poly:4")
+    np.testing.assert_allclose(np.asarray(direct.energy(grid)), np.asarray(model.energy(grid)))
+
+
+def test_simulate_fit_two_dimensional_csv_and_overwrite_guard(tmp_path):
+    data = tmp_path / "st.csv"
+    run_iel("simulate", "styblinski_tang", "--n", 200, "--steps", 5, "--out", data)
+    run_iel("fit", data, "--energy", "poly:4", "--out", tmp_path / "fit")
+    report = json.loads((tmp_path / "fit" / "report.json").read_text())
+    assert report["temperature"] == 0.0
+    assert "0.500·x0^4" in report["formula"] and "− 8.000·x0^2" in report["formula"]
+    again = run_iel("fit", data, "--out", tmp_path / "fit", check=False)
+    assert again.returncode == 2 and "--force" in again.stdout
+    run_iel("fit", data, "--energy", "poly:2", "--out", tmp_path / "fit", "--force")
+    assert json.loads((tmp_path / "fit" / "report.json").read_text())["energy_spec"] == "poly:2"
+
+
+def test_higher_dimensional_fit_writes_slice_plot(tmp_path):
+    data = tmp_path / "w.npz"
+    run_iel("simulate", "wavy_plateau", "--dim", 4, "--n", 100, "--steps", 3, "--out", data)
+    run_iel("fit", data, "--energy", "poly:4+fourier:1:0.3183098861837907")
+    assert (tmp_path / "w.iel" / "landscape.png").exists()
+
+
+def test_cli_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.full((2, 3, 1), np.nan), dt=0.1)
+    proc = run_iel("fit", bad, check=False)
+    assert proc.returncode == 2 and "expected finite values" in proc.stdout
+    proc = run_iel("simulate", "nowhere", "--out", tmp_path / "x.npz", check=False)
+    assert proc.returncode == 2 and "unknown system" in proc.stdout
+    np.savez(tmp_path / "s.npz", x=np.random.default_rng(0).normal(size=(5, 1)))
+    proc = run_iel("fit", tmp_path / "s.npz", check=False)
+    assert proc.returncode == 2 and "not available yet" in proc.stdout
+    existing = tmp_path / "taken.npz"
+    existing.write_bytes(b"keep me")
+    proc = run_iel("simulate", "double_well", "--out", existing, "--steps", 2, check=False)
+    assert proc.returncode == 2 and existing.read_bytes() == b"keep me"
+
+
+def test_systems_listing():
+    out = run_iel("systems").stdout
+    assert "muller_brown" in out and "styblinski_tang" in out
+
+
+def test_demo_recovers_both_landscapes(tmp_path):
+    proc = run_iel("demo", "--out", tmp_path / "demo")
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    dw = summary["double_well"]
+    assert dw["temperature"] == pytest.approx(0.5, rel=0.02)
+    assert dw["barrier"] == pytest.approx(1.0, rel=0.1)
+    assert dw["force_relmse"] < 2e-3
+    mb = summary["muller_brown"]
+    assert mb["temperature"] == pytest.approx(1.0, rel=0.02)
+    assert mb["force_relmse"] < 0.1
+    assert (tmp_path / "demo" / "landscape_double_well.png").exists()
+    assert (tmp_path / "demo" / "landscape_muller_brown.png").exists()
+    assert "recovered" in proc.stdout

@@ -1,0 +1,208 @@
+"""The one-step estimator (THEORY §4): recovery of known energies and temperatures."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import iel
+from iel.data import Trajectories
+from iel.energies import CustomFeatures, FeatureEnergy, Monomials, Quadratic
+from iel.estimators import OneStepClosedForm, OneStepLikelihood
+from iel.systems import get_system, simulate_system
+
+X2_X4 = CustomFeatures(lambda x: jnp.stack([x[0] ** 2, x[0] ** 4]), ["x0^2", "x0^4"], dim=1)
+
+
+@pytest.fixture(scope="module")
+def double_well_langevin():
+    """THEORY §4's check: θ = (−2, 1) on (x², x⁴), T = 0.5, h = 0.01, 200 chains × 500 steps."""
+    x0 = np.random.default_rng(0).normal(size=(200, 1))
+    return simulate_system(
+        "double_well", n=200, steps=500, dt=0.01, temperature=0.5, x0=x0, seed=0
+    )
+
+
+def test_double_well_theta_within_one_percent_and_t_within_two(double_well_langevin):
+    model = OneStepClosedForm(X2_X4).fit(double_well_langevin).model_
+    theta = np.asarray(model.energy_module.theta)
+    np.testing.assert_allclose(theta, [-2.0, 1.0], rtol=0.01)
+    assert model.temperature == pytest.approx(0.5, rel=0.02)
+    assert not model.diagnostics["noise_free"]
+    assert model.identifiability["energy"].startswith("E up to an additive constant")
+
+
+def test_default_polynomial_fit_on_double_well(double_well_langevin):
+    model = iel.fit(double_well_langevin, "poly:4")
+    terms = dict(model.energy_module.terms())
+    assert terms["x0^4"] == pytest.approx(1.0, rel=0.02)
+    assert terms["x0^2"] == pytest.approx(-2.0, rel=0.02)
+    # the constant convention: min over the observed states is 0
+    states = double_well_langevin.observed_states()
+    assert float(np.min(model.energy(states))) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_noise_free_styblinski_tang_recovered_to_1e_8():
+    data = simulate_system("styblinski_tang", n=1000, steps=5, dt=0.01, seed=0)
+    model = iel.fit(data, "poly:4")
+    names = model.energy_module.library.names()
+    truth = {"x0": 2.5, "x1": 2.5, "x0^2": -8.0, "x1^2": -8.0, "x0^4": 0.5, "x1^4": 0.5}
+    expected = np.array([truth.get(n, 0.0) for n in names])
+    theta = np.asarray(model.energy_module.theta)
+    assert np.linalg.norm(theta - expected) / np.linalg.norm(expected) < 1e-8
+    assert model.temperature == 0.0 and model.diagnostics["noise_free"]
+    assert "η·E" in model.identifiability["energy"]
+    assert model.diagnostics["drift_r2"] == pytest.approx(1.0, abs=1e-10)
+
+
+def test_noise_free_steps_identify_only_eta_times_e():
+    data = simulate_system("styblinski_tang", n=500, steps=5, dt=0.01, seed=1)
+    steps_only = Trajectories(data.x, dt=1.0)  # the user knows step counts, not η
+    theta_phys = np.asarray(iel.fit(data, "poly:4").energy_module.theta)
+    theta_steps = np.asarray(iel.fit(steps_only, "poly:4").energy_module.theta)
+    np.testing.assert_allclose(theta_steps, 0.01 * theta_phys, rtol=1e-8, atol=1e-12)
+
+
+def test_irregular_times_and_missing_observations():
+    # gaps make steps of 2h, 3h, …: the one-step (Euler) estimator has an O(h) bias of about
+    # E''(±1)·h/2 = 4h relative, so the base step is kept small
+    fine = simulate_system(
+        "double_well",
+        n=200,
+        steps=5000,
+        dt=0.001,
+        temperature=0.5,
+        x0=np.random.default_rng(2).normal(size=(200, 1)),
+        seed=2,
+    )
+    rng = np.random.default_rng(3)
+    mask = rng.uniform(size=fine.x.shape[:2]) > 0.3
+    mask[:, 0] = True
+    x = np.where(mask[..., None], fine.x, np.nan)
+    data = Trajectories(x, t=fine.t, mask=mask)
+    assert len(np.unique(np.round(data.transitions()[2], 6))) > 3
+    model = OneStepClosedForm(X2_X4).fit(data).model_
+    np.testing.assert_allclose(np.asarray(model.energy_module.theta), [-2.0, 1.0], rtol=0.03)
+    assert model.temperature == pytest.approx(0.5, rel=0.03)
+
+
+def test_quadratic_spec_returns_positive_definite_quadratic():
+    a = np.array([[2.0, 0.6], [0.6, 1.0]])
+    centre = np.array([0.5, -1.0])
+    truth = Quadratic.from_matrix(centre, a)
+    x0 = np.random.default_rng(4).normal(size=(300, 2))
+    traj = iel.simulate(truth, iel.Langevin(0.3), x0, 400, jax.random.PRNGKey(4), 0.01)
+    model = iel.fit(traj, "quadratic")
+    assert isinstance(model.energy_module, Quadratic)
+    np.testing.assert_allclose(np.asarray(model.energy_module.matrix), a, atol=0.08)
+    np.testing.assert_allclose(np.asarray(model.energy_module.centre), centre, atol=0.05)
+    assert model.temperature == pytest.approx(0.3, rel=0.03)
+
+
+def test_ridge_shrinks_coefficients(double_well_langevin):
+    plain = np.asarray(iel.fit(double_well_langevin, "poly:4").energy_module.theta)
+    ridged = np.asarray(iel.fit(double_well_langevin, "poly:4", ridge=10.0).energy_module.theta)
+    assert np.linalg.norm(ridged) < np.linalg.norm(plain)
+
+
+def test_rank_deficient_library_is_reported():
+    const = CustomFeatures(lambda x: jnp.stack([x[0] ** 2, 0.0 * x[0] + 1.0]), ["x^2", "1"], 1)
+    data = simulate_system("double_well", n=20, steps=50, dt=0.01, temperature=0.5, seed=5)
+    model = OneStepClosedForm(const).fit(data).model_
+    assert any("zero gradient" in note for note in model.diagnostics["notes"])
+    assert np.asarray(model.energy_module.theta)[1] == 0.0
+
+
+def test_gradient_descent_of_a_rotation_is_not_explained():
+    data = simulate_system("rotation", n=2000, steps=20, dt=0.01, seed=6)
+    model = iel.fit(data, "poly:2")
+    # the least-squares energy keeps the divergence (trace −2) of F = −x + 2(−x₁, x₀); the
+    # rotation cannot be a gradient and is left in the residual, which looks like noise
+    jac = np.asarray(model.force(np.eye(2)) - model.force(np.zeros((2, 2))))
+    assert np.trace(jac) == pytest.approx(-2.0, abs=0.05)
+    np.testing.assert_allclose(jac, jac.T, atol=1e-12)
+    assert model.diagnostics["drift_r2"] < 0.5
+    assert not model.diagnostics["noise_free"]
+
+
+def test_closed_form_refuses_networks_and_other_data():
+    data = simulate_system("double_well", n=5, steps=5, dt=0.01, temperature=0.5)
+    with pytest.raises(ValueError, match="network term"):
+        OneStepClosedForm("mlp:8").fit(data)
+    with pytest.raises(TypeError, match="fits trajectories"):
+        OneStepClosedForm("poly:2").fit(iel.Samples(np.zeros((4, 1))))
+    with pytest.raises(NotImplementedError, match="not available yet"):
+        iel.fit(iel.Samples(np.random.default_rng(0).normal(size=(4, 1))), "poly:2")
+
+
+def test_spec_errors_are_clear():
+    data = simulate_system("double_well", n=5, steps=5, dt=0.01, temperature=0.5)
+    for spec, message in [
+        ("poly", "not understood"),
+        ("poly:x", "expected an integer"),
+        ("poly:0", "positive integer"),
+        ("", "empty energy spec"),
+        ("mlp:64xq", "expected an integer"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            iel.fit(data, spec)
+
+
+def test_likelihood_estimator_with_mlp_energy(double_well_langevin):
+    est = OneStepLikelihood("mlp:32x32", steps=1500, batch_size=4096, learning_rate=1e-2)
+    model = est.fit(double_well_langevin).model_
+    truth = get_system("double_well").energy
+    grid = np.linspace(-1.3, 1.3, 200)[:, None]
+    f_true = np.asarray(truth.force(grid))
+    err = np.sum((np.asarray(model.force(grid)) - f_true) ** 2) / np.sum(f_true**2)
+    assert err < 0.05, err
+    assert model.temperature == pytest.approx(0.5, rel=0.03)
+    assert model.history["heldout_loss"] and model.stop_reason
+    assert float(np.min(model.energy(double_well_langevin.observed_states()))) == pytest.approx(
+        0.0, abs=1e-9
+    )
+
+
+def test_likelihood_warm_start_equals_closed_form_for_linear_family(double_well_langevin):
+    est = OneStepLikelihood("poly:4", steps=20, learning_rate=1e-6)
+    theta = np.asarray(est.fit(double_well_langevin).energy_.theta)
+    closed = np.asarray(iel.fit(double_well_langevin, "poly:4").energy_module.theta)
+    np.testing.assert_allclose(theta, closed, rtol=1e-3)
+
+
+def test_feature_energy_fit_matches_dense_least_squares(rng):
+    """The one-pass normal equations equal a dense least-squares solve on the stacked rows."""
+    data = simulate_system("rotated_double_well", n=30, steps=40, dt=0.01, temperature=0.2)
+    lib = Monomials(2, 3)
+    model = OneStepClosedForm(lib).fit(data).model_
+    x0, x1, h = data.transitions()
+    jac = np.asarray(jax.vmap(lib.jacobian)(jnp.asarray(x0)))  # (K, p, d)
+    rows = (np.sqrt(h)[:, None, None] * np.swapaxes(jac, 1, 2)).reshape(-1, lib.n_features)
+    target = (-(x1 - x0) / np.sqrt(h)[:, None]).reshape(-1)
+    dense = np.linalg.lstsq(rows, target, rcond=None)[0]
+    np.testing.assert_allclose(np.asarray(model.energy_module.theta), dense, rtol=1e-9)
+    resid = target - rows @ dense
+    t_dense = resid @ resid / (2 * (rows.shape[0] - lib.n_features))
+    assert model.temperature == pytest.approx(t_dense, rel=1e-9)
+    assert isinstance(model.energy_module, FeatureEnergy)
+
+
+@pytest.mark.parametrize("dim, degree", [(1, 4), (2, 6), (3, 3)])
+def test_moment_path_equals_generic_gram(dim, degree, rng):
+    """The data-moment shortcut for monomials gives the same normal equations as the generic
+    per-transition Gram accumulation, with and without weights and a ragged last chunk."""
+    from iel.estimators.closed_form import normal_equations
+
+    lib = Monomials(dim, degree)
+    n = 5000 + 17
+    x0 = rng.uniform(-2, 2, size=(n, dim))
+    dx = 0.01 * rng.normal(size=(n, dim))
+    h = rng.uniform(0.005, 0.02, size=n)
+    for weights in (None, rng.uniform(0, 2, size=n)):
+        fast = normal_equations(lib, x0, dx, h, weights, use_moments=True)
+        slow = normal_equations(lib, x0, dx, h, weights, use_moments=False)
+        scale = np.abs(slow.gram).max()
+        np.testing.assert_allclose(fast.gram, slow.gram, rtol=1e-10, atol=1e-12 * scale)
+        np.testing.assert_allclose(fast.rhs, slow.rhs, rtol=1e-9, atol=1e-12 * scale)
+        assert fast.sq_over_h == pytest.approx(slow.sq_over_h, rel=1e-12)
+        assert fast.n_rows == slow.n_rows
