@@ -19,7 +19,8 @@ def run_iel(*args, cwd=None, check=True):
         timeout=600,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"iel {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+        command = " ".join(map(str, args))
+        raise AssertionError(f"iel {command} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 

@@ -18,9 +18,7 @@ X2_X4 = CustomFeatures(lambda x: jnp.stack([x[0] ** 2, x[0] ** 4]), ["x0^2", "x0
 def double_well_langevin():
     """THEORY §4's check: θ = (−2, 1) on (x², x⁴), T = 0.5, h = 0.01, 200 chains × 500 steps."""
     x0 = np.random.default_rng(0).normal(size=(200, 1))
-    return simulate_system(
-        "double_well", n=200, steps=500, dt=0.01, temperature=0.5, x0=x0, seed=0
-    )
+    return simulate_system("double_well", n=200, steps=500, dt=0.01, temperature=0.5, x0=x0, seed=0)
 
 
 def test_double_well_theta_within_one_percent_and_t_within_two(double_well_langevin):

@@ -1,0 +1,27 @@
+"""The README's Python example and its quick-start commands are kept true by running them."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_python_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (code,) = _blocks("python")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    model = namespace["model"]
+    assert abs(model.temperature - 0.5) < 0.02
+    assert (tmp_path / "dw.iel" / "model.json").exists()
+
+
+def test_quick_start_is_two_commands_and_ci_runs_the_second():
+    first, second = _blocks("bash")[:2]
+    assert first.strip() == "pip install . && iel demo"
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert second.strip() in ci
