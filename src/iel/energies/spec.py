@@ -10,6 +10,7 @@ Grammar: terms joined by ``+``; each term is one of
 ``rbf:M``          M Gaussian bumps on centres chosen from the data (k-means)
 ``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
 ``icnn:AxB…``      an input-convex network (convex energy)
+``bumps:M``        M Gaussian bumps with learned amplitudes, centres and widths
 =================  ==========================================================================
 
 Linear terms (quadratic, poly, fourier, rbf) are combined into one feature library and fitted
@@ -21,8 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import jax
+import numpy as np
 
 from .base import AbstractEnergy
+from .bumps import GaussianBumps
 from .features import (
     AbstractFeatureLibrary,
     ConcatLibrary,
@@ -52,15 +55,21 @@ class EnergyFamily:
     def is_linear(self) -> bool:
         return not self.networks
 
-    def build(self, key: jax.Array) -> AbstractEnergy:
-        """An initial energy of this family (zero coefficients, random network weights)."""
+    def build(self, key: jax.Array, states: np.ndarray | None = None) -> AbstractEnergy:
+        """An initial energy of this family (zero coefficients, random network weights, bumps
+        on k-means centres of ``states``)."""
         terms: list[AbstractEnergy] = []
         if self.library is not None:
             terms.append(FeatureEnergy(self.library))
         keys = jax.random.split(key, max(len(self.networks), 1))
         for (kind, widths), k in zip(self.networks, keys):
-            cls = MLPEnergy if kind == "mlp" else ICNNEnergy
-            terms.append(cls(self.dim, widths, k))
+            if kind == "bumps":
+                if states is None:
+                    raise ValueError("a bumps energy needs data states to place its centres")
+                terms.append(GaussianBumps.from_data(states, widths[0]))
+            else:
+                cls = MLPEnergy if kind == "mlp" else ICNNEnergy
+                terms.append(cls(self.dim, widths, k))
         return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
 
     def with_library(self, library: AbstractFeatureLibrary | None) -> EnergyFamily:
@@ -107,10 +116,12 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
             parts.append(GaussianRBF.placeholder(dim, _int(arg, term)))
         elif name in ("mlp", "icnn") and arg:
             networks.append((name, _widths(arg, term)))
+        elif name == "bumps" and arg:
+            networks.append((name, (_int(arg, term),)))
         else:
             raise SpecError(
                 f"energy spec term {raw.strip()!r} not understood; expected one of quadratic, "
-                "poly:K, fourier:K, rbf:M, mlp:AxB, icnn:AxB (joined by '+')"
+                "poly:K, fourier:K, rbf:M, bumps:M, mlp:AxB, icnn:AxB (joined by '+')"
             )
     quadratic = quadratic and len(parts) == 1 and not networks
     library = None if not parts else parts[0] if len(parts) == 1 else ConcatLibrary(tuple(parts))

@@ -87,7 +87,7 @@ class OneStepLikelihood(AbstractEstimator):
         family = parse_energy_spec(self.energy, data.dim)
         if family.library is not None:
             family = family.with_library(family.library.adapt(data.observed_states(), self.seed))
-        energy = family.build(key)
+        energy = family.build(key, data.observed_states())
         if family.library is not None:  # warm start the linear part from the closed form
             linear = OneStepClosedForm(family.library).fit(data).energy_
             if isinstance(energy, SumEnergy):
