@@ -113,7 +113,7 @@ def test_rank_deficient_library_is_reported():
 
 def test_gradient_descent_of_a_rotation_is_not_explained():
     data = simulate_system("rotation", n=2000, steps=20, dt=0.01, seed=6)
-    model = iel.fit(data, "poly:2")
+    model = iel.fit(data, "poly:2", method="onestep")
     # the least-squares energy keeps the divergence (trace −2) of F = −x + 2(−x₁, x₀); the
     # rotation cannot be a gradient and is left in the residual, which looks like noise
     jac = np.asarray(model.force(np.eye(2)) - model.force(np.zeros((2, 2))))
@@ -204,3 +204,24 @@ def test_moment_path_equals_generic_gram(dim, degree, rng):
         np.testing.assert_allclose(fast.rhs, slow.rhs, rtol=1e-9, atol=1e-12 * scale)
         assert fast.sq_over_h == pytest.approx(slow.sq_over_h, rel=1e-12)
         assert fast.n_rows == slow.n_rows
+
+
+def test_auto_method_rule():
+    from iel.estimators.fit import choose_method
+
+    rng = np.random.default_rng(7)
+    langevin = simulate_system("double_well", n=100, steps=300, dt=0.01, temperature=0.5, seed=7)
+    assert choose_method(langevin, "poly:4")[0] == "onestep"
+    exact = simulate_system("styblinski_tang", n=200, steps=5, dt=0.01, seed=7)
+    assert choose_method(exact, "poly:4")[0] == "onestep"
+    clean = simulate_system("double_well", n=100, steps=200, dt=0.01, seed=8)
+    noisy = Trajectories(clean.x + 0.05 * rng.normal(size=clean.x.shape), dt=0.01)
+    method, reason, options = choose_method(noisy, "poly:4")
+    assert method == "rollout" and "observation noise" in reason and options["hidden_starts"]
+    fine = simulate_system("double_well", n=100, steps=400, dt=0.005, seed=9)
+    sparse = Trajectories(fine.x[:, ::20], dt=0.1)
+    assert choose_method(sparse, "poly:4")[0] == "rollout"
+    model = iel.fit(sparse, "poly:4", steps=1500)  # auto: rollout, recovers the double well
+    # 10 model substeps of 0.01 against data made with steps of 0.005: a 1 % Euler mismatch
+    assert dict(model.energy_module.terms())["x0^4"] == pytest.approx(1.0, abs=0.03)
+    assert model.method == "rollout" and "method_reason" in model.diagnostics

@@ -93,12 +93,26 @@ def fit(
         None, "--kind", help="force the data kind: trajectories|snapshots|samples|endpoints"
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
+    method: str = typer.Option("auto", "--method", "-m", help="auto | onestep | rollout"),
     ridge: float = typer.Option(0.0, "--ridge", help="ridge weight (scaled coefficients)"),
-    steps: int = typer.Option(3000, "--steps", help="optimiser steps (network energies)"),
+    steps: int = typer.Option(3000, "--steps", help="optimiser steps (iterative fits)"),
+    temperature: float | None = typer.Option(
+        None, "--temperature", "-T", help="fix the temperature instead of estimating it"
+    ),
+    projection: Path | None = typer.Option(
+        None, "--projection", help=".npy/.txt observation matrix P (y = P x): implies rollout"
+    ),
+    hidden_starts: bool = typer.Option(
+        False, "--hidden-starts", help="learn segment starts (noisy or missing first states)"
+    ),
+    horizon: int | None = typer.Option(None, "--horizon", help="rollout segment length"),
+    substeps: int | None = typer.Option(None, "--substeps", help="model steps per interval"),
     seed: int = typer.Option(0, "--seed"),
     force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
 ) -> None:
     """Fit an energy to a data file and write report.json, the model and landscape.png."""
+    import numpy as np
+
     from .data import load_data
     from .estimators import fit as fit_energy
     from .plotting import save_landscape
@@ -106,7 +120,12 @@ def fit(
     out = out or data.with_suffix(".iel")
     if (out / "model.json").exists() and not force:
         _fail(f"{out} already holds a model; pass --force to replace it or choose --out")
+    options = {k: v for k, v in (("horizon", horizon), ("substeps", substeps)) if v}
     try:
+        matrix = None
+        if projection is not None:
+            matrix = np.load(projection) if projection.suffix == ".npy" else np.loadtxt(projection)
+            matrix = np.atleast_2d(matrix)
         loaded = load_data(data, kind=kind)
         console.print(f"data: {loaded!r}")
         with _progress() as bar:
@@ -114,14 +133,19 @@ def fit(
             model = fit_energy(
                 loaded,
                 energy,
+                method=method,
                 ridge=ridge,
                 seed=seed,
                 steps=steps,
+                temperature=temperature,
+                projection=matrix,
+                hidden_starts=hidden_starts,
                 progress=lambda s, total, loss: bar.update(task, completed=s),
+                **options,
             )
         model.save(out, overwrite=force)
         save_landscape(model, loaded, out / "landscape.png")
-    except (ValueError, TypeError, NotImplementedError, FileExistsError) as err:
+    except (ValueError, TypeError, NotImplementedError, FileExistsError, OSError) as err:
         _fail(str(err))
     _print_model(model)
     console.print(f"wrote [bold]{out}/[/bold] (report.json, model.json, model.npz, landscape.png)")
@@ -133,8 +157,10 @@ def _print_model(model) -> None:
     table.add_row("temperature", f"{model.temperature:.6g}")
     table.add_row("parameters", str(model.n_parameters))
     table.add_row("method", model.method)
+    if "method_reason" in model.diagnostics:
+        table.add_row("why", model.diagnostics["method_reason"])
     for key, value in model.diagnostics.items():
-        if key != "notes":
+        if key not in ("notes", "method_reason", "residual_variance_by_lag"):
             table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
     for note in model.diagnostics.get("notes", []):
         table.add_row("note", note)

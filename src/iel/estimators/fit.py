@@ -1,8 +1,32 @@
-"""``iel.fit``: one call from data to a fitted model, choosing the estimator for the data."""
+"""``iel.fit``: one call from data to a fitted model, choosing the estimator for the data.
+
+Methods for trajectories:
+
+* ``"onestep"`` — the one-step (Euler) likelihood: closed form for families linear in their
+  parameters, Optax otherwise.  Right when steps are short and observations clean.
+* ``"rollout"`` — roll the dynamics through the gaps and compare with later observations.
+  Right for long gaps, observation noise, hidden starts and partial observations.
+* ``"auto"`` (default) — rollout when a projection or learned starts are asked for; otherwise
+  fit one step first and switch to rollout when either diagnostic says Euler differences are
+  unreliable:
+
+  0. an exact one-step fit (noise-free steps, residuals at round-off) stays one-step;
+  1. *observation noise*: residuals of the one-step fit are anticorrelated at lag 1
+     (``ρ₁ < −0.2``; pure measurement noise gives ``−½``, Langevin noise ``0``) → rollout with
+     learned starts over 10-interval segments;
+  2. *dynamics between observations*: residuals are strongly correlated along trajectories
+     (``ρ₁ > 0.5``: a smooth misfit, as Euler bias over long gaps gives) → rollout;
+  3. *long steps*: the fitted force changes by more than 20 % (median) along one drift step
+     → rollout with enough substeps that each changes it by about 5 %.
+
+  The reason is recorded in ``model.diagnostics["method_reason"]``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from ..data.io import Data, load_data
 from ..data.trajectories import Trajectories
@@ -10,25 +34,111 @@ from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
 from .closed_form import OneStepClosedForm
 from .likelihood import OneStepLikelihood
+from .rollout import Rollout
+
+METHODS = ("auto", "onestep", "rollout")
+
+
+def _lag_one_correlation(data: Trajectories, model: FittedModel) -> float:
+    x = data.x
+    obs = data.observed
+    drift = np.asarray(model.force(np.nan_to_num(x[:, :-1])))
+    resid = np.diff(x, axis=1) - drift * np.diff(data.t, axis=1)[..., None]
+    both = obs[:, :-2] & obs[:, 1:-1] & obs[:, 2:]
+    a, b = resid[:, :-1][both], resid[:, 1:][both]
+    if a.size < 10:
+        return 0.0
+    a, b = a - a.mean(0), b - b.mean(0)
+    return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+
+
+def _force_change(data: Trajectories, model: FittedModel) -> float:
+    """Median relative change of the fitted force along one drift step,
+    ``‖F(x + hF(x)) − F(x)‖ / ‖F(x)‖``: small when Euler steps of this size are accurate.
+    (Measured along the drift, not between observations, so diffusion noise does not count.)"""
+    x0, _, h = data.transitions()
+    if len(x0) > 20000:
+        pick = np.random.default_rng(0).choice(len(x0), 20000, replace=False)
+        x0, h = x0[pick], h[pick]
+    f0 = np.asarray(model.force(x0))
+    f1 = np.asarray(model.force(x0 + h[:, None] * f0))
+    size = np.linalg.norm(f0, axis=1)
+    keep = size > 1e-3 * size.max()
+    return float(np.median(np.linalg.norm(f1 - f0, axis=1)[keep] / size[keep]))
+
+
+def choose_method(
+    data: Trajectories, energy: str, probe: FittedModel | None = None
+) -> tuple[str, str, dict]:
+    """The ``auto`` rule (module docstring): ``(method, reason, rollout options)``.
+
+    ``probe`` is a one-step fit of the data (made here with the family, or ``poly:3`` for
+    network families, when not given)."""
+    if probe is None:
+        family = parse_energy_spec(energy, data.dim)
+        probe = OneStepClosedForm(energy if family.is_linear else "poly:3").fit(data).model_
+    if probe.diagnostics["noise_free"]:
+        return "onestep", "the one-step fit is exact (noise-free steps, residuals at round-off)", {}
+    rho = _lag_one_correlation(data, probe)
+    change = _force_change(data, probe)
+    substeps = int(np.clip(np.ceil(change / 0.05), 5, 200))
+    if rho < -0.2:
+        return (
+            "rollout",
+            f"one-step residuals are anticorrelated (ρ₁ = {rho:.2f}): observation noise",
+            {"hidden_starts": True, "horizon": 10, "substeps": 2},
+        )
+    if rho > 0.5:
+        return (
+            "rollout",
+            f"one-step residuals are correlated along trajectories (ρ₁ = {rho:.2f}): the "
+            "dynamics between observations are not one Euler step",
+            {"horizon": 3, "substeps": max(substeps, 10)},
+        )
+    if change > 0.2:
+        return (
+            "rollout",
+            f"the force changes by {change:.0%} along one drift step: long steps",
+            {"horizon": 3, "substeps": substeps},
+        )
+    return (
+        "onestep",
+        f"steps are short (force change {change:.1%} per step) and residuals uncorrelated "
+        f"(ρ₁ = {rho:.2f})",
+        {},
+    )
 
 
 def fit(
     data: Data | str | Path,
     energy: str = "poly:4",
     *,
+    method: str = "auto",
     kind: str | None = None,
     ridge: float = 0.0,
     seed: int = 0,
     steps: int = 3000,
+    temperature: float | None = None,
+    projection: np.ndarray | None = None,
+    hidden_starts: bool = False,
     progress=None,
     **options,
 ) -> FittedModel:
     """Fit an energy to ``data`` (a container or a file path) and return the model.
 
-    Trajectories are fitted with the one-step estimator: in closed form when the family is
-    linear in its parameters (``poly``, ``fourier``, ``rbf``, ``quadratic`` and their sums),
-    otherwise by optimising the one-step likelihood for at most ``steps`` steps (``progress``
-    and further ``options`` go to :class:`OneStepLikelihood`).
+    Args:
+        data: a data container or a file path.
+        energy: an energy spec (``"poly:4"``, ``"rbf:50"``, ``"mlp:64x64"``, …).
+        method: ``"auto"``, ``"onestep"`` or ``"rollout"`` (module docstring).
+        kind: force the data kind when reading a file.
+        ridge: ridge weight for closed-form fits.
+        seed: random seed (data-chosen centres, initialisation, minibatches).
+        steps: optimisation steps for iterative fits.
+        temperature: fix ``T`` instead of estimating it.
+        projection: ``(observed dims, state dims)`` observation matrix (implies rollout).
+        hidden_starts: learn the segment starts (implies rollout).
+        progress: callback ``progress(step, steps, loss)`` for iterative fits.
+        options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`).
 
     Example:
         >>> model = iel.fit("walk.npz", energy="poly:4")
@@ -42,8 +152,44 @@ def fit(
             "(paired observations). Estimators for snapshots, equilibrium samples and end states "
             "are planned (issues 4 and 6)."
         )
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    rollout_options: dict = {}
     family = parse_energy_spec(energy, data.dim)
-    if family.is_linear:
-        return OneStepClosedForm(energy, ridge=ridge, seed=seed).fit(data).model_
-    estimator = OneStepLikelihood(energy, seed=seed, steps=steps, progress=progress, **options)
-    return estimator.fit(data).model_
+    probe = None
+    if projection is not None or hidden_starts:
+        reason = "a projection or learned starts were asked for"
+        if method == "onestep":
+            raise ValueError("projections and hidden starts need method='rollout'")
+        method = "rollout"
+    elif method == "auto":
+        probe_spec = energy if family.is_linear else "poly:3"
+        probe = OneStepClosedForm(probe_spec, ridge=ridge, seed=seed).fit(data).model_
+        method, reason, rollout_options = choose_method(data, energy, probe)
+    else:
+        reason = f"method {method!r} was chosen by the caller"
+
+    if method == "rollout":
+        settings = {**rollout_options, **options}
+        settings.setdefault("hidden_starts", hidden_starts)
+        estimator = Rollout(
+            energy, projection=projection, temperature=temperature, steps=steps, seed=seed,
+            progress=progress, **settings,
+        )  # fmt: skip
+        model = estimator.fit(data).model_
+    else:
+        if family.is_linear and probe is not None:
+            model = probe  # the auto rule's probe is this very fit
+        elif family.is_linear:
+            model = OneStepClosedForm(energy, ridge=ridge, seed=seed).fit(data).model_
+        else:
+            estimator = OneStepLikelihood(
+                energy, seed=seed, steps=steps, progress=progress, **options
+            )
+            model = estimator.fit(data).model_
+        if temperature is not None:
+            model.diagnostics["estimated_temperature"] = model.temperature
+            model.temperature = float(temperature)
+            model.diagnostics["temperature_fixed"] = True
+    model.diagnostics["method_reason"] = reason
+    return model
