@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._types import Array, ArrayLike
-from .energies.base import AbstractEnergy, field_from_config
+from .energies.base import AbstractEnergy, AbstractForceField, field_from_config
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -45,7 +45,7 @@ class FittedModel:
         fit_seconds: wall time of the fit.
     """
 
-    energy_module: AbstractEnergy
+    energy_module: AbstractForceField
     temperature: float
     energy_spec: str
     method: str
@@ -60,20 +60,32 @@ class FittedModel:
     fit_seconds: float = 0.0
 
     # -- using the energy ------------------------------------------------------------------
+    @property
+    def is_gradient(self) -> bool:
+        """False for non-gradient drift models (fitted as alternatives to an energy)."""
+        return isinstance(self.energy_module, AbstractEnergy)
+
+    def _energy_module(self) -> AbstractEnergy:
+        if not self.is_gradient:
+            raise TypeError("this model is a non-gradient drift F(x): it has no energy")
+        return self.energy_module
+
     def energy(self, x: ArrayLike) -> Array:
         """``E(x)`` on ``(..., d)``; additive constant fixed so ``min`` over the data is 0."""
-        return self.energy_module.energy(jnp.asarray(x, dtype=float))
+        return self._energy_module().energy(jnp.asarray(x, dtype=float))
 
     def grad(self, x: ArrayLike) -> Array:
         """``∇E(x)`` on ``(..., d)``."""
-        return self.energy_module.gradient(jnp.asarray(x, dtype=float))
+        return self._energy_module().gradient(jnp.asarray(x, dtype=float))
 
     def force(self, x: ArrayLike) -> Array:
-        """The drift ``−∇E(x)`` (``dx/dt`` without noise)."""
-        return -self.grad(x)
+        """The drift ``−∇E(x)`` (``dx/dt`` without noise); for drift models their ``F(x)``."""
+        return self.energy_module.force(jnp.asarray(x, dtype=float))
 
     @property
     def formula(self) -> str:
+        if not self.is_gradient:
+            return f"F(x) = {type(self.energy_module).__name__}(x) (non-gradient drift)"
         return self.energy_module.formula()
 
     @property

@@ -6,6 +6,8 @@ from .base import ScaledEnergy as ScaledEnergy
 from .base import SumEnergy as SumEnergy
 from .base import field_from_config as field_from_config
 from .bumps import GaussianBumps as GaussianBumps
+from .drift import FeatureDrift as FeatureDrift
+from .drift import MLPDrift as MLPDrift
 from .features import AbstractFeatureLibrary as AbstractFeatureLibrary
 from .features import ConcatLibrary as ConcatLibrary
 from .features import CustomFeatures as CustomFeatures

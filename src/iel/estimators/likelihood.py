@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from ..data.trajectories import Trajectories
-from ..energies.base import AbstractEnergy, SumEnergy
+from ..energies.base import AbstractEnergy, AbstractForceField, SumEnergy
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
 from .base import (
@@ -37,10 +37,10 @@ from .base import (
 from .closed_form import OneStepClosedForm
 
 
-def one_step_residual(energy: AbstractEnergy, x0, dx, h) -> jax.Array:
-    """``mean_k ‖Δx_k + h_k ∇E(x_k)‖² / (h_k d)``: the one-step loss."""
-    grads = jax.vmap(energy.gradient_single)(x0)
-    r = dx + h[:, None] * grads
+def one_step_residual(field: AbstractForceField, x0, dx, h) -> jax.Array:
+    """``mean_k ‖Δx_k − h_k F(x_k)‖² / (h_k d)``: the one-step loss (``F = −∇E`` for energies)."""
+    forces = jax.vmap(field.force_single)(x0)
+    r = dx - h[:, None] * forces
     return jnp.mean(jnp.sum(r**2, axis=1) / h) / x0.shape[1]
 
 
@@ -48,7 +48,9 @@ class OneStepLikelihood(AbstractEstimator):
     """Gradient-based one-step fit of any energy family to trajectories.
 
     Args:
-        energy: a spec string (``"mlp:64x64"``, ``"rbf:30+mlp:32"``, …) or an initial energy.
+        energy: a spec string (``"mlp:64x64"``, ``"rbf:30+mlp:32"``, …) or an initial energy
+            — or any force field (e.g. an :class:`~iel.energies.MLPDrift`), to fit a
+            non-gradient drift by the same code.
         steps: maximum optimisation steps.
         batch_size: transitions per minibatch.
         learning_rate: peak learning rate of the schedule.
@@ -81,8 +83,8 @@ class OneStepLikelihood(AbstractEstimator):
         self.seed = seed
         self.progress = progress
 
-    def _initial_energy(self, data: Trajectories, key) -> tuple[AbstractEnergy, str]:
-        if isinstance(self.energy, AbstractEnergy):
+    def _initial_energy(self, data: Trajectories, key) -> tuple[AbstractForceField, str]:
+        if isinstance(self.energy, AbstractForceField):
             return self.energy, type(self.energy).__name__
         family = parse_energy_spec(self.energy, data.dim)
         if family.library is not None:
@@ -176,7 +178,8 @@ class OneStepLikelihood(AbstractEstimator):
         n_params = sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(best_params))
         temperature = full_loss * rows / (2.0 * max(rows - n_params, 1))
         states = data.observed_states()
-        energy = shift_to_zero_min(energy, states)
+        if isinstance(energy, AbstractEnergy):
+            energy = shift_to_zero_min(energy, states)
         speeds = float(np.mean(np.sum(dx**2, axis=1) / h) / data.dim)
         low, high = data_range(states)
         self.model_ = FittedModel(
