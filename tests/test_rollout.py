@@ -22,7 +22,7 @@ def test_every_twentieth_step_one_step_fails_rollout_succeeds():
         x0=np.random.default_rng(0).uniform(-2, 2, (100, 1)),
     )  # fmt: skip
     sparse = Trajectories(fine.x[:, ::20], dt=0.1)
-    one_step = _theta(iel.fit(sparse, "poly:4"))
+    one_step = _theta(iel.fit(sparse, "poly:4", method="onestep"))
     assert abs(one_step["x0^4"] - 1.0) > 0.3  # Euler over 20 steps is badly biased
     est = Rollout("poly:4", horizon=3, substeps=20, steps=1500).fit(sparse)
     theta = _theta(est.model_)
@@ -38,7 +38,7 @@ def test_observation_noise_rollout_with_learned_starts():
     clean = simulate_system("double_well", n=100, steps=200, dt=0.01, seed=1,
                             x0=rng.uniform(-2, 2, (100, 1)))  # fmt: skip
     noisy = Trajectories(clean.x + 0.05 * rng.normal(size=clean.x.shape), dt=0.01)
-    one_step = _theta(iel.fit(noisy, "poly:4"))
+    one_step = _theta(iel.fit(noisy, "poly:4", method="onestep"))
     assert abs(one_step["x0^4"] - 1.0) > 0.5  # differences of noise swamp the drift
     est = Rollout("poly:4", horizon=20, substeps=2, hidden_starts=True, steps=2000).fit(noisy)
     theta = _theta(est.model_)

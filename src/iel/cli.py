@@ -88,7 +88,9 @@ def simulate(
 @app.command()
 def fit(
     data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad)"),
-    energy: str = typer.Option("poly:4", "--energy", "-e", help="energy family spec"),
+    energy: str = typer.Option(
+        "auto", "--energy", "-e", help="energy family spec, or auto (shortest description)"
+    ),
     kind: str | None = typer.Option(
         None, "--kind", help="force the data kind: trajectories|snapshots|samples|endpoints"
     ),
@@ -151,6 +153,55 @@ def fit(
     console.print(f"wrote [bold]{out}/[/bold] (report.json, model.json, model.npz, landscape.png)")
 
 
+@app.command()
+def select(
+    data: Path = typer.Argument(..., help="trajectory data file (.npz, .csv)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
+    families: str | None = typer.Option(
+        None, "--families", help="comma-separated energy specs to rank (default: a standard set)"
+    ),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="data precision for the codes"),
+    kind: str | None = typer.Option(None, "--kind", help="force the data kind"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Rank energy families by description length; is this a gradient system at all?"""
+    from .data import load_data
+    from .selection import SELECT_FAMILIES
+    from .selection import select as run_select
+
+    out = out or data.with_suffix(".iel")
+    try:
+        loaded = load_data(data, kind=kind)
+        chosen_families = tuple(f.strip() for f in families.split(",")) if families else None
+        with console.status("coding the candidates"):
+            result = run_select(
+                loaded, chosen_families or SELECT_FAMILIES, epsilon=epsilon, seed=seed
+            )
+    except (ValueError, TypeError, NotImplementedError) as err:
+        _fail(str(err))
+    table = Table("rank", "candidate", "bits (two-part)", "prequential", "params", "formula")
+    best = result.chosen.code.total
+    for i, cand in enumerate(result.ranking(), 1):
+        preq = "" if cand.prequential_bits is None else f"{cand.prequential_bits - best:+.1f}"
+        formula = cand.formula if len(cand.formula) < 60 else cand.formula[:57] + "…"
+        table.add_row(
+            str(i), cand.name, f"{cand.code.total - best:+.1f}", preq, str(cand.n_parameters),
+            formula,
+        )  # fmt: skip
+    console.print(table)
+    console.print("bits relative to the chosen model; prequential relative to its two-part code")
+    verdict = "yes" if result.gradient_system else "no"
+    margin = result.best_drift.code.total - result.chosen.code.total
+    console.print(f"chosen: [bold]{result.chosen.name}[/bold]: {result.model.formula}")
+    console.print(
+        f"gradient system: [bold]{verdict}[/bold] (energy vs general drift: {margin:+.1f} bits)"
+    )
+    console.print(f"dynamics: {result.dynamics}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "select.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))
+    console.print(f"wrote [bold]{out / 'select.json'}[/bold]")
+
+
 def _print_model(model) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("formula", model.formula)
@@ -160,7 +211,7 @@ def _print_model(model) -> None:
     if "method_reason" in model.diagnostics:
         table.add_row("why", model.diagnostics["method_reason"])
     for key, value in model.diagnostics.items():
-        if key not in ("notes", "method_reason", "residual_variance_by_lag"):
+        if key not in ("notes", "method_reason", "residual_variance_by_lag", "code_length"):
             table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
     for note in model.diagnostics.get("notes", []):
         table.add_row("note", note)

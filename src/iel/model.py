@@ -90,7 +90,11 @@ class FittedModel:
 
     @property
     def n_parameters(self) -> int:
-        """Number of learned scalar parameters of the energy (the constant excluded)."""
+        """Number of learned scalar parameters of the energy: the additive constant is not
+        one, and for feature energies only active (non-zero) terms count."""
+        theta = getattr(self.energy_module, "theta", None)
+        if isinstance(theta, jax.Array):
+            return int(np.count_nonzero(np.asarray(theta)))
         total = 0
         for leaf in jax.tree_util.tree_leaves(eqx.filter(self.energy_module, eqx.is_array)):
             total += int(np.size(leaf))

@@ -382,6 +382,8 @@ class OneStepClosedForm(AbstractEstimator):
             "noise_free": bool(noise_free),
             "notes": notes,
         }
+        epsilon = 1e-8 * (float(np.max(np.abs(states))) or 1.0)  # as iel.selection
+        diagnostics.update(_code_lengths(eq, sol.theta, h, data.dim, epsilon))
         identifiability = identifiability_for_trajectories(noise_free)
         low, high = data_range(states)
         self.model_ = FittedModel(
@@ -400,3 +402,22 @@ class OneStepClosedForm(AbstractEstimator):
         )
         self.temperature_estimate_ = float(temperature)
         return self
+
+
+def _code_lengths(
+    eq: NormalEquations, theta: np.ndarray, h: np.ndarray, d: int, epsilon: float
+) -> dict:
+    """Two-part code of the dense fit and the null code, in bits (see iel.selection.codes)."""
+    from ..selection.codes import Stats, null_code, two_part_linear
+
+    stats = Stats(eq.gram, eq.rhs, eq.sq_over_h, eq.n_rows, float(d * np.sum(np.log(h))))
+    h_mean = float(np.mean(h))
+    active = np.flatnonzero(theta != 0)
+    code = two_part_linear(
+        stats, active, theta[active], n_library=0, epsilon=epsilon, h_mean=h_mean
+    )
+    return {
+        "code_length_bits": code.total,
+        "null_code_bits": null_code(stats, epsilon, h_mean).total,
+        "code_epsilon": epsilon,
+    }

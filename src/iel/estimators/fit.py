@@ -111,7 +111,7 @@ def choose_method(
 
 def fit(
     data: Data | str | Path,
-    energy: str = "poly:4",
+    energy: str = "auto",
     *,
     method: str = "auto",
     kind: str | None = None,
@@ -128,7 +128,10 @@ def fit(
 
     Args:
         data: a data container or a file path.
-        energy: an energy spec (``"poly:4"``, ``"rbf:50"``, ``"mlp:64x64"``, …).
+        energy: an energy spec (``"poly:4"``, ``"rbf:50"``, ``"mlp:64x64"``, …) or ``"auto"``:
+            the family and sparse formula with the shortest description length
+            (:func:`iel.selection.select`; one-step fits only — when the auto method rule
+            picks a rollout, ``poly:4`` is rolled out and the report says so).
         method: ``"auto"``, ``"onestep"`` or ``"rollout"`` (module docstring).
         kind: force the data kind when reading a file.
         ridge: ridge weight for closed-form fits.
@@ -155,6 +158,9 @@ def fit(
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     rollout_options: dict = {}
+    auto_energy = energy == "auto"
+    if auto_energy:
+        energy = "poly:4"
     family = parse_energy_spec(energy, data.dim)
     probe = None
     if projection is not None or hidden_starts:
@@ -169,6 +175,18 @@ def fit(
     else:
         reason = f"method {method!r} was chosen by the caller"
 
+    if auto_energy and method == "onestep":
+        from ..selection.select import AUTO_FAMILIES, select
+
+        model = select(data, AUTO_FAMILIES, prequential=False, seed=seed).model
+        model.diagnostics["method_reason"] = reason
+        if temperature is not None:
+            model.diagnostics["estimated_temperature"] = model.temperature
+            model.temperature = float(temperature)
+        return model
+    if auto_energy:
+        reason += "; energy 'auto' selects by description length only for one-step fits, so the "
+        reason += "rollout used poly:4"
     if method == "rollout":
         settings = {**rollout_options, **options}
         settings.setdefault("hidden_starts", hidden_starts)

@@ -1,0 +1,87 @@
+"""The simplest energy that explains the data (THEORY §7): codes, sparse formulas, verdicts."""
+
+import math
+
+import numpy as np
+import pytest
+
+import iel
+from iel.selection import select
+from iel.selection.codes import real_number_bits
+from iel.systems import simulate_system
+
+
+@pytest.fixture(scope="module")
+def double_well():
+    x0 = np.random.default_rng(0).normal(size=(200, 1))
+    return simulate_system("double_well", n=200, steps=500, dt=0.01, temperature=0.5, x0=x0)
+
+
+def test_double_well_search_returns_the_two_true_terms_snapped(double_well):
+    result = select(double_well, ("poly:4", "poly:6"))
+    chosen = result.chosen
+    names = [chosen.library.names()[j] for j in chosen.support]
+    assert sorted(names) == ["x0^2", "x0^4"]
+    np.testing.assert_array_equal(sorted(chosen.theta), [-2.0, 1.0])  # snapped exactly
+    assert result.model.n_parameters == 2
+    assert result.model.formula == "E(x) = −2.000·x0^2 + 1.000·x0^4"
+    assert result.gradient_system
+    assert result.dynamics.startswith("Langevin")
+    assert result.model.temperature == pytest.approx(0.5, rel=0.02)
+
+
+def test_true_degree_has_the_shortest_code_on_the_three_well():
+    """GD trajectories on x⁶/6 − 5x⁴/4 + 2x²: among dense polynomials of degree 2…8 the true
+    degree 6 codes shortest, and the constant energy loses."""
+    data = simulate_system("three_well", n=300, steps=40, dt=0.005, temperature=0.05, seed=3)
+    families = tuple(f"poly:{k}" for k in range(2, 9))
+    result = select(data, families, prequential=False)
+    dense = {c.name: c.code.total for c in result.candidates if c.name.endswith("(dense)")}
+    assert min(dense, key=dense.get) == "poly:6 (dense)"
+    assert result.null.code.total > min(dense.values()) + 100
+
+
+def test_rotation_is_not_a_gradient_system():
+    data = simulate_system("rotation", n=200, steps=100, dt=0.01, temperature=0.1, seed=4)
+    result = select(data, ("poly:2", "poly:4"), prequential=False)
+    assert not result.gradient_system
+    assert result.best_drift.code.total < result.chosen.code.total - 100
+
+
+def test_styblinski_tang_formula_comes_back_exactly():
+    data = simulate_system("styblinski_tang", n=1000, steps=5, dt=0.01, seed=5)
+    result = select(data, ("poly:4", "poly:6"), prequential=False)
+    terms = dict(result.model.energy_module.terms())
+    assert terms == {"x0": 2.5, "x1": 2.5, "x0^2": -8.0, "x1^2": -8.0, "x0^4": 0.5, "x1^4": 0.5}
+    assert result.model.temperature == 0.0
+    assert result.dynamics.startswith("gradient descent")
+
+
+def test_two_part_and_prequential_agree_and_are_finite(double_well):
+    result = select(double_well, ("poly:2", "poly:4", "poly:8"))
+    scored = [c for c in result.candidates if c.prequential_bits is not None]
+    two_part = sorted(scored, key=lambda c: c.code.total)
+    prequential = sorted(scored, key=lambda c: c.prequential_bits)
+    assert two_part[0].name == prequential[0].name
+    # both codes reject the underfit quadratic and the constant
+    for codes in (two_part, prequential):
+        names = [c.name for c in codes]
+        assert names.index("poly:2 (dense)") > names.index(two_part[0].name)
+    for cand in result.candidates:
+        assert math.isfinite(cand.code.total) and cand.code.total > 0
+        if cand.prequential_bits is not None:
+            assert math.isfinite(cand.prequential_bits) and cand.prequential_bits > 0
+
+
+def test_fit_auto_is_the_default_and_reports_code_lengths(double_well):
+    model = iel.fit(double_well)
+    assert model.formula == "E(x) = −2.000·x0^2 + 1.000·x0^4"
+    assert model.diagnostics["code_length"]["total_bits"] < model.diagnostics["null_code_bits"]
+    dense = iel.fit(double_well, "poly:4")
+    assert dense.diagnostics["code_length_bits"] < dense.diagnostics["null_code_bits"]
+    assert dense.diagnostics["code_length_bits"] > model.diagnostics["code_length"]["total_bits"]
+
+
+def test_real_number_code():
+    assert real_number_bits(0.0, 1.0) == 1.0  # the sign bit only
+    assert real_number_bits(1000.0, 1.0) == pytest.approx(0.5 * math.log2(1 + 1e6) + 1)
