@@ -109,6 +109,7 @@ def fit(
     ),
     horizon: int | None = typer.Option(None, "--horizon", help="rollout segment length"),
     substeps: int | None = typer.Option(None, "--substeps", help="model steps per interval"),
+    coupling: str | None = typer.Option(None, "--coupling", help="snapshots: auto | exact"),
     seed: int = typer.Option(0, "--seed"),
     force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
 ) -> None:
@@ -123,6 +124,8 @@ def fit(
     if (out / "model.json").exists() and not force:
         _fail(f"{out} already holds a model; pass --force to replace it or choose --out")
     options = {k: v for k, v in (("horizon", horizon), ("substeps", substeps)) if v}
+    if coupling:
+        options["coupling"] = coupling
     try:
         matrix = None
         if projection is not None:

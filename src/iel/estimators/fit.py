@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.io import Data, load_data
+from ..data.populations import Snapshots
 from ..data.trajectories import Trajectories
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
@@ -149,11 +150,25 @@ def fit(
     """
     if isinstance(data, (str, Path)):
         data = load_data(data, kind=kind)
+    if isinstance(data, Snapshots):
+        from .snapshots import SnapshotOneStep
+
+        coupling = options.pop("coupling", "auto")
+        if options or projection is not None or hidden_starts or method == "rollout":
+            raise ValueError(
+                "snapshots are fitted one step at a time through optimal-transport couplings; "
+                "rollout options do not apply (a snapshot rollout estimator is not available yet)"
+            )
+        est = SnapshotOneStep(energy, coupling=coupling, seed=seed)
+        model = est.fit(data).model_
+        if temperature is not None:
+            model.diagnostics["estimated_temperature"] = model.temperature
+            model.temperature = float(temperature)
+        return model
     if not isinstance(data, Trajectories):
         raise NotImplementedError(
-            f"fitting {data.kind} is not available yet: this version fits trajectories "
-            "(paired observations). Estimators for snapshots, equilibrium samples and end states "
-            "are planned (issues 4 and 6)."
+            f"fitting {data.kind} is not available yet: this version fits trajectories and "
+            "snapshots. Estimators for equilibrium samples and end states are planned (issue 6)."
         )
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
