@@ -85,3 +85,20 @@ def test_fit_auto_is_the_default_and_reports_code_lengths(double_well):
 def test_real_number_code():
     assert real_number_bits(0.0, 1.0) == 1.0  # the sign bit only
     assert real_number_bits(1000.0, 1.0) == pytest.approx(0.5 * math.log2(1 + 1e6) + 1)
+
+
+def test_network_candidates_are_coded_and_ranked(double_well):
+    result = select(double_well, ("poly:4",), prequential=False, networks=("mlp:8",),
+                    network_steps=200)  # fmt: skip
+    (net,) = [c for c in result.candidates if c.kind == "network"]
+    assert math.isfinite(net.code.total) and net.n_parameters == 8 + 8 + 8 + 1
+    # the two-term formula is shorter than a 25-parameter network on these data
+    assert result.chosen.code.total < net.code.total
+    assert result.chosen.name == "poly:4 (sparse)"
+
+
+def test_likelihood_fits_report_code_lengths(double_well):
+    from iel.estimators import OneStepLikelihood
+
+    model = OneStepLikelihood("mlp:16", steps=1500, learning_rate=1e-2).fit(double_well).model_
+    assert model.diagnostics["code_length_bits"] < model.diagnostics["null_code_bits"]

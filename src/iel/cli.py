@@ -164,6 +164,9 @@ def select(
         None, "--families", help="comma-separated energy specs to rank (default: a standard set)"
     ),
     epsilon: float | None = typer.Option(None, "--epsilon", help="data precision for the codes"),
+    networks: str = typer.Option(
+        "mlp:16,mlp:32x32", "--networks", help="comma-separated network families ('' for none)"
+    ),
     kind: str | None = typer.Option(None, "--kind", help="force the data kind"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -177,9 +180,11 @@ def select(
         loaded = load_data(data, kind=kind)
         chosen_families = tuple(f.strip() for f in families.split(",")) if families else None
         with console.status("coding the candidates"):
+            nets = tuple(n.strip() for n in networks.split(",") if n.strip())
             result = run_select(
-                loaded, chosen_families or SELECT_FAMILIES, epsilon=epsilon, seed=seed
-            )
+                loaded, chosen_families or SELECT_FAMILIES, epsilon=epsilon, seed=seed,
+                networks=nets,
+            )  # fmt: skip
     except (ValueError, TypeError, NotImplementedError) as err:
         _fail(str(err))
     table = Table("rank", "candidate", "bits (two-part)", "prequential", "params", "formula")

@@ -181,6 +181,7 @@ class OneStepLikelihood(AbstractEstimator):
         if isinstance(energy, AbstractEnergy):
             energy = shift_to_zero_min(energy, states)
         speeds = float(np.mean(np.sum(dx**2, axis=1) / h) / data.dim)
+        codes = _codes(full_loss, speeds, h, data.dim, n_params, states)
         low, high = data_range(states)
         self.model_ = FittedModel(
             energy_module=energy,
@@ -195,6 +196,7 @@ class OneStepLikelihood(AbstractEstimator):
                 "best_heldout_loss": float(best),
                 "n_transitions": int(k),
                 "n_heldout_trajectories": int(n_hold),
+                **codes,
             },
             identifiability=identifiability_for_trajectories(noise_free=False),
             data_low=low,
@@ -211,3 +213,16 @@ def _transitions(data: Trajectories, rows: np.ndarray):
         data.x[rows], t=data.t[rows], mask=None if data.mask is None else data.mask[rows]
     )
     return sub.transitions()
+
+
+def _codes(loss: float, speeds: float, h: np.ndarray, d: int, n_params: int, states) -> dict:
+    """Two-part (BIC-like) code of the fit and the null code, in bits (iel.selection.codes)."""
+    from ..selection.codes import bic_code
+
+    n = float(len(h) * d)
+    log_h = float(d * np.sum(np.log(h)))
+    epsilon = 1e-8 * (float(np.max(np.abs(states))) or 1.0)
+    h_mean = float(np.mean(h))
+    fit = bic_code(loss * n, n, log_h, n_params, epsilon=epsilon, h_mean=h_mean)
+    null = bic_code(speeds * n, n, log_h, 0, epsilon=epsilon, h_mean=h_mean)
+    return {"code_length_bits": fit.total, "null_code_bits": null.total}

@@ -192,3 +192,19 @@ def prequential_linear(
         seen = block if seen is None else seen + block
     n_total = sum(b.n for b in blocks)
     return total + n_total * math.log2(1.0 / epsilon)
+
+
+def bic_code(
+    residual: float, n: float, log_h: float, n_params: int, *, epsilon: float, h_mean: float
+) -> CodeLength:
+    """Two-part code of a model fitted by iterative optimisation (networks, bumps): the data
+    at the fitted temperature plus ``½ log₂ n + 1`` bits per parameter — what the precision
+    code above gives each coefficient at its natural scale, without per-parameter Fisher
+    information."""
+    t = max(residual / (2 * max(n - n_params, 1.0)), temperature_floor(epsilon, h_mean))
+    data = gaussian_nll_bits(residual, n, log_h, t)
+    params = n_params * (0.5 * math.log2(max(n, 2.0)) + 1.0)
+    return CodeLength(
+        data, params, 0.0, n * math.log2(1.0 / epsilon),
+        {"temperature": t, "n_terms": n_params, "residual": residual},
+    )  # fmt: skip

@@ -102,6 +102,7 @@ class Candidate:
     library: AbstractFeatureLibrary | None = None
     support: list[int] = field(default_factory=list)
     theta: np.ndarray | None = None
+    fitted: FittedModel | None = None  # for candidates fitted by optimisation
 
     def row(self) -> dict:
         return {
@@ -163,6 +164,8 @@ def select(
     *,
     epsilon: float | None = None,
     prequential: bool = True,
+    networks: tuple[str, ...] = (),
+    network_steps: int = 1500,
     seed: int = 0,
 ) -> Selection:
     """Rank energy families (dense and sparse) and a non-gradient drift by code length.
@@ -172,6 +175,9 @@ def select(
         families: linear energy families to try (each dense and sparse).
         epsilon: data precision (default :func:`default_epsilon`).
         prequential: also compute prequential codes (a second pass over the data per block).
+        networks: network families to add (e.g. ``("mlp:16", "mlp:32x32")``), fitted by the
+            one-step likelihood and coded with :func:`~iel.selection.codes.bic_code`.
+        network_steps: optimiser steps for each network.
         seed: for data-chosen centres and the block split.
     """
     if not isinstance(data, Trajectories):
@@ -225,6 +231,8 @@ def select(
                 math.sqrt(code.details["residual"] / max(stats.n, 1)), spec, library,
                 list(support), theta,
             ))  # fmt: skip
+    for spec in networks:
+        candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed))
     null = null_code(base or empty, eps, h_mean)
     null_preq = (
         prequential_linear(
@@ -237,11 +245,11 @@ def select(
                           math.sqrt(base.sq_over_h / max(base.n, 1)) if base else 0.0)  # fmt: skip
     candidates.append(null_cand)
 
-    energies = [c for c in candidates if c.kind in ("energy", "null")]
+    energies = [c for c in candidates if c.kind in ("energy", "null", "network")]
     chosen = min(energies, key=lambda c: c.code.total)
 
     # a general drift with the same features per coordinate (degree − 1 for polynomials)
-    drift_spec = chosen.spec or "poly:2"
+    drift_spec = chosen.spec if chosen.library is not None else "poly:4"
     drift_family = parse_energy_spec(drift_spec, data.dim).library
     if isinstance(drift_family, Monomials) and drift_family.degree > 1:
         drift_family = Monomials(data.dim, drift_family.degree - 1)
@@ -264,12 +272,33 @@ def select(
     model.diagnostics["null_code_bits"] = null.total
     model.diagnostics["gradient_system"] = gradient_system
     model.diagnostics["dynamics"] = dynamics
+
     model.fit_seconds = time.perf_counter() - start
     return Selection(candidates, chosen, drift_cand, null_cand, gradient_system, dynamics, eps,
                      time.perf_counter() - start, model)  # fmt: skip
 
 
+def _network_candidate(data, spec, eps, h_mean, steps, seed) -> Candidate:
+    from ..estimators.likelihood import OneStepLikelihood
+    from .codes import bic_code
+
+    est = OneStepLikelihood(spec, steps=steps, seed=seed).fit(data)
+    model = est.model_
+    x0, dx, h = data.increments()
+    n = float(x0.shape[0] * data.dim)
+    residual = model.diagnostics["train_loss"] * n
+    n_params = int(sum(np.size(v) for v in jax.tree_util.tree_leaves(
+        eqx.filter(model.energy_module, eqx.is_inexact_array))))  # fmt: skip
+    code = bic_code(residual, n, float(data.dim * np.sum(np.log(h))), n_params, epsilon=eps,
+                    h_mean=h_mean)  # fmt: skip
+    return Candidate(spec, "network", code, None, n_params, model.formula,
+                     math.sqrt(residual / max(n, 1)), spec, fitted=model)  # fmt: skip
+
+
 def _chosen_model(data, chosen: Candidate, eps, h_mean, x0, dx, h, states) -> FittedModel:
+    if chosen.fitted is not None:
+        chosen.fitted.energy_spec = f"auto → {chosen.name}"
+        return chosen.fitted
     low, high = data_range(states)
     if chosen.kind == "null" or chosen.library is None:
         energy = FeatureEnergy(Monomials(data.dim, 1))
