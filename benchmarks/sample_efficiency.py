@@ -7,7 +7,8 @@ Force relMSE against the number of trajectories (10, 30, 100, 300) on
 
 for ``iel`` energies (the default ``energy="auto"`` and a fixed family), PySINDy (forward
 differences), SFI, and two step-function baselines trained by the same code as the energy:
-an unconstrained vector field on the same feature library (closed form) and an MLP step ``x + h·f(x)`` (Optax, one-step likelihood).
+an unconstrained vector field on the same feature library (closed form) and an MLP step
+``x + h·f(x)`` (Optax, one-step likelihood).
 Errors are measured on 20 000 held-out states from fresh trajectories ("inside") and on states
 outside the box the training data covered ("outside": extrapolation).
 
