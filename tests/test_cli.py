@@ -75,8 +75,8 @@ def test_cli_errors_are_clear(tmp_path):
     proc = run_iel("simulate", "nowhere", "--out", tmp_path / "x.npz", check=False)
     assert proc.returncode == 2 and "unknown system" in proc.stdout
     np.savez(tmp_path / "s.npz", x=np.random.default_rng(0).normal(size=(5, 1)))
-    proc = run_iel("fit", tmp_path / "s.npz", check=False)
-    assert proc.returncode == 2 and "not available yet" in proc.stdout  # samples: issue 6
+    proc = run_iel("fit", tmp_path / "s.npz", "--kind", "endpoints", check=False)
+    assert proc.returncode == 2 and "not available yet" in proc.stdout  # end states: issue 6
     existing = tmp_path / "taken.npz"
     existing.write_bytes(b"keep me")
     proc = run_iel("simulate", "double_well", "--out", existing, "--steps", 2, check=False)

@@ -130,7 +130,7 @@ def test_closed_form_refuses_networks_and_other_data():
     with pytest.raises(TypeError, match="fits trajectories"):
         OneStepClosedForm("poly:2").fit(iel.Samples(np.zeros((4, 1))))
     with pytest.raises(NotImplementedError, match="not available yet"):
-        iel.fit(iel.Samples(np.random.default_rng(0).normal(size=(4, 1))), "poly:2")
+        iel.fit(iel.Endpoints(np.random.default_rng(0).normal(size=(4, 1))), "poly:2")
 
 
 def test_spec_errors_are_clear():

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.io import Data, load_data
-from ..data.populations import Snapshots
+from ..data.populations import Samples, Snapshots
 from ..data.trajectories import Trajectories
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
@@ -165,10 +165,21 @@ def fit(
             model.diagnostics["estimated_temperature"] = model.temperature
             model.temperature = float(temperature)
         return model
+    if isinstance(data, Samples):
+        from .equilibrium import ContrastiveDivergence, ScoreMatching
+
+        spec = "poly:4" if energy == "auto" else energy
+        if parse_energy_spec(spec, data.dim).is_linear:
+            model = ScoreMatching(spec, ridge=ridge, seed=seed).fit(data).model_
+        else:
+            model = ContrastiveDivergence(spec, steps=steps, seed=seed).fit(data).model_
+        if energy == "auto":
+            model.diagnostics["notes"] = ["energy 'auto' is poly:4 for samples (no selection yet)"]
+        return model
     if not isinstance(data, Trajectories):
         raise NotImplementedError(
-            f"fitting {data.kind} is not available yet: this version fits trajectories and "
-            "snapshots. Estimators for equilibrium samples and end states are planned (issue 6)."
+            f"fitting {data.kind} is not available yet: this version fits trajectories, "
+            "snapshots and equilibrium samples. The end-state estimator is planned (issue 6)."
         )
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

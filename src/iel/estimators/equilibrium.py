@@ -1,0 +1,190 @@
+"""Energies from equilibrium samples ``x ~ exp(−E/T)/Z`` (THEORY §2, §4).
+
+Only ``E/T`` up to a constant is identifiable from such samples; the fitted model is ``E/T``
+with the temperature set to 1 by convention, and says so.
+
+* :class:`ScoreMatching` — Hyvärinen score matching.  For ``E/T = βᵀφ`` it is closed form:
+  minimising ``E[½‖∇log p‖² + Δ log p]`` gives ``β̂ = E[GᵀG]⁻¹ E[Δφ]`` with ``G = ∇φ`` and
+  ``Δφ`` the Laplacian of each feature — one pass over the samples.
+* :class:`ContrastiveDivergence` — maximum likelihood for any energy: the gradient
+  ``E_data[∇_θ E] − E_model[∇_θ E]`` with the model expectation over persistent MALA chains
+  (negatives), optimised by Adam.
+"""
+
+from __future__ import annotations
+
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..data.populations import Samples
+from ..dynamics.mala import MALA
+from ..energies.base import AbstractEnergy
+from ..energies.features import FeatureEnergy
+from ..energies.spec import parse_energy_spec
+from ..model import FittedModel
+from .base import AbstractEstimator, data_range, shift_to_zero_min
+
+IDENTIFIABILITY = {
+    "energy": "E/T up to an additive constant: equilibrium samples fix only the Boltzmann "
+    "law exp(−E/T); the model is E/T and its temperature is 1 by convention",
+    "temperature": "not identifiable separately from E",
+    "constant": "shifted so min over the samples = 0",
+}
+
+
+@eqx.filter_jit
+def _score_matching_sums(library, x):
+    def one(v):
+        jac = library.jacobian(v)  # (p, d)
+        hess = jax.hessian(library.__call__)(v)  # (p, d, d)
+        return jac @ jac.T, jnp.trace(hess, axis1=1, axis2=2)
+
+    grams, laps = jax.lax.map(one, x, batch_size=4096)
+    return jnp.mean(grams, axis=0), jnp.mean(laps, axis=0)
+
+
+def _model(energy, states, spec, method, diagnostics, start, history=None, stop="") -> FittedModel:
+    low, high = data_range(states)
+    return FittedModel(
+        energy_module=shift_to_zero_min(energy, states),
+        temperature=1.0,
+        energy_spec=spec,
+        method=method,
+        data_kind="samples",
+        time_convention="none: samples carry no time; the model is E/T",
+        diagnostics=diagnostics,
+        identifiability=IDENTIFIABILITY,
+        data_low=low,
+        data_high=high,
+        history=history or {},
+        stop_reason=stop,
+        fit_seconds=time.perf_counter() - start,
+    )
+
+
+class ScoreMatching(AbstractEstimator):
+    """Closed-form score matching for a linear energy family (spec such as ``"poly:4"``)."""
+
+    method = "score-matching"
+
+    def __init__(self, energy: str = "poly:4", ridge: float = 0.0, seed: int = 0):
+        self.energy = energy
+        self.ridge = ridge
+        self.seed = seed
+
+    def fit(self, data: Samples) -> ScoreMatching:
+        if not isinstance(data, Samples):
+            raise TypeError(f"ScoreMatching fits equilibrium samples, got {type(data).__name__}")
+        start = time.perf_counter()
+        family = parse_energy_spec(self.energy, data.dim)
+        if not family.is_linear:
+            raise ValueError(
+                f"closed-form score matching needs a linear family; {self.energy!r} has a network "
+                "term (use ContrastiveDivergence)"
+            )
+        library = family.library.adapt(data.x, seed=self.seed)
+        gram, lap = (np.asarray(v) for v in _score_matching_sums(library, jnp.asarray(data.x)))
+        scale = 1.0 / np.sqrt(np.maximum(np.diag(gram), 1e-300))
+        a = gram * scale[:, None] * scale[None, :] + self.ridge * np.eye(len(scale))
+        beta = np.linalg.lstsq(a, lap * scale, rcond=1e-13)[0] * scale
+        objective = 0.5 * beta @ gram @ beta - beta @ lap
+        self.model_ = _model(
+            FeatureEnergy(library, beta), data.x, family.spec, self.method,
+            {"score_matching_objective": float(objective), "n_samples": len(data.x)}, start,
+            stop="closed form: exact minimiser of the score-matching objective",
+        )  # fmt: skip
+        return self
+
+
+class ContrastiveDivergence(AbstractEstimator):
+    """Maximum likelihood of ``exp(−E_θ)/Z`` with persistent MALA negatives.
+
+    Args:
+        energy: spec or initial energy; a linear part starts from score matching.
+        steps: optimisation steps; chains: persistent negative chains; mala_steps and
+        mala_step: MALA moves per optimisation step and their size; learning_rate; seed.
+    """
+
+    method = "contrastive-divergence"
+
+    def __init__(
+        self,
+        energy: str | AbstractEnergy = "poly:4",
+        *,
+        steps: int = 1000,
+        chains: int = 1000,
+        mala_steps: int = 5,
+        mala_step: float = 0.01,
+        learning_rate: float = 1e-2,
+        seed: int = 0,
+    ):
+        self.energy = energy
+        self.steps = steps
+        self.chains = chains
+        self.mala_steps = mala_steps
+        self.mala_step = mala_step
+        self.learning_rate = learning_rate
+        self.seed = seed
+
+    def fit(self, data: Samples) -> ContrastiveDivergence:
+        if not isinstance(data, Samples):
+            raise TypeError(f"ContrastiveDivergence fits samples, got {type(data).__name__}")
+        start = time.perf_counter()
+        rng = np.random.default_rng(self.seed)
+        key = jax.random.PRNGKey(self.seed)
+        if isinstance(self.energy, AbstractEnergy):
+            energy, spec = self.energy, type(self.energy).__name__
+        else:
+            family = parse_energy_spec(self.energy, data.dim)
+            spec = family.spec
+            if family.is_linear:
+                energy = ScoreMatching(self.energy, seed=self.seed).fit(data).energy_
+            else:
+                energy = family.build(key, data.x)
+        params, static = eqx.partition(energy, eqx.is_inexact_array)
+        optimiser = optax.adam(self.learning_rate)
+        opt_state = optimiser.init(params)
+        mala = MALA(1.0)
+        negatives = jnp.asarray(data.x[rng.choice(len(data.x), self.chains)])
+        x_data = jnp.asarray(data.x)
+        batch = min(len(data.x), 4096)
+
+        @jax.jit
+        def step(params, opt_state, negatives, xb, key):
+            e = eqx.combine(params, static)
+
+            def move(x, k):
+                for kk in jax.random.split(k, self.mala_steps):
+                    x = mala.step(e, x, kk, self.mala_step)
+                return x
+
+            negatives = jax.vmap(move)(negatives, jax.random.split(key, negatives.shape[0]))
+            negatives = jax.lax.stop_gradient(negatives)
+
+            def loss(p):
+                model = eqx.combine(p, static)
+                return jnp.mean(jax.vmap(model)(xb)) - jnp.mean(jax.vmap(model)(negatives))
+
+            value, grads = jax.value_and_grad(loss)(params)
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = optimiser.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, negatives, value
+
+        history: dict[str, list[float]] = {"gap": []}
+        for _ in range(self.steps):
+            key, sub = jax.random.split(key)
+            xb = x_data[rng.choice(len(data.x), batch, replace=False)]
+            params, opt_state, negatives, gap = step(params, opt_state, negatives, xb, sub)
+            history["gap"].append(float(gap))
+        self.negatives_ = np.asarray(negatives)
+        self.model_ = _model(
+            eqx.combine(params, static), data.x, spec, self.method,
+            {"final_energy_gap": history["gap"][-1], "chains": self.chains}, start, history,
+            stop=f"reached the step limit ({self.steps})",
+        )  # fmt: skip
+        return self
