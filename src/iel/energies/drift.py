@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from .._types import Array
 from .base import AbstractForceField, register
 from .features import AbstractFeatureLibrary, library_from_config
-from .neural import _activation
+from .neural import _activation, mlp_apply, mlp_layers
 
 
 @register
@@ -55,19 +55,11 @@ class MLPDrift(AbstractForceField):
 
     def __init__(self, dim: int, widths: Sequence[int], key: Array, activation: str = "softplus"):
         _activation(activation)
-        sizes = [dim, *widths, dim]
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(
-            eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)
-        )
+        self.layers = mlp_layers([dim, *widths, dim], key)
         self.dim, self.widths, self.activation = int(dim), tuple(widths), activation
 
     def force_single(self, x: Array) -> Array:
-        act = _activation(self.activation)
-        h = x
-        for layer in self.layers[:-1]:
-            h = act(layer(h))
-        return self.layers[-1](h)
+        return mlp_apply(self.layers, self.activation, x)
 
     def config(self):
         return {

@@ -30,6 +30,20 @@ def _activation(name: str):
     return ACTIVATIONS[name]
 
 
+def mlp_layers(sizes: Sequence[int | str], key: Array) -> tuple[eqx.nn.Linear, ...]:
+    """Linear layers ``sizes[0] → sizes[1] → …`` (the last size may be ``"scalar"``)."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    return tuple(eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+
+
+def mlp_apply(layers: Sequence[eqx.nn.Linear], activation: str, x: Array) -> Array:
+    """``layers[-1](σ(… σ(layers[0](x))))``."""
+    act = _activation(activation)
+    for layer in layers[:-1]:
+        x = act(layer(x))
+    return layers[-1](x)
+
+
 @register
 class MLPEnergy(AbstractEnergy):
     """``E(x) = w_Lᵀ σ(… σ(W_1 x + b_1) …) + b_L`` with smooth ``σ``."""
@@ -43,21 +57,13 @@ class MLPEnergy(AbstractEnergy):
         _activation(activation)
         if dim < 1 or not widths or min(widths) < 1:
             raise ValueError(f"MLP needs dim ≥ 1 and positive widths, got {dim=}, {widths=}")
-        sizes = [dim, *widths]
-        keys = jax.random.split(key, len(sizes))
-        layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)]
-        layers.append(eqx.nn.Linear(sizes[-1], "scalar", key=keys[-1]))
-        self.layers = tuple(layers)
+        self.layers = mlp_layers([dim, *widths, "scalar"], key)
         self.dim = int(dim)
         self.widths = tuple(int(w) for w in widths)
         self.activation = activation
 
     def __call__(self, x: Array) -> Array:
-        act = _activation(self.activation)
-        h = x
-        for layer in self.layers[:-1]:
-            h = act(layer(h))
-        return self.layers[-1](h)
+        return mlp_apply(self.layers, self.activation, x)
 
     def formula(self, precision: int = 3) -> str:
         arch = "x".join(str(w) for w in self.widths)

@@ -35,6 +35,7 @@ from .base import (
     shift_to_zero_min,
 )
 from .closed_form import OneStepClosedForm
+from .training import run_training
 
 
 def one_step_residual(field: AbstractForceField, x0, dx, h) -> jax.Array:
@@ -140,38 +141,19 @@ class OneStepLikelihood(AbstractEstimator):
             return one_step_residual(eqx.combine(params, static), xs, dxs, hs)
 
         x0j, dxj, hj = jnp.asarray(x0), jnp.asarray(dx), jnp.asarray(h)
-        history: dict[str, list[float]] = {"train_loss": [], "heldout_loss": [], "step": []}
-        best, best_params, since_best = np.inf, params, 0
-        eval_every = max(self.steps // 100, 10)
-        stop_reason = f"reached the step limit ({self.steps})"
-        running = []
-        for step in range(1, self.steps + 1):
-            idx = rng.integers(0, k, size=batch)
-            params, opt_state, loss = train_step(params, opt_state, x0j[idx], dxj[idx], hj[idx])
-            running.append(float(loss))
-            if not np.isfinite(running[-1]):
-                stop_reason = f"the loss became non-finite at step {step}; kept the best parameters"
-                break
-            if step % eval_every == 0 or step == self.steps:
-                held_loss = (
-                    float(evaluate(params, *held_set)) if n_hold else float(np.mean(running))
-                )
-                history["step"].append(step)
-                history["train_loss"].append(float(np.mean(running)))
-                history["heldout_loss"].append(held_loss)
-                running = []
-                if held_loss < best * (1 - 1e-4):
-                    best, best_params, since_best = held_loss, params, 0
-                else:
-                    since_best += 1
-                if self.progress is not None:
-                    self.progress(step, self.steps, held_loss)
-                if since_best >= self.patience:
-                    stop_reason = (
-                        f"early stop at step {step}: held-out loss did not improve for "
-                        f"{self.patience} evaluations"
-                    )
-                    break
+        result = run_training(
+            params,
+            opt_state,
+            train_step,
+            lambda: (lambda i: (x0j[i], dxj[i], hj[i]))(rng.integers(0, k, size=batch)),
+            lambda p, mean_loss: float(evaluate(p, *held_set)) if n_hold else mean_loss,
+            steps=self.steps,
+            patience=self.patience,
+            score_name="held-out" if n_hold else "training",
+            progress=self.progress,
+        )
+        best_params, best = result.params, result.best_score
+        history, stop_reason = result.history, result.stop_reason
         energy = eqx.combine(best_params, static)
         full_loss = float(evaluate(best_params, x0j, dxj, hj))
         rows = k * data.dim

@@ -37,6 +37,7 @@ from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
 from .base import AbstractEstimator, shift_to_zero_min
 from .closed_form import OneStepClosedForm
+from .training import run_training
 
 
 def rollout_observed(
@@ -254,48 +255,24 @@ class Rollout(AbstractEstimator):
         batch = (
             train_idx.size if self.optimiser == "lbfgs" else min(self.batch_size, train_idx.size)
         )
-        history: dict[str, list[float]] = {"step": [], "train_loss": [], "heldout_loss": []}
-        best, best_params, since_best = np.inf, params, 0
-        eval_every = max(self.steps // 100, 10)
-        stop_reason = f"reached the step limit ({self.steps})"
-        running: list[float] = []
-        for step in range(1, self.steps + 1):
-            idx = jnp.asarray(rng.choice(train_idx, size=batch, replace=False))
-            params, opt_state, loss = train_step(params, opt_state, idx)
-            running.append(float(loss))
-            if not np.isfinite(running[-1]):
-                stop_reason = (
-                    f"the loss became non-finite at step {step} (the rollout diverged: try more "
-                    "substeps or a smaller learning rate); kept the best parameters so far"
-                )
-                break
-            if step % eval_every == 0 or step == self.steps:
-                score = float(evaluate(params, held_idx)) if n_hold else float(np.mean(running))
-                history["step"].append(step)
-                history["train_loss"].append(float(np.mean(running)))
-                history["heldout_loss"].append(score)
-                running = []
-                if score < best * (1 - 1e-4):
-                    best, best_params, since_best = score, params, 0
-                else:
-                    since_best += 1
-                if self.progress is not None:
-                    self.progress(step, self.steps, score)
-                if since_best >= self.patience:
-                    stop_reason = (
-                        f"early stop at step {step}: the {'held-out' if n_hold else 'training'} "
-                        f"loss did not improve for {self.patience} evaluations"
-                    )
-                    break
+        result = run_training(
+            params,
+            opt_state,
+            train_step,
+            lambda: (jnp.asarray(rng.choice(train_idx, size=batch, replace=False)),),
+            lambda p, mean_loss: float(evaluate(p, held_idx)) if n_hold else mean_loss,
+            steps=self.steps,
+            patience=self.patience,
+            score_name="held-out" if n_hold else "training",
+            progress=self.progress,
+            divergence_hint=" (the rollout diverged: try more substeps or a smaller learning rate)",
+        )
+        best_params, history, stop_reason = result.params, result.history, result.stop_reason
         params = best_params
         energy = eqx.combine(params["energy"], static)
         starts = np.asarray(params["starts"]) if learn_starts else z_init
         temperature, noise, lag_var = self._noise(energy, starts, y, m, proj, substeps, h, dt_obs)
-        states = (y[:, 0] if not learn_starts else starts @ np.eye(state_dim)).reshape(
-            -1, state_dim
-        )
-        if learn_starts:
-            states = starts
+        states = starts if learn_starts else y[:, 0]  # (without a projection y is the state)
         energy = shift_to_zero_min(energy, states)
         all_idx = jnp.arange(y.shape[0])
         final_loss = float(evaluate(params, all_idx))

@@ -1,0 +1,74 @@
+"""The optimisation loop shared by the iterative estimators: minibatch steps, periodic
+evaluation, early stopping on a score, the best parameters kept, and the reason it stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class TrainingResult:
+    params: Any
+    best_score: float
+    stop_reason: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def run_training(
+    params,
+    opt_state,
+    train_step: Callable,
+    next_batch: Callable[[], tuple],
+    score: Callable[[Any, float], float],
+    *,
+    steps: int,
+    patience: int,
+    score_name: str = "held-out",
+    progress: Callable[[int, int, float], None] | None = None,
+    divergence_hint: str = "",
+) -> TrainingResult:
+    """Run ``train_step(params, opt_state, *next_batch()) -> (params, opt_state, loss)``.
+
+    Every ``max(steps // 100, 10)`` steps ``score(params, mean recent loss)`` is evaluated; the
+    parameters with the best score are kept, and training stops after ``patience``
+    evaluations without a relative improvement of 1e-4, when the loss turns non-finite, or at
+    ``steps``.
+    """
+    history: dict[str, list[float]] = {"step": [], "train_loss": [], "heldout_loss": []}
+    best, best_params, since_best = np.inf, params, 0
+    eval_every = max(steps // 100, 10)
+    stop_reason = f"reached the step limit ({steps})"
+    running: list[float] = []
+    for step in range(1, steps + 1):
+        params, opt_state, loss = train_step(params, opt_state, *next_batch())
+        running.append(float(loss))
+        if not np.isfinite(running[-1]):
+            stop_reason = (
+                f"the loss became non-finite at step {step}{divergence_hint}; kept the best "
+                "parameters so far"
+            )
+            break
+        if step % eval_every == 0 or step == steps:
+            mean_loss = float(np.mean(running))
+            value = score(params, mean_loss)
+            history["step"].append(step)
+            history["train_loss"].append(mean_loss)
+            history["heldout_loss"].append(value)
+            running = []
+            if value < best * (1 - 1e-4):
+                best, best_params, since_best = value, params, 0
+            else:
+                since_best += 1
+            if progress is not None:
+                progress(step, steps, value)
+            if since_best >= patience:
+                stop_reason = (
+                    f"early stop at step {step}: the {score_name} loss did not improve for "
+                    f"{patience} evaluations"
+                )
+                break
+    return TrainingResult(best_params, float(best), stop_reason, history)
