@@ -105,3 +105,13 @@ def test_muller_brown_energy_recovered_with_rbf_energy():
     spread = np.ptp(np.asarray(truth.energy(states)))
     assert np.std(diff) < 0.05 * spread  # the same landscape up to a constant
     assert model.temperature == pytest.approx(1.0, rel=0.02)
+
+
+def test_rollout_reports_code_lengths():
+    fine = simulate_system("double_well", n=30, steps=200, dt=0.005, seed=12)
+    model = (
+        Rollout("poly:4", horizon=3, substeps=20, steps=300)
+        .fit(Trajectories(fine.x[:, ::20], dt=0.1))
+        .model_
+    )
+    assert model.diagnostics["code_length_bits"] < model.diagnostics["null_code_bits"]

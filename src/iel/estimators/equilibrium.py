@@ -95,7 +95,10 @@ class ScoreMatching(AbstractEstimator):
         objective = 0.5 * beta @ gram @ beta - beta @ lap
         self.model_ = _model(
             FeatureEnergy(library, beta), data.x, family.spec, self.method,
-            {"score_matching_objective": float(objective), "n_samples": len(data.x)}, start,
+            {"score_matching_objective": float(objective), "n_samples": len(data.x),
+             "code_length_bits": None,
+             "notes": ["no code length: score matching never normalises exp(−E/T), so it gives "
+                       "no likelihood to code the samples with"]}, start,
             stop="closed form: exact minimiser of the score-matching objective",
         )  # fmt: skip
         return self

@@ -276,6 +276,8 @@ class Rollout(AbstractEstimator):
         energy = shift_to_zero_min(energy, states)
         all_idx = jnp.arange(y.shape[0])
         final_loss = float(evaluate(params, all_idx))
+        n_params = sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(params))
+        codes = _codes(final_loss, y, m, n_params, obs_dim)
         low, high = states.min(axis=0), states.max(axis=0)
         self.starts_ = starts
         self.segment_owner_ = owner  # trajectory of each segment
@@ -289,6 +291,7 @@ class Rollout(AbstractEstimator):
             time_convention="dx/dt = −∇E(x) (+ √(2T) dW/dt); t in the units of the data",
             diagnostics={
                 "rollout_mse": final_loss,
+                **codes,
                 "observation_noise": float(noise),
                 "residual_variance_by_lag": lag_var,
                 "horizon": self.horizon,
@@ -364,3 +367,22 @@ def _identifiability(learn_starts: bool, proj: np.ndarray) -> dict[str, str]:
     if learn_starts:
         out["starts"] = "segment starts are learned; each is determined only near the data"
     return out
+
+
+def _codes(mse: float, y: np.ndarray, m: np.ndarray, n_params: int, obs_dim: int) -> dict:
+    """Gaussian codes (bits) of the observations given the rollout and given no motion
+    (every observation predicted by its segment's first one), with ``½ log₂ n + 1`` bits per
+    parameter (starts included) and data precision ``1e-8`` of the coordinate scale."""
+    import math
+
+    mask = m[:, 1:]
+    n = float(mask.sum() * obs_dim)
+    still = float(np.sum(((y[:, 1:] - y[:, :1]) ** 2) * mask[..., None]) / max(n, 1.0))
+    epsilon = 1e-8 * (float(np.max(np.abs(y))) or 1.0)
+
+    def bits(variance: float, k: int) -> float:
+        variance = max(variance, epsilon**2 / 12)
+        data = 0.5 * n * math.log2(2 * math.pi * math.e * variance)
+        return data + k * (0.5 * math.log2(max(n, 2.0)) + 1.0) + n * math.log2(1 / epsilon)
+
+    return {"code_length_bits": bits(mse, n_params), "null_code_bits": bits(still, 0)}
