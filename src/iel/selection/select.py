@@ -267,7 +267,7 @@ def select(
     gradient_system = chosen.code.total <= drift_cand.code.total
 
     model = _chosen_model(data, chosen, eps, h_mean, x0, dx, h, states)
-    dynamics = _dynamics(model, chosen, eps, h_mean, x0, dx, h, data.dim)
+    dynamics = _dynamics(model)
     model.diagnostics["code_length"] = chosen.code.as_dict()
     model.diagnostics["null_code_bits"] = null.total
     model.diagnostics["gradient_system"] = gradient_system
@@ -329,7 +329,10 @@ def _chosen_model(data, chosen: Candidate, eps, h_mean, x0, dx, h, states) -> Fi
     )
 
 
-def _dynamics(model, chosen, eps, h_mean, x0, dx, h, d) -> str:
+def _dynamics(model: FittedModel) -> str:
+    """Noise-free descent codes residuals at the temperature floor of the data precision; when
+    the fitted T is above that floor the Gaussian code at the floor is longer (T̂ is the
+    maximum-likelihood temperature), so Langevin is the shorter description."""
     if model.temperature == 0.0:
         return "gradient descent (noise-free: residuals at the data precision)"
     return f"Langevin (T = {model.temperature:.4g}; noise-free descent codes worse)"
