@@ -110,6 +110,9 @@ def fit(
     horizon: int | None = typer.Option(None, "--horizon", help="rollout segment length"),
     substeps: int | None = typer.Option(None, "--substeps", help="model steps per interval"),
     coupling: str | None = typer.Option(None, "--coupling", help="snapshots: auto | exact"),
+    interaction: int | None = typer.Option(
+        None, "--interaction", help="snapshots: degree of a pair interaction W (even monomials)"
+    ),
     seed: int = typer.Option(0, "--seed"),
     force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
 ) -> None:
@@ -126,6 +129,8 @@ def fit(
     options = {k: v for k, v in (("horizon", horizon), ("substeps", substeps)) if v}
     if coupling:
         options["coupling"] = coupling
+    if interaction:
+        options["interaction"] = interaction
     try:
         matrix = None
         if projection is not None:

@@ -161,6 +161,45 @@ class Monomials(AbstractFeatureLibrary):
 
 
 @_register_library
+class EvenMonomials(AbstractFeatureLibrary):
+    """Monomials of even total degree 2, 4, …, ``degree``: even functions, ``φ(−r) = φ(r)``,
+    as a pair interaction ``W(x_i − x_j)`` must be for the mean-field force."""
+
+    dim: int = eqx.field(static=True)
+    degree: int = eqx.field(static=True)
+    exponents: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+
+    def __init__(self, dim: int, degree: int):
+        if dim < 1 or degree < 2:
+            raise ValueError(f"EvenMonomials needs dim ≥ 1 and degree ≥ 2, got {dim=}, {degree=}")
+        self.dim = int(dim)
+        self.degree = int(degree)
+        self.exponents = tuple(
+            a for a in graded_exponents(self.dim, self.degree) if sum(a) % 2 == 0
+        )
+
+    @property
+    def n_features(self) -> int:
+        return len(self.exponents)
+
+    def __call__(self, x: Array) -> Array:
+        return monomial_values(x, self.exponents)
+
+    def names(self) -> list[str]:
+        return [
+            "*".join(_var(j) if a == 1 else f"{_var(j)}^{a}" for j, a in enumerate(alpha) if a)
+            for alpha in self.exponents
+        ]
+
+    def config(self):
+        return {"type": "EvenMonomials", "dim": self.dim, "degree": self.degree}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["dim"], config["degree"])
+
+
+@_register_library
 class Fourier(AbstractFeatureLibrary):
     """``sin(k·x_j/ℓ)`` and ``cos(k·x_j/ℓ)`` for ``k = 1..n_frequencies`` and each coordinate."""
 

@@ -154,12 +154,13 @@ def fit(
         from .snapshots import SnapshotOneStep
 
         coupling = options.pop("coupling", "auto")
+        interaction = options.pop("interaction", None)
         if options or projection is not None or hidden_starts or method == "rollout":
             raise ValueError(
                 "snapshots are fitted one step at a time through optimal-transport couplings; "
                 "rollout options do not apply (a snapshot rollout estimator is not available yet)"
             )
-        est = SnapshotOneStep(energy, coupling=coupling, seed=seed)
+        est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, seed=seed)
         model = est.fit(data).model_
         if temperature is not None:
             model.diagnostics["estimated_temperature"] = model.temperature
