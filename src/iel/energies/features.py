@@ -123,8 +123,27 @@ def monomial_values(x: Array, exponents: Sequence[Sequence[int]]) -> Array:
     return jnp.stack(values)
 
 
+class AbstractMonomialLibrary(AbstractFeatureLibrary):
+    """Monomials ``x^α`` for a fixed list of exponents ``α`` (set by each concrete library)."""
+
+    exponents: eqx.AbstractVar[tuple[tuple[int, ...], ...]]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.exponents)
+
+    def __call__(self, x: Array) -> Array:
+        return monomial_values(x, self.exponents)
+
+    def names(self) -> list[str]:
+        return [
+            "*".join(_var(j) if a == 1 else f"{_var(j)}^{a}" for j, a in enumerate(alpha) if a)
+            for alpha in self.exponents
+        ]
+
+
 @_register_library
-class Monomials(AbstractFeatureLibrary):
+class Monomials(AbstractMonomialLibrary):
     """All monomials of total degree 1..``degree`` in ``dim`` variables, cross terms included."""
 
     dim: int = eqx.field(static=True)
@@ -138,20 +157,6 @@ class Monomials(AbstractFeatureLibrary):
         self.degree = int(degree)
         self.exponents = graded_exponents(self.dim, self.degree)
 
-    @property
-    def n_features(self) -> int:
-        return len(self.exponents)
-
-    def __call__(self, x: Array) -> Array:
-        return monomial_values(x, self.exponents)
-
-    def names(self) -> list[str]:
-        out = []
-        for alpha in self.exponents:
-            parts = [_var(j) if a == 1 else f"{_var(j)}^{a}" for j, a in enumerate(alpha) if a]
-            out.append("*".join(parts))
-        return out
-
     def config(self):
         return {"type": "Monomials", "dim": self.dim, "degree": self.degree}
 
@@ -161,7 +166,7 @@ class Monomials(AbstractFeatureLibrary):
 
 
 @_register_library
-class EvenMonomials(AbstractFeatureLibrary):
+class EvenMonomials(AbstractMonomialLibrary):
     """Monomials of even total degree 2, 4, …, ``degree``: even functions, ``φ(−r) = φ(r)``,
     as a pair interaction ``W(x_i − x_j)`` must be for the mean-field force."""
 
@@ -177,19 +182,6 @@ class EvenMonomials(AbstractFeatureLibrary):
         self.exponents = tuple(
             a for a in graded_exponents(self.dim, self.degree) if sum(a) % 2 == 0
         )
-
-    @property
-    def n_features(self) -> int:
-        return len(self.exponents)
-
-    def __call__(self, x: Array) -> Array:
-        return monomial_values(x, self.exponents)
-
-    def names(self) -> list[str]:
-        return [
-            "*".join(_var(j) if a == 1 else f"{_var(j)}^{a}" for j, a in enumerate(alpha) if a)
-            for alpha in self.exponents
-        ]
 
     def config(self):
         return {"type": "EvenMonomials", "dim": self.dim, "degree": self.degree}
