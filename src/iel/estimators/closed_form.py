@@ -421,3 +421,24 @@ def _code_lengths(
         "null_code_bits": null_code(stats, epsilon, h_mean).total,
         "code_epsilon": epsilon,
     }
+
+
+def warm_started_energy(
+    spec: str, dim: int, states: np.ndarray, key, seed: int, data: Trajectories | None
+):
+    """An initial energy of family ``spec`` on ``R^dim``: data-chosen features placed on
+    ``states``, networks initialised from ``key``, and the linear part set to the closed-form
+    one-step fit of ``data`` when given.  Returns ``(energy, spec)``."""
+    from ..energies.base import SumEnergy
+
+    family = parse_energy_spec(spec, dim)
+    if family.library is not None:
+        family = family.with_library(family.library.adapt(states, seed))
+    energy = family.build(key, states)
+    if family.library is not None and data is not None:
+        linear = OneStepClosedForm(family.library).fit(data).energy_
+        if isinstance(energy, SumEnergy):
+            energy = eqx.tree_at(lambda e: e.terms[0], energy, linear)
+        else:
+            energy = linear
+    return energy, family.spec

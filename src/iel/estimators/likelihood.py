@@ -25,8 +25,7 @@ import numpy as np
 import optax
 
 from ..data.trajectories import Trajectories
-from ..energies.base import AbstractEnergy, AbstractForceField, SumEnergy
-from ..energies.spec import parse_energy_spec
+from ..energies.base import AbstractEnergy, AbstractForceField
 from ..model import FittedModel
 from .base import (
     AbstractEstimator,
@@ -34,7 +33,7 @@ from .base import (
     identifiability_for_trajectories,
     shift_to_zero_min,
 )
-from .closed_form import OneStepClosedForm
+from .closed_form import warm_started_energy
 from .training import run_training
 
 
@@ -87,17 +86,8 @@ class OneStepLikelihood(AbstractEstimator):
     def _initial_energy(self, data: Trajectories, key) -> tuple[AbstractForceField, str]:
         if isinstance(self.energy, AbstractForceField):
             return self.energy, type(self.energy).__name__
-        family = parse_energy_spec(self.energy, data.dim)
-        if family.library is not None:
-            family = family.with_library(family.library.adapt(data.observed_states(), self.seed))
-        energy = family.build(key, data.observed_states())
-        if family.library is not None:  # warm start the linear part from the closed form
-            linear = OneStepClosedForm(family.library).fit(data).energy_
-            if isinstance(energy, SumEnergy):
-                energy = eqx.tree_at(lambda e: e.terms[0], energy, linear)
-            else:
-                energy = linear
-        return energy, family.spec
+        states = data.observed_states()
+        return warm_started_energy(self.energy, data.dim, states, key, self.seed, data)
 
     def fit(self, data: Trajectories) -> OneStepLikelihood:
         if not isinstance(data, Trajectories):

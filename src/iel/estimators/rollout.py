@@ -32,11 +32,10 @@ import numpy as np
 import optax
 
 from ..data.trajectories import Trajectories
-from ..energies.base import AbstractEnergy, SumEnergy
-from ..energies.spec import parse_energy_spec
+from ..energies.base import AbstractEnergy
 from ..model import FittedModel
 from .base import AbstractEstimator, shift_to_zero_min
-from .closed_form import OneStepClosedForm
+from .closed_form import warm_started_energy
 from .training import run_training
 
 
@@ -317,18 +316,11 @@ class Rollout(AbstractEstimator):
     def _initial_energy(self, data, key, state_dim, z_init):
         if isinstance(self.energy, AbstractEnergy):
             return self.energy, type(self.energy).__name__
-        family = parse_energy_spec(self.energy, state_dim)
-        states = z_init if state_dim != data.dim else data.observed_states()
-        if family.library is not None:
-            family = family.with_library(family.library.adapt(states, self.seed))
-        energy = family.build(key, states)
-        if family.library is not None and state_dim == data.dim:
-            linear = OneStepClosedForm(family.library).fit(data).energy_
-            if isinstance(energy, SumEnergy):
-                energy = eqx.tree_at(lambda e: e.terms[0], energy, linear)
-            else:
-                energy = linear
-        return energy, family.spec
+        observed = state_dim == data.dim  # warm start only when the full state is observed
+        states = data.observed_states() if observed else z_init
+        return warm_started_energy(
+            self.energy, state_dim, states, key, self.seed, data if observed else None
+        )
 
     def _noise(self, energy, starts, y, m, proj, substeps, h, dt_obs):
         preds = jax.vmap(lambda s: rollout_observed(energy, s, self.horizon, substeps, h))(
