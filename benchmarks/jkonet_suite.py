@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--beta", type=float, default=0.0)
     parser.add_argument("--potentials", nargs="*", default=list(JKONET_POTENTIALS))
+    parser.add_argument("--energy", default="auto", help="energy spec (auto: selection)")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,7 @@ def main() -> None:
             np.repeat(np.arange(6) * 0.01, len(train)),
         )
         start = time.perf_counter()
-        model = iel.fit(snaps)
+        model = iel.fit(snaps, args.energy)
         seconds = time.perf_counter() - start
         err, spread = one_step_w1(lambda s, m=model: np.asarray(m.force(s)), test)
         still, _ = one_step_w1(lambda s: np.zeros_like(s), test)
@@ -96,7 +97,7 @@ def main() -> None:
                 f"{model.temperature:.3g} | {seconds:.1f} | {model.energy_spec} |")  # fmt: skip
         print(line, flush=True)
         head += "\n" + line
-    setting = f"d = {args.dim}, N = {args.n}, beta = {args.beta}"
+    setting = f"d = {args.dim}, N = {args.n}, beta = {args.beta}, energy = {args.energy}"
     (args.out / "jkonet_suite.md").write_text(f"JKOnet* suite, {setting}\n\n{head}\n")
     import matplotlib
 
