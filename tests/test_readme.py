@@ -17,6 +17,7 @@ def test_python_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     model = namespace["model"]
     assert abs(model.temperature - 0.5) < 0.02
+    assert namespace["simplest"].formula == "E(x) = −2.000·x0^2 + 1.000·x0^4"  # as printed
     assert (tmp_path / "dw.iel" / "model.json").exists()
 
 
