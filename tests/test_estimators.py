@@ -225,3 +225,10 @@ def test_auto_method_rule():
     # 10 model substeps of 0.01 against data made with steps of 0.005: a 1 % Euler mismatch
     assert dict(model.energy_module.terms())["x0^4"] == pytest.approx(1.0, abs=0.03)
     assert model.method == "rollout" and "method_reason" in model.diagnostics
+
+
+def test_likelihood_estimator_on_noise_free_descent_reports_eta_e():
+    data = simulate_system("double_well", n=100, steps=50, dt=0.01, seed=13)
+    model = OneStepLikelihood("poly:4", steps=50, learning_rate=1e-6).fit(data).model_
+    assert model.temperature == 0.0 and model.diagnostics["noise_free"]
+    assert "η·E" in model.identifiability["energy"]

@@ -36,6 +36,8 @@ from .base import (
 from .closed_form import warm_started_energy
 from .training import run_training
 
+NOISE_FREE_LIKELIHOOD = 1e-6  # residual / motion below which steps count as noise-free
+
 
 def one_step_residual(field: AbstractForceField, x0, dx, h) -> jax.Array:
     """``mean_k ‖Δx_k − h_k F(x_k)‖² / (h_k d)``: the one-step loss (``F = −∇E`` for energies)."""
@@ -154,6 +156,11 @@ class OneStepLikelihood(AbstractEstimator):
             energy = shift_to_zero_min(energy, states)
         speeds = float(np.mean(np.sum(dx**2, axis=1) / h) / data.dim)
         codes = _codes(full_loss, speeds, h, data.dim, n_params, states)
+        # noise-free steps (gradient descent): the residual is negligible against the motion;
+        # then only η·E is identifiable and T is reported as 0
+        noise_free = full_loss <= NOISE_FREE_LIKELIHOOD * speeds
+        if noise_free:
+            temperature = 0.0
         low, high = data_range(states)
         self.model_ = FittedModel(
             energy_module=energy,
@@ -168,9 +175,10 @@ class OneStepLikelihood(AbstractEstimator):
                 "best_heldout_loss": float(best),
                 "n_transitions": int(k),
                 "n_heldout_trajectories": int(n_hold),
+                "noise_free": bool(noise_free),
                 **codes,
             },
-            identifiability=identifiability_for_trajectories(noise_free=False),
+            identifiability=identifiability_for_trajectories(noise_free=bool(noise_free)),
             data_low=low,
             data_high=high,
             history=history,
