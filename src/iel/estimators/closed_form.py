@@ -60,6 +60,18 @@ class NormalEquations:
     n_rows: float  # Σ w · d  (scalar observations)
 
 
+def _add_increment_sums(sums, dxs, hs, ws):
+    """The sums every accumulator shares: ``Σ w‖Δx‖²/h``, ``Σ wΔx``, ``Σ wh`` (padded rows
+    have ``h = 0``, ``Δx = 0``)."""
+    sq, sdx, sh = sums
+    safe_h = jnp.where(hs > 0, hs, 1.0)
+    return (
+        sq + jnp.sum(ws * jnp.sum(dxs**2, axis=1) / safe_h),
+        sdx + jnp.sum(dxs * ws[:, None], axis=0),
+        sh + jnp.sum(ws * hs),
+    )
+
+
 @eqx.filter_jit
 def _accumulate(library: AbstractFeatureLibrary, x0, dx, h, w):
     p = library.n_features
@@ -72,10 +84,7 @@ def _accumulate(library: AbstractFeatureLibrary, x0, dx, h, w):
         jac = jax.vmap(library.jacobian)(xs)  # (B, p, d)
         gram = gram + jnp.einsum("bpd,bqd->pq", jac * (ws * hs)[:, None, None], jac)
         rhs = rhs - jnp.einsum("bpd,bd->p", jac, dxs * ws[:, None])
-        safe_h = jnp.where(hs > 0, hs, 1.0)
-        sq = sq + jnp.sum(ws * jnp.sum(dxs**2, axis=1) / safe_h)
-        sdx = sdx + jnp.sum(dxs * ws[:, None], axis=0)
-        sh = sh + jnp.sum(ws * hs)
+        sq, sdx, sh = _add_increment_sums((sq, sdx, sh), dxs, hs, ws)
         return (gram, rhs, sq, sdx, sh), None
 
     init = (
@@ -194,10 +203,7 @@ def _accumulate_moments(heads, low_heads: int, top: int, deg: int, x0, dx, h, w)
         low_head, low_tail = head[:low_heads], tail[:deg]
         weighted = (dxs * ws[:, None]).T  # (d, B)
         m_dx = m_dx + jnp.einsum("ib,jb,kb->jik", low_head, weighted, low_tail)
-        safe_h = jnp.where(hs > 0, hs, 1.0)
-        sq = sq + jnp.sum(ws * jnp.sum(dxs**2, axis=1) / safe_h)
-        sdx = sdx + jnp.sum(dxs * ws[:, None], axis=0)
-        sh = sh + jnp.sum(ws * hs)
+        sq, sdx, sh = _add_increment_sums((sq, sdx, sh), dxs, hs, ws)
         return (m_h, m_dx, sq, sdx, sh), None
 
     init = (
