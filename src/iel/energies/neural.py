@@ -32,6 +32,11 @@ def _activation(name: str):
 
 def mlp_layers(sizes: Sequence[int | str], key: Array) -> tuple[eqx.nn.Linear, ...]:
     """Linear layers ``sizes[0] → sizes[1] → …`` (the last size may be ``"scalar"``)."""
+    inner = sizes[:-1]
+    if len(inner) < 2 or min(int(v) for v in inner) < 1:
+        raise ValueError(
+            f"MLP needs dim ≥ 1 and positive hidden widths, got sizes {list(inner)} → {sizes[-1]}"
+        )
     keys = jax.random.split(key, len(sizes) - 1)
     return tuple(eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
 
@@ -55,8 +60,6 @@ class MLPEnergy(AbstractEnergy):
 
     def __init__(self, dim: int, widths: Sequence[int], key: Array, activation: str = "softplus"):
         _activation(activation)
-        if dim < 1 or not widths or min(widths) < 1:
-            raise ValueError(f"MLP needs dim ≥ 1 and positive widths, got {dim=}, {widths=}")
         self.layers = mlp_layers([dim, *widths, "scalar"], key)
         self.dim = int(dim)
         self.widths = tuple(int(w) for w in widths)
