@@ -58,17 +58,23 @@ class NormalEquations:
     sum_dx: np.ndarray  # Σ w Δx   (d,)
     sum_h: float  # Σ w h
     n_rows: float  # Σ w · d  (scalar observations)
+    sum_log_h: float = 0.0  # Σ w log h
+
+
+def _no_increment_sums(d: int):
+    return (jnp.zeros(()), jnp.zeros(d), jnp.zeros(()), jnp.zeros(()))
 
 
 def _add_increment_sums(sums, dxs, hs, ws):
-    """The sums every accumulator shares: ``Σ w‖Δx‖²/h``, ``Σ wΔx``, ``Σ wh`` (padded rows
-    have ``h = 0``, ``Δx = 0``)."""
-    sq, sdx, sh = sums
+    """The sums every accumulator shares: ``Σ w‖Δx‖²/h``, ``Σ wΔx``, ``Σ wh`` and
+    ``Σ w log h`` (padded rows have ``h = 0``, ``Δx = 0`` and add nothing)."""
+    sq, sdx, sh, slh = sums
     safe_h = jnp.where(hs > 0, hs, 1.0)
     return (
         sq + jnp.sum(ws * jnp.sum(dxs**2, axis=1) / safe_h),
         sdx + jnp.sum(dxs * ws[:, None], axis=0),
         sh + jnp.sum(ws * hs),
+        slh + jnp.sum(ws * jnp.log(safe_h)),
     )
 
 
@@ -78,22 +84,15 @@ def _accumulate(library: AbstractFeatureLibrary, x0, dx, h, w):
     d = x0.shape[-1]
 
     def body(carry, inputs):
-        gram, rhs, sq, sdx, sh = carry
+        gram, rhs, shared = carry
         xs, dxs, hs, ws = inputs
         ws = jnp.ones_like(hs) if ws is None else ws
         jac = jax.vmap(library.jacobian)(xs)  # (B, p, d)
         gram = gram + jnp.einsum("bpd,bqd->pq", jac * (ws * hs)[:, None, None], jac)
         rhs = rhs - jnp.einsum("bpd,bd->p", jac, dxs * ws[:, None])
-        sq, sdx, sh = _add_increment_sums((sq, sdx, sh), dxs, hs, ws)
-        return (gram, rhs, sq, sdx, sh), None
+        return (gram, rhs, _add_increment_sums(shared, dxs, hs, ws)), None
 
-    init = (
-        jnp.zeros((p, p)),
-        jnp.zeros(p),
-        jnp.zeros(()),
-        jnp.zeros(d),
-        jnp.zeros(()),
-    )
+    init = (jnp.zeros((p, p)), jnp.zeros(p), _no_increment_sums(d))
     out, _ = jax.lax.scan(body, init, (x0, dx, h, w))
     return out
 
@@ -193,7 +192,7 @@ def _accumulate_moments(heads, low_heads: int, top: int, deg: int, x0, dx, h, w)
     last_powers = tuple((k,) for k in range(top + 1))
 
     def body(carry, inputs):
-        m_h, m_dx, sq, sdx, sh = carry
+        m_h, m_dx, shared = carry
         xs, dxs, hs, ws = inputs
         ws = jnp.ones_like(hs) if ws is None else ws
         cols = xs.T  # (d, B)
@@ -203,15 +202,12 @@ def _accumulate_moments(heads, low_heads: int, top: int, deg: int, x0, dx, h, w)
         low_head, low_tail = head[:low_heads], tail[:deg]
         weighted = (dxs * ws[:, None]).T  # (d, B)
         m_dx = m_dx + jnp.einsum("ib,jb,kb->jik", low_head, weighted, low_tail)
-        sq, sdx, sh = _add_increment_sums((sq, sdx, sh), dxs, hs, ws)
-        return (m_h, m_dx, sq, sdx, sh), None
+        return (m_h, m_dx, _add_increment_sums(shared, dxs, hs, ws)), None
 
     init = (
         jnp.zeros((len(heads), top + 1)),
         jnp.zeros((d, low_heads, deg)),
-        jnp.zeros(()),
-        jnp.zeros(d),
-        jnp.zeros(()),
+        _no_increment_sums(d),
     )
     out, _ = jax.lax.scan(body, init, (x0, dx, h, w))
     return out
@@ -243,8 +239,11 @@ def normal_equations(
         heads, low_heads, top, deg, gram_plan, b_terms = _moment_plan_cached(
             library.dim, library.degree
         )
-        sums = [_accumulate_moments(heads, low_heads, top, deg, *g) for g in groups]
-        m_h, m_dx, sq, sdx, sh = (sum(np.asarray(s[i]) for s in sums) for i in range(5))
+        sums = jax.tree_util.tree_map(
+            lambda *parts: sum(np.asarray(v) for v in parts),
+            *[_accumulate_moments(heads, low_heads, top, deg, *g) for g in groups],
+        )
+        m_h, m_dx, (sq, sdx, sh, slh) = sums
         rows, cols, coef, h_head, h_last = gram_plan
         gram = np.zeros((library.n_features, library.n_features))
         np.add.at(gram, (rows, cols), coef * m_h[h_head, h_last])
@@ -252,8 +251,11 @@ def normal_equations(
         for p, j, a, head, power in b_terms:
             rhs[p] -= a * m_dx[j, head, power]
     else:
-        sums = [_accumulate(library, *g) for g in groups]
-        gram, rhs, sq, sdx, sh = (sum(np.asarray(s[i]) for s in sums) for i in range(5))
+        sums = jax.tree_util.tree_map(
+            lambda *parts: sum(np.asarray(v) for v in parts),
+            *[_accumulate(library, *g) for g in groups],
+        )
+        gram, rhs, (sq, sdx, sh, slh) = sums
     return NormalEquations(
         np.asarray(gram),
         np.asarray(rhs),
@@ -261,6 +263,7 @@ def normal_equations(
         np.asarray(sdx),
         float(sh),
         float((n_transitions if w is None else w.sum()) * x0.shape[-1]),
+        float(slh),
     )
 
 
@@ -388,10 +391,11 @@ class OneStepClosedForm(AbstractEstimator):
             "noise_free": bool(noise_free),
             "notes": notes,
         }
-        epsilon = 1e-8 * (float(np.max(np.abs(states))) or 1.0)  # as iel.selection
-        diagnostics.update(_code_lengths(eq, sol.theta, h, data.dim, epsilon))
-        identifiability = identifiability_for_trajectories(noise_free)
         low, high = data_range(states)
+        scale = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
+        epsilon = 1e-8 * (scale or 1.0)  # as iel.selection: 1e-8 of max |x|
+        diagnostics.update(_code_lengths(eq, sol.theta, data.dim, epsilon))
+        identifiability = identifiability_for_trajectories(noise_free)
         self.model_ = FittedModel(
             energy_module=out_energy,
             temperature=0.0 if noise_free else float(temperature),
@@ -410,14 +414,12 @@ class OneStepClosedForm(AbstractEstimator):
         return self
 
 
-def _code_lengths(
-    eq: NormalEquations, theta: np.ndarray, h: np.ndarray, d: int, epsilon: float
-) -> dict:
+def _code_lengths(eq: NormalEquations, theta: np.ndarray, d: int, epsilon: float) -> dict:
     """Two-part code of the dense fit and the null code, in bits (see iel.selection.codes)."""
     from ..selection.codes import Stats, null_code, two_part_linear
 
-    stats = Stats(eq.gram, eq.rhs, eq.sq_over_h, eq.n_rows, float(d * np.sum(np.log(h))))
-    h_mean = float(np.mean(h))
+    stats = Stats(eq.gram, eq.rhs, eq.sq_over_h, eq.n_rows, d * eq.sum_log_h)
+    h_mean = eq.sum_h * d / max(eq.n_rows, 1e-300)  # Σ w h / Σ w
     active = np.flatnonzero(theta != 0)
     code = two_part_linear(
         stats, active, theta[active], n_library=0, epsilon=epsilon, h_mean=h_mean

@@ -50,8 +50,8 @@ def default_epsilon(data: Trajectories) -> float:
     return 1e-8 * scale
 
 
-def _stats_from_normal_equations(eq, d: int, h: np.ndarray) -> Stats:
-    return Stats(eq.gram, eq.rhs, eq.sq_over_h, eq.n_rows, float(d * np.sum(np.log(h))))
+def _stats_from_normal_equations(eq, d: int) -> Stats:
+    return Stats(eq.gram, eq.rhs, eq.sq_over_h, eq.n_rows, d * eq.sum_log_h)
 
 
 def _blocks(n_traj: int, seed: int) -> list[np.ndarray]:
@@ -193,19 +193,19 @@ def select(
 
     candidates: list[Candidate] = []
     empty = Stats(np.zeros((0, 0)), np.zeros(0), 0.0, 0.0, 0.0)
-    base = None
+    base, base_blocks = None, None
     for spec in families:
         family = parse_energy_spec(spec, data.dim)
         if not family.is_linear:
             raise ValueError(f"selection families must be linear in their parameters: {spec!r}")
         library = family.library.adapt(states, seed=seed)
-        stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim, h)
-        if base is None:
-            base = stats
+        stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim)
         per_block = (
-            [_stats_from_normal_equations(normal_equations(library, *b), data.dim, b[2])
+            [_stats_from_normal_equations(normal_equations(library, *b), data.dim)
              for b in block_data] if block_data else None
         )  # fmt: skip
+        if base is None:
+            base, base_blocks = stats, per_block
         names = library.names()
         p = library.n_features
         dense_support = list(range(p))
@@ -234,13 +234,12 @@ def select(
     for spec in networks:
         candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed))
     null = null_code(base or empty, eps, h_mean)
+    # the null model uses only Σ‖Δx‖²/h, n and Σ log h, which every family's blocks carry
     null_preq = (
-        prequential_linear(
-            [_stats_from_normal_equations(normal_equations(Monomials(data.dim, 1), *b),
-                                          data.dim, b[2]) for b in block_data],
-            np.zeros(0, int), epsilon=eps, h_mean=h_mean,
-        ) if block_data else None
-    )  # fmt: skip
+        prequential_linear(base_blocks, np.zeros(0, int), epsilon=eps, h_mean=h_mean)
+        if base_blocks
+        else None
+    )
     null_cand = Candidate("constant (null)", "null", null, null_preq, 0, "E(x) = const",
                           math.sqrt(base.sq_over_h / max(base.n, 1)) if base else 0.0)  # fmt: skip
     candidates.append(null_cand)
