@@ -76,7 +76,7 @@ def test_cli_errors_are_clear(tmp_path):
     assert proc.returncode == 2 and "unknown system" in proc.stdout
     np.savez(tmp_path / "s.npz", x=np.random.default_rng(0).normal(size=(5, 1)))
     proc = run_iel("fit", tmp_path / "s.npz", "--kind", "endpoints", check=False)
-    assert proc.returncode == 2 and "not available yet" in proc.stdout  # end states: issue 6
+    assert proc.returncode == 2 and "at least 10 end states, got 5" in proc.stdout
     existing = tmp_path / "taken.npz"
     existing.write_bytes(b"keep me")
     proc = run_iel("simulate", "double_well", "--out", existing, "--steps", 2, check=False)
@@ -101,3 +101,45 @@ def test_demo_recovers_both_landscapes(tmp_path):
     assert (tmp_path / "demo" / "landscape_double_well.png").exists()
     assert (tmp_path / "demo" / "landscape_muller_brown.png").exists()
     assert "recovered" in proc.stdout
+
+
+def test_fit_detects_samples_and_reports_e_over_t(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 0.5, size=(3000, 1))  # exp(−2x²): E/T = 2x²
+    path = iel.save_data(tmp_path / "samples.npz", iel.Samples(x))
+    run_iel("fit", path, "--energy", "poly:2")
+    report = json.loads((tmp_path / "samples.iel" / "report.json").read_text())
+    assert report["data_kind"] == "samples" and report["method"] == "score-matching"
+    assert report["identifiability"]["energy"].startswith("E/T")
+    assert "2.0" in report["formula"] or "1.9" in report["formula"]
+
+
+def test_end_states_with_and_without_observed_starts(tmp_path):
+    ends = tmp_path / "ends.npz"
+    run_iel("simulate", "three_well", "--endpoints", "--n", 300, "--steps", 4000, "--dt",
+            0.002, "--out", ends)  # fmt: skip
+    starts = tmp_path / "ends_starts.npz"
+    assert starts.exists()
+    again = run_iel("simulate", "three_well", "--endpoints", "--out", ends, check=False)
+    assert again.returncode == 2 and "exists" in again.stdout
+    out = run_iel("fit", ends, "--kind", "endpoints", "--objective", "likelihood").stdout
+    assert "minimum" in out
+    report = json.loads((tmp_path / "ends.iel" / "report.json").read_text())
+    locations = sorted(m["location"][0] for m in report["diagnostics"]["minima"])
+    np.testing.assert_allclose(locations, [-2.0, 0.0, 2.0], atol=0.05)
+    assert report["data_kind"] == "endpoints"
+    assert "increasing transform" in report["identifiability"]["energy"]
+    written = np.load(tmp_path / "ends.iel" / "starts.npz")
+    assert written["starts"].shape == (300, 1)
+    # with the observed starts, every basin catches exactly its own starts
+    run_iel("fit", ends, "--kind", "endpoints", "--starts", starts, "--steps", 300, "--out",
+            tmp_path / "paired")  # fmt: skip
+    paired = json.loads((tmp_path / "paired" / "report.json").read_text())["diagnostics"]
+    assert paired["prior"] == "observed starts"
+    for minimum in paired["minima"]:
+        assert minimum["prior_share"] == pytest.approx(minimum["share"], abs=0.05)
+    np.testing.assert_array_equal(np.load(tmp_path / "paired" / "starts.npz")["starts"],
+                                  np.load(starts)["starts"])  # fmt: skip
+    wrong = run_iel("fit", ends, "--starts", tmp_path / "ends.iel" / "report.json", "--out",
+                    tmp_path / "bad", check=False)  # fmt: skip
+    assert wrong.returncode == 2

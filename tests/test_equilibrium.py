@@ -37,6 +37,24 @@ def test_contrastive_divergence_agrees_with_score_matching(double_well_samples):
         assert cd[name] == pytest.approx(sm[name], rel=0.05)
 
 
+def test_denoising_score_matching_learns_a_network_energy(double_well_samples):
+    """A network fitted by denoising score matching has the double well's E/T = 2x⁴ − 4x²:
+    minima at ±1 and a barrier of 2."""
+    model = iel.fit(double_well_samples, "mlp:32x32", steps=1500)
+    assert model.method == "denoising-score-matching"
+    grid = np.linspace(-1.5, 1.5, 301)[:, None]
+    learned = np.asarray(model.energy(grid))
+    left, right = np.argmin(learned[:150]), 151 + np.argmin(learned[151:])
+    assert grid[left, 0] == pytest.approx(-1.0, abs=0.1)
+    assert grid[right, 0] == pytest.approx(1.0, abs=0.1)
+    barrier = learned[150] - 0.5 * (learned[left] + learned[right])
+    assert barrier == pytest.approx(2.0, rel=0.15)  # σ = 10 % of the spread: O(σ²) bias
+    cd = iel.fit(double_well_samples, "poly:4", method="contrastive-divergence", steps=300)
+    assert cd.method == "contrastive-divergence"
+    with pytest.raises(ValueError, match="for equilibrium samples, method must be"):
+        iel.fit(double_well_samples, "poly:4", method="rollout")
+
+
 def test_fit_dispatches_samples(double_well_samples):
     model = iel.fit(double_well_samples, "poly:4")
     assert model.data_kind == "samples" and model.method == "score-matching"

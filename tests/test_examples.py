@@ -24,3 +24,7 @@ def test_distribution_vs_energy():
     assert out["T"] == pytest.approx(0.5, rel=0.02)
     assert out["std_grad_log_p"] == pytest.approx(out["std_boltzmann"], rel=0.1)
     assert out["std_grad_p"] > 3 * out["std_boltzmann"]  # ∇p: the wrong stationary law
+    minima = out["end_state_minima"]  # end states: minima and basin shares, not E's values
+    assert [m["location"][0] for m in minima] == pytest.approx([-1.0, 1.0], abs=0.05)
+    assert [m["prior_share"] for m in minima] == pytest.approx(out["end_state_true_shares"],
+                                                               abs=0.05)  # fmt: skip

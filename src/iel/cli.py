@@ -56,6 +56,9 @@ def simulate(
     dt: float = typer.Option(0.01, "--dt", help="time step (η for gradient descent)"),
     temperature: float = typer.Option(0.0, "--temperature", "-T", help="0: gradient descent"),
     snapshots: bool = typer.Option(False, "--snapshots", help="drop identities: write snapshots"),
+    endpoints: bool = typer.Option(
+        False, "--endpoints", help="keep only end states; their starts go to <out>_starts.npz"
+    ),
     save_every: int = typer.Option(1, "--save-every", help="record every k-th state"),
     dim: int | None = typer.Option(None, "--dim", help="dimension (scalable systems)"),
     seed: int = typer.Option(0, "--seed"),
@@ -74,12 +77,25 @@ def simulate(
                 dt=dt,
                 temperature=temperature,
                 snapshots=snapshots,
+                endpoints=endpoints,
                 save_every=save_every,
                 dim=dim,
                 seed=seed,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
-        path = save_data(out, data)
+        if endpoints:
+            import numpy as np
+
+            from .data.populations import Endpoints
+
+            starts_path = out.with_name(f"{out.stem}_starts.npz")
+            if starts_path.exists():
+                raise FileExistsError(f"{starts_path} exists; remove it or choose another --out")
+            path = save_data(out, Endpoints(data.x))
+            np.savez(starts_path, starts=data.starts)
+            console.print(f"wrote the starts to [bold]{starts_path}[/bold]")
+        else:
+            path = save_data(out, data)
     except (ValueError, FileExistsError, RuntimeError) as err:
         _fail(str(err))
     console.print(f"wrote {data!r} to [bold]{path}[/bold]")
@@ -113,13 +129,28 @@ def fit(
     interaction: int | None = typer.Option(
         None, "--interaction", help="snapshots: degree of a pair interaction W (even monomials)"
     ),
+    objective: str | None = typer.Option(
+        None, "--objective", help="end states: latent (default) | likelihood | pushforward"
+    ),
+    prior: str | None = typer.Option(
+        None, "--prior", help="end states: prior on starts, normal | normal:M:S | uniform:A:B"
+    ),
+    starts: Path | None = typer.Option(
+        None, "--starts", help="end states: observed starts, one per end state (.npz/.npy/.csv)"
+    ),
+    descent_steps: int | None = typer.Option(
+        None, "--descent-steps", help="end states: descent steps K of the model's process"
+    ),
     seed: int = typer.Option(0, "--seed"),
     force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
 ) -> None:
-    """Fit an energy to a data file and write report.json, the model and landscape.png."""
+    """Fit an energy to a data file and write report.json, the model and landscape.png.
+
+    End states (``--kind endpoints``) also get starts.npz: a start for every end state."""
     import numpy as np
 
     from .data import load_data
+    from .data.populations import Endpoints
     from .estimators import fit as fit_energy
     from .plotting import save_landscape
 
@@ -131,12 +162,23 @@ def fit(
         options["coupling"] = coupling
     if interaction:
         options["interaction"] = interaction
+    for name, value in (("objective", objective), ("prior", prior),
+                        ("descent_steps", descent_steps)):  # fmt: skip
+        if value is not None:
+            options[name] = value
     try:
         matrix = None
         if projection is not None:
             matrix = np.load(projection) if projection.suffix == ".npy" else np.loadtxt(projection)
             matrix = np.atleast_2d(matrix)
         loaded = load_data(data, kind=kind)
+        if starts is not None:
+            loaded = _with_starts(loaded, starts)
+        elif options.keys() & {"objective", "prior", "descent_steps"} and not isinstance(
+            loaded, Endpoints
+        ):
+            _fail(f"--objective, --prior and --descent-steps are for end states; {data} holds "
+                  f"{loaded.kind} (pass --kind endpoints to read it as end states)")  # fmt: skip
         console.print(f"data: {loaded!r}")
         with _progress() as bar:
             task = bar.add_task(f"fitting {energy}", total=steps)
@@ -155,10 +197,36 @@ def fit(
             )
         model.save(out, overwrite=force)
         save_landscape(model, loaded, out / "landscape.png")
+        if model.starts is not None:
+            np.savez(out / "starts.npz", starts=model.starts, x=loaded.x)
     except (ValueError, TypeError, NotImplementedError, FileExistsError, OSError) as err:
         _fail(str(err))
     _print_model(model)
     console.print(f"wrote [bold]{out}/[/bold] (report.json, model.json, model.npz, landscape.png)")
+
+
+def _with_starts(loaded, path: Path):
+    """End states with the observed starts read from ``path`` attached."""
+    import numpy as np
+
+    from .data import DataError
+    from .data.populations import Endpoints
+
+    if not isinstance(loaded, Endpoints):
+        raise DataError(f"--starts goes with end states; the data file holds {loaded.kind} "
+                        "(pass --kind endpoints)")  # fmt: skip
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            key = next((k for k in ("starts", "z", "x") if k in f.files), None)
+            if key is None:
+                raise DataError(f"{path}: expected an array named 'starts' (or 'z'), found "
+                                f"{', '.join(f.files) or 'nothing'}")  # fmt: skip
+            values = f[key]
+    elif path.suffix == ".npy":
+        values = np.load(path, allow_pickle=False)
+    else:
+        values = np.loadtxt(path, delimiter=",", ndmin=2)
+    return Endpoints(loaded.x, starts=values)
 
 
 @app.command()
@@ -224,7 +292,14 @@ def _print_model(model) -> None:
     if "method_reason" in model.diagnostics:
         table.add_row("why", model.diagnostics["method_reason"])
     for key, value in model.diagnostics.items():
-        if key not in ("notes", "method_reason", "residual_variance_by_lag", "code_length"):
+        if key == "minima":
+            for row in value:
+                where = ", ".join(f"{v:.4g}" for v in row["location"])
+                shares = f"{row['share']:.1%} of end states"
+                if "prior_share" in row:
+                    shares += f", {row['prior_share']:.1%} of the prior"
+                table.add_row("minimum", f"({where})  E = {row['energy']:.4g}  {shares}")
+        elif key not in ("notes", "method_reason", "residual_variance_by_lag", "code_length"):
             table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
     for note in model.diagnostics.get("notes", []):
         table.add_row("note", note)

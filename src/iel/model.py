@@ -43,6 +43,8 @@ class FittedModel:
         history: loss curves and the like (empty for closed forms).
         stop_reason: why the fit stopped.
         fit_seconds: wall time of the fit.
+        starts: ``(M, d)`` the starts recovered for end states (end-state fits only; each is
+            known only up to its basin), else ``None``.
     """
 
     energy_module: AbstractForceField
@@ -58,6 +60,7 @@ class FittedModel:
     history: dict[str, list[float]] = field(default_factory=dict)
     stop_reason: str = ""
     fit_seconds: float = 0.0
+    starts: np.ndarray | None = None
 
     # -- using the energy ------------------------------------------------------------------
     @property
@@ -144,6 +147,8 @@ class FittedModel:
         arrays = {f"leaf_{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
         arrays["data_low"] = self.data_low
         arrays["data_high"] = self.data_high
+        if self.starts is not None:
+            arrays["starts"] = np.asarray(self.starts)
         meta = {
             "format_version": FORMAT_VERSION,
             "energy": config,
@@ -181,6 +186,7 @@ def load(directory: str | Path) -> FittedModel:
     with np.load(directory / MODEL_ARRAYS, allow_pickle=False) as f:
         leaves = [jnp.asarray(f[f"leaf_{i:04d}"]) for i in range(meta["n_leaves"])]
         low, high = f["data_low"], f["data_high"]
+        starts = np.asarray(f["starts"]) if "starts" in f.files else None
     params, static = eqx.partition(skeleton, eqx.is_array)
     treedef = jax.tree_util.tree_structure(params)
     if treedef.num_leaves != len(leaves):
@@ -207,6 +213,7 @@ def load(directory: str | Path) -> FittedModel:
         history=meta.get("history", {}),
         stop_reason=meta.get("stop_reason", ""),
         fit_seconds=float(meta.get("fit_seconds", 0.0)),
+        starts=starts,
     )
 
 

@@ -103,6 +103,7 @@ def simulate_system(
     dt: float = 0.01,
     temperature: float = 0.0,
     snapshots: bool = False,
+    endpoints: bool = False,
     save_every: int = 1,
     dim: int | None = None,
     seed: int = 0,
@@ -113,7 +114,8 @@ def simulate_system(
 
     Gradient descent when ``temperature == 0``, Langevin (Euler–Maruyama) otherwise.  With
     ``snapshots=True`` identities are dropped: the result is :class:`~iel.data.Snapshots` with
-    the rows of each time shuffled.
+    the rows of each time shuffled; with ``endpoints=True`` only the last state of each run is
+    kept: :class:`~iel.data.Endpoints` with the starts attached.
     """
     import jax
 
@@ -134,6 +136,12 @@ def simulate_system(
         save_every=save_every,
         progress=progress,
     )
+    if snapshots and endpoints:
+        raise ValueError("choose snapshots or endpoints, not both")
+    if endpoints:
+        from .data.populations import Endpoints
+
+        return Endpoints(traj.x[:, -1], starts=traj.x[:, 0])
     if not snapshots:
         return traj
     xs, ts = [], []

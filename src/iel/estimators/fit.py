@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.io import Data, load_data
-from ..data.populations import Samples, Snapshots
+from ..data.populations import Endpoints, Samples, Snapshots
 from ..data.trajectories import Trajectories
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
@@ -38,6 +38,7 @@ from .likelihood import OneStepLikelihood
 from .rollout import Rollout
 
 METHODS = ("auto", "onestep", "rollout")
+SAMPLE_METHODS = ("auto", "score-matching", "contrastive-divergence")
 
 
 def _lag_one_correlation(data: Trajectories, model: FittedModel) -> float:
@@ -167,21 +168,41 @@ def fit(
             model.temperature = float(temperature)
         return model
     if isinstance(data, Samples):
-        from .equilibrium import ContrastiveDivergence, ScoreMatching
+        from .equilibrium import ContrastiveDivergence, DenoisingScoreMatching, ScoreMatching
 
+        if method not in SAMPLE_METHODS:
+            raise ValueError(f"for equilibrium samples, method must be one of "
+                             f"{', '.join(SAMPLE_METHODS)}, got {method!r}")  # fmt: skip
         spec = "poly:4" if energy == "auto" else energy
-        if parse_energy_spec(spec, data.dim).is_linear:
+        if method == "contrastive-divergence":
+            model = ContrastiveDivergence(spec, steps=steps, seed=seed, **options).fit(data).model_
+        elif parse_energy_spec(spec, data.dim).is_linear:
             model = ScoreMatching(spec, ridge=ridge, seed=seed).fit(data).model_
         else:
-            model = ContrastiveDivergence(spec, steps=steps, seed=seed).fit(data).model_
+            model = DenoisingScoreMatching(spec, steps=steps, seed=seed, progress=progress,
+                                           **options).fit(data).model_  # fmt: skip
         if energy == "auto":
-            model.diagnostics["notes"] = ["energy 'auto' is poly:4 for samples (no selection yet)"]
+            model.diagnostics.setdefault("notes", []).append(
+                "energy 'auto' is poly:4 for samples (no selection yet)"
+            )
+        return model
+    if isinstance(data, Endpoints):
+        from .endpoints import EndStates
+
+        if projection is not None or hidden_starts or method == "rollout":
+            raise ValueError("end states carry no time: rollout options do not apply (choose "
+                             "an objective: latent, likelihood or pushforward)")  # fmt: skip
+        spec = "poly:6" if energy == "auto" else energy
+        estimator = EndStates(spec, seed=seed, steps=steps, progress=progress, **options)
+        model = estimator.fit(data).model_
+        if energy == "auto":
+            model.diagnostics["notes"].append(
+                "energy 'auto' is poly:6 for end states (the lowest polynomial degree with three "
+                "minima per coordinate; no selection for end states yet)"
+            )
         return model
     if not isinstance(data, Trajectories):
-        raise NotImplementedError(
-            f"fitting {data.kind} is not available yet: this version fits trajectories, "
-            "snapshots and equilibrium samples. The end-state estimator is planned (issue 6)."
-        )
+        raise TypeError(f"cannot fit data of type {type(data).__name__}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     rollout_options: dict = {}

@@ -7,7 +7,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+
+
+def trainable(energy):
+    """``(params, build)`` with ``build(params)`` the energy.
+
+    A feature energy (``θᵀφ + c``) trains only its coefficients, each in units of its starting
+    size (``θ_i = s_i u_i``, ``s_i = max(|θ_i|, 0.1·rms θ)``): Adam moves every parameter by
+    about the learning rate, which would otherwise wipe out the small coefficients of high
+    powers.  Other energies train all their arrays as they are."""
+    from ..energies.features import FeatureEnergy
+
+    if isinstance(energy, FeatureEnergy) and bool(jnp.any(energy.theta != 0)):
+        theta = energy.theta
+        unit = jnp.maximum(jnp.abs(theta), 0.1 * jnp.sqrt(jnp.mean(theta**2)))
+        return theta / unit, lambda u: eqx.tree_at(lambda e: e.theta, energy, u * unit)
+    params, static = eqx.partition(energy, eqx.is_inexact_array)
+    return params, lambda p: eqx.combine(p, static)
+
+
+def adam_step(optimiser, loss):
+    """A jitted ``(params, opt_state, *batch) -> (params, opt_state, loss)`` for ``loss``."""
+
+    @jax.jit
+    def step(params, opt_state, *batch):
+        value, grads = jax.value_and_grad(loss)(params, *batch)
+        # Optax mixes its int32 step count with floats; allow that under strict promotion
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimiser.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    return step
 
 
 @dataclass
