@@ -132,8 +132,8 @@ def test_end_states_with_and_without_observed_starts(tmp_path):
     written = np.load(tmp_path / "ends.iel" / "starts.npz")
     assert written["starts"].shape == (300, 1)
     # with the observed starts, every basin catches exactly its own starts
-    run_iel("fit", ends, "--kind", "endpoints", "--starts", starts, "--steps", 300, "--out",
-            tmp_path / "paired")  # fmt: skip
+    run_iel("fit", ends, "--kind", "endpoints", "--starts", starts, "--steps", 300, "--energy",
+            "poly:6", "--out", tmp_path / "paired")  # fmt: skip
     paired = json.loads((tmp_path / "paired" / "report.json").read_text())["diagnostics"]
     assert paired["prior"] == "observed starts"
     for minimum in paired["minima"]:

@@ -129,7 +129,7 @@ def test_closed_form_refuses_networks_and_other_data():
         OneStepClosedForm("mlp:8").fit(data)
     with pytest.raises(TypeError, match="fits trajectories"):
         OneStepClosedForm("poly:2").fit(iel.Samples(np.zeros((4, 1))))
-    with pytest.raises(NotImplementedError, match="not available yet"):
+    with pytest.raises(ValueError, match="at least 10 end states, got 4"):
         iel.fit(iel.Endpoints(np.random.default_rng(0).normal(size=(4, 1))), "poly:2")
 
 

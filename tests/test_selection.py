@@ -102,3 +102,31 @@ def test_likelihood_fits_report_code_lengths(double_well):
 
     model = OneStepLikelihood("mlp:16", steps=1500, learning_rate=1e-2).fit(double_well).model_
     assert model.diagnostics["code_length_bits"] < model.diagnostics["null_code_bits"]
+
+
+def test_end_states_select_the_true_degree_and_beat_the_flat_energy():
+    """End states of gradient descent on the three-well polynomial x⁶/6 − 5x⁴/4 + 2x², fitted
+    as polynomials of degree 2–8: degree 6 — the lowest with three minima — has the shortest
+    code, richer ones pay for their extra parameters, and E ≡ const loses."""
+    import jax
+
+    from iel.data import Endpoints
+    from iel.dynamics import GradientDescent
+    from iel.energies.reference import ReferenceEnergy
+    from iel.estimators.start_priors import NormalPrior
+    from iel.selection import END_STATE_FAMILIES, select_end_states
+
+    prior = NormalPrior(np.array([-0.2]), np.array([1.0]))
+    starts = np.clip(prior.sample(np.random.default_rng(3), 300), -3.2, 3.2)
+    run = iel.simulate(ReferenceEnergy("three_well", 1), GradientDescent(), starts, 4000,
+                       jax.random.PRNGKey(0), 0.002, save_every=4000)  # fmt: skip
+    result = select_end_states(Endpoints(run.x[:, -1]), END_STATE_FAMILIES, prior=prior,
+                               steps=250, batch=256)  # fmt: skip
+    assert [c.name for c in result.candidates[:-1]] == list(END_STATE_FAMILIES)
+    assert result.chosen.name == "poly:6" and result.chosen.n_minima == 3
+    assert result.chosen.bits < result.null.bits - 1000
+    for cand in result.candidates[:-1]:
+        if cand.n_minima < 3:  # too poor to place every cluster: no better than E ≡ const
+            assert cand.bits > result.null.bits - 50
+    report = result.as_dict()
+    assert report["energy_explains_end_states"] and report["ranking"][0]["name"] == "poly:6"

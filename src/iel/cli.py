@@ -245,6 +245,7 @@ def select(
 ) -> None:
     """Rank energy families by description length; is this a gradient system at all?"""
     from .data import load_data
+    from .data.populations import Endpoints
     from .selection import SELECT_FAMILIES
     from .selection import select as run_select
 
@@ -252,6 +253,9 @@ def select(
     try:
         loaded = load_data(data, kind=kind)
         chosen_families = tuple(f.strip() for f in families.split(",")) if families else None
+        if isinstance(loaded, Endpoints):
+            _select_end_states(loaded, chosen_families, out, seed)
+            return
         with console.status("coding the candidates"):
             nets = tuple(n.strip() for n in networks.split(",") if n.strip())
             result = run_select(
@@ -278,6 +282,29 @@ def select(
         f"gradient system: [bold]{verdict}[/bold] (energy vs general drift: {margin:+.1f} bits)"
     )
     console.print(f"dynamics: {result.dynamics}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "select.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))
+    console.print(f"wrote [bold]{out / 'select.json'}[/bold]")
+
+
+def _select_end_states(data, families, out: Path, seed: int) -> None:
+    from .selection import END_STATE_FAMILIES, select_end_states
+
+    with console.status("fitting and coding the candidates"):
+        result = select_end_states(data, families or END_STATE_FAMILIES, seed=seed)
+    table = Table("rank", "candidate", "bits (two-part)", "params", "minima", "formula")
+    best = result.chosen.bits
+    for i, cand in enumerate(result.ranking(), 1):
+        formula = cand.formula if len(cand.formula) < 60 else cand.formula[:57] + "…"
+        table.add_row(str(i), cand.name, f"{cand.bits - best:+.1f}", str(cand.n_parameters),
+                      str(cand.n_minima), formula)  # fmt: skip
+    console.print(table)
+    console.print("bits relative to the chosen model")
+    console.print(f"chosen: [bold]{result.chosen.name}[/bold]: {result.model.formula}")
+    explains = "yes" if result.chosen.bits < result.null.bits else "no"
+    saved = result.null.bits - result.chosen.bits
+    console.print(f"an energy explains the end states: [bold]{explains}[/bold] "
+                  f"({saved:+.1f} bits against E ≡ const)")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "select.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))
     console.print(f"wrote [bold]{out / 'select.json'}[/bold]")

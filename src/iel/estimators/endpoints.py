@@ -26,7 +26,9 @@ prior ``z ~ p₀`` on the starts, the share of the prior each basin must catch. 
    with weights equal to each basin's prior mass, so it moves the basin boundaries until the
    prior mass of each basin equals its share of the end states.  The descent is
    ``y ← y − min(η, δ/‖∇E‖)∇E`` (steps bounded by ``δ``, so steep far-away starts do not
-   blow up), and the minima found by objective 1 are held by a penalty ``anchor·Σ_j‖∇E(m_j)‖²``.
+   blow up), and ``∇E = 0`` is held at the centres of the end states' clusters — exactly for
+   feature energies (the condition is linear in θ), by a penalty ``anchor·Σ_j‖∇E(m_j)‖²``
+   for networks.
 
 Observed starts (``Endpoints(x, starts=z)``) replace the prior for objectives 2 and 3: ``θ``
 then minimises ``Σ_i ‖Φ_θ^K(z_i) − x_i‖²`` over the given pairs.
@@ -107,9 +109,85 @@ def _bounded_descent(energy, z, steps: int, eta: float, max_step: float):
 _descent_jit = eqx.filter_jit(_bounded_descent)
 
 
+def _held_at(energy: AbstractEnergy, points: jax.Array):
+    """``(params, build, exact)``: trainable parameters of ``energy`` with ``∇E = 0`` held at
+    ``points``.
+
+    For a feature energy the condition is linear in ``θ`` — ``Σ_i θ_i ∇φ_i(m_j) = 0`` — so it
+    is imposed exactly by training coordinates ``w`` of the null space of those constraints
+    (``θ = s ⊙ N w`` with ``s`` the per-coefficient units of :func:`trainable`).  Other
+    energies get all their arrays and ``exact = False`` (the caller adds a penalty).
+    """
+    if not isinstance(energy, FeatureEnergy):
+        params, build = trainable(energy)
+        return params, build, False
+    theta = energy.theta
+    unit = jnp.maximum(jnp.abs(theta), 0.1 * jnp.sqrt(jnp.mean(theta**2)) + 1e-300)
+    jac = jax.vmap(energy.library.jacobian)(points)  # (m, p, d)
+    constraints = np.asarray(jnp.transpose(jac, (0, 2, 1)).reshape(-1, theta.shape[0]))
+    constraints = constraints * np.asarray(unit)[None, :]
+    _, sing, vt = np.linalg.svd(constraints, full_matrices=True)
+    rank = int(np.sum(sing > 1e-10 * max(float(sing.max(initial=0.0)), 1e-300)))
+    basis = jnp.asarray(vt[rank:].T)  # (p, p − rank)
+    if basis.shape[1] == 0:
+        params, build = trainable(energy)
+        return params, build, False
+    w = basis.T @ (theta / unit)
+
+    def build(w):
+        return eqx.tree_at(lambda e: e.theta, energy, unit * (basis @ w))
+
+    return w, build, True
+
+
 def _assign(moved: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Index of the end state each moved start is matched to (exact OT, equal sizes)."""
     return np.argmax(exact_plan(moved, ends), axis=1)
+
+
+CODE_DESCRIPTION = {
+    "mixture": "two-part code (THEORY §6–7): each end state coded as a draw from the mixture "
+    "over the minima with weights = the prior mass each basin catches and a Gaussian spread "
+    "fitted to the end states (floored at the precision), plus ½·log₂ n bits per parameter; "
+    "the null code (E ≡ const) codes the end states with the prior itself",
+    "pushforward": "two-part code: the exact push-forward likelihood plus ½·log₂ n bits per "
+    "parameter; the null code (E ≡ const) codes the end states with the prior itself",
+    "pairs": "two-part code: each end state coded by its distance to where the descent from "
+    "its observed start ends (Gaussian, fitted spread) plus ½·log₂ n bits per parameter; the "
+    "null code (E ≡ const) codes the end states by their distance to their starts",
+}
+
+
+def _bits(log_density: np.ndarray, d: int, epsilon: float) -> float:
+    """``Σ_i −log₂(p(x_i) ε^d)`` with each term at least 0 (a bin holds probability ≤ 1)."""
+    return float(np.sum(np.maximum(-(log_density + d * np.log(epsilon)) / np.log(2), 0.0)))
+
+
+def _gaussian_bits(residuals: np.ndarray, epsilon: float) -> float:
+    n, d = residuals.shape
+    scale = max(float(np.sqrt(np.mean(residuals**2))), epsilon)
+    log_density = -0.5 * np.sum(residuals**2, axis=1) / scale**2 - d * np.log(
+        scale * np.sqrt(2 * np.pi)
+    )
+    return _bits(log_density, d, epsilon)
+
+
+def _mixture_bits(x: np.ndarray, basins, weights: np.ndarray, epsilon: float) -> float:
+    d = x.shape[1]
+    residuals = x - basins.minima[basins.labels]
+    scale = max(float(np.sqrt(np.mean(residuals**2))), epsilon)
+    keep = weights > 0
+    if not np.any(keep):
+        return float("inf")
+    distance = np.sum((x[:, None, :] - basins.minima[None, keep, :]) ** 2, axis=-1)
+    terms = np.log(weights[keep])[None, :] - 0.5 * distance / scale**2
+    peak = np.max(terms, axis=1, keepdims=True)
+    log_density = peak[:, 0] + np.log(np.sum(np.exp(terms - peak), axis=1))
+    return _bits(log_density - d * np.log(scale * np.sqrt(2 * np.pi)), d, epsilon)
+
+
+def _prior_bits(prior, x: np.ndarray, epsilon: float) -> float:
+    return _bits(np.asarray(prior.log_density(jnp.asarray(x))), x.shape[1], epsilon)
 
 
 class EndStates(AbstractEstimator):
@@ -127,6 +205,8 @@ class EndStates(AbstractEstimator):
             the extent) for objective 3.
         steps, batch, learning_rate: the optimisation (Adam, cosine decay).
         anchor: weight holding the minima of objective 1 in objective 3.
+        precision: the precision ``ε`` the end states are coded at, as a fraction of their
+            extent (for the code lengths).
         seed: random seed.
     """
 
@@ -145,6 +225,7 @@ class EndStates(AbstractEstimator):
         batch: int = 512,
         learning_rate: float = 1e-2,
         anchor: float = 10.0,
+        precision: float = 1e-3,
         seed: int = 0,
         progress=None,
     ):
@@ -160,6 +241,7 @@ class EndStates(AbstractEstimator):
         self.batch = batch
         self.learning_rate = learning_rate
         self.anchor = anchor
+        self.precision = precision
         self.seed = seed
         self.progress = progress
 
@@ -199,10 +281,11 @@ class EndStates(AbstractEstimator):
     # -- objective 3 ---------------------------------------------------------------------------
     def _latent_fit(self, energy, data: Endpoints, prior, extent, minima, rng):
         x = data.x
-        params, build = trainable(energy)
+        anchors = jnp.asarray(minima)
+        params, build, exact = _held_at(energy, anchors)
+        anchor_weight = 0.0 if exact else self.anchor
         k, eta, delta = self.descent_steps, self.step_size, self.max_step * extent
         batch = min(self.batch, len(x))
-        anchors = jnp.asarray(minima)
         optimiser = optax.adam(optax.cosine_decay_schedule(self.learning_rate, self.steps))
         paired = data.starts is not None
 
@@ -212,7 +295,7 @@ class EndStates(AbstractEstimator):
         def loss(p, z, target):
             e = build(p)
             hold = jnp.sum(jax.vmap(jax.grad(e))(anchors) ** 2)
-            return jnp.mean(jnp.sum((flow(p, z) - target) ** 2, axis=-1)) + self.anchor * hold
+            return jnp.mean(jnp.sum((flow(p, z) - target) ** 2, axis=-1)) + anchor_weight * hold
 
         flow_jit = jax.jit(flow)
         train_step = adam_step(optimiser, loss)
@@ -411,13 +494,30 @@ class EndStates(AbstractEstimator):
         minima = basins.summary()
         for row, share in zip(minima, prior_shares):
             row["prior_share"] = float(share)
+        epsilon = self.precision * extent
+        n_params = sum(int(np.size(v)) for v in jax.tree.leaves(trainable(energy)[0]))
+        if data.starts is not None:
+            fit_bits = _gaussian_bits(x - prior_ends, epsilon)
+            null_bits = _gaussian_bits(x - data.starts, epsilon)
+        elif self.objective == "pushforward":
+            fit_bits = len(x) * (info["negative_log_likelihood"] - x.shape[1] * np.log(epsilon))
+            fit_bits = max(fit_bits / np.log(2), 0.0)
+            null_bits = _prior_bits(prior, x, epsilon)
+        else:
+            fit_bits = _mixture_bits(x, basins, prior_shares, epsilon)
+            null_bits = _prior_bits(prior, x, epsilon)
         info.update({
             "minima": minima,
             "prior": ("observed starts" if data.starts is not None else prior.describe()),
             "prior_share_reaching_no_observed_minimum": unreached,
             "n_end_states": len(x),
             "notes": notes,
-            "code_length_bits": None,
+            "code_length_bits": fit_bits + 0.5 * n_params * np.log2(len(x)),
+            "null_code_bits": null_bits,
+            "code_precision": epsilon,
+            "code": CODE_DESCRIPTION[
+                "pairs" if data.starts is not None else
+                "pushforward" if self.objective == "pushforward" else "mixture"],
         })  # fmt: skip
         if unreached > 0.05:
             notes.append(f"{unreached:.0%} of the prior descends to minima no end state reached")

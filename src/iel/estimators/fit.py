@@ -192,15 +192,19 @@ def fit(
         if projection is not None or hidden_starts or method == "rollout":
             raise ValueError("end states carry no time: rollout options do not apply (choose "
                              "an objective: latent, likelihood or pushforward)")  # fmt: skip
-        spec = "poly:6" if energy == "auto" else energy
-        estimator = EndStates(spec, seed=seed, steps=steps, progress=progress, **options)
-        model = estimator.fit(data).model_
         if energy == "auto":
-            model.diagnostics["notes"].append(
-                "energy 'auto' is poly:6 for end states (the lowest polynomial degree with three "
-                "minima per coordinate; no selection for end states yet)"
+            from ..selection.end_states import END_STATE_AUTO_FAMILIES, select_end_states
+
+            chosen = select_end_states(data, END_STATE_AUTO_FAMILIES, seed=seed, steps=steps,
+                                       **options)  # fmt: skip
+            chosen.model.diagnostics["notes"].append(
+                f"energy 'auto': {chosen.chosen.name} has the shortest code among "
+                f"{', '.join(END_STATE_AUTO_FAMILIES)} (iel select ranks more families)"
             )
-        return model
+            return chosen.model
+        return (
+            EndStates(energy, seed=seed, steps=steps, progress=progress, **options).fit(data).model_
+        )
     if not isinstance(data, Trajectories):
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
     if method not in METHODS:

@@ -2,6 +2,9 @@
 
 from .codes import CodeLength as CodeLength
 from .codes import Stats as Stats
+from .end_states import END_STATE_FAMILIES as END_STATE_FAMILIES
+from .end_states import EndStateSelection as EndStateSelection
+from .end_states import select_end_states as select_end_states
 from .select import AUTO_FAMILIES as AUTO_FAMILIES
 from .select import SELECT_FAMILIES as SELECT_FAMILIES
 from .select import Selection as Selection
