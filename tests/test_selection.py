@@ -130,3 +130,11 @@ def test_end_states_select_the_true_degree_and_beat_the_flat_energy():
             assert cand.bits > result.null.bits - 50
     report = result.as_dict()
     assert report["energy_explains_end_states"] and report["ranking"][0]["name"] == "poly:6"
+    # the prequential code (fit on a prefix, code the next block) says the same of degree 6:
+    # far shorter than E ≡ const, and longer than its two-part code only by the first block,
+    # coded by the prior before any fit
+    preq = select_end_states(Endpoints(run.x[:, -1]), ("poly:6",), prequential=True,
+                             prior=prior, steps=250, batch=256)  # fmt: skip
+    bits = preq.chosen.prequential_bits
+    assert np.isfinite(bits) and 0 < bits < result.null.bits - 1000
+    assert bits > preq.chosen.bits

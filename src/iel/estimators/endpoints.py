@@ -172,14 +172,21 @@ def _gaussian_bits(residuals: np.ndarray, epsilon: float) -> float:
     return _bits(log_density, d, epsilon)
 
 
-def _mixture_bits(x: np.ndarray, basins, weights: np.ndarray, epsilon: float) -> float:
-    d = x.shape[1]
+def _spread(x: np.ndarray, basins, epsilon: float) -> float:
+    """Root-mean-square distance of the end states to their minima, at least ``ε``."""
     residuals = x - basins.minima[basins.labels]
-    scale = max(float(np.sqrt(np.mean(residuals**2))), epsilon)
+    return max(float(np.sqrt(np.mean(residuals**2))), epsilon)
+
+
+def _mixture_bits(
+    x: np.ndarray, minima: np.ndarray, weights: np.ndarray, scale: float, epsilon: float
+) -> float:
+    """Bits of ``x`` under ``Σ_j w_j N(m_j, scale² I)`` at precision ``ε``."""
+    d = x.shape[1]
     keep = weights > 0
     if not np.any(keep):
         return float("inf")
-    distance = np.sum((x[:, None, :] - basins.minima[None, keep, :]) ** 2, axis=-1)
+    distance = np.sum((x[:, None, :] - minima[None, keep, :]) ** 2, axis=-1)
     terms = np.log(weights[keep])[None, :] - 0.5 * distance / scale**2
     peak = np.max(terms, axis=1, keepdims=True)
     log_density = peak[:, 0] + np.log(np.sum(np.exp(terms - peak), axis=1))
@@ -504,7 +511,8 @@ class EndStates(AbstractEstimator):
             fit_bits = max(fit_bits / np.log(2), 0.0)
             null_bits = _prior_bits(prior, x, epsilon)
         else:
-            fit_bits = _mixture_bits(x, basins, prior_shares, epsilon)
+            fit_bits = _mixture_bits(x, basins.minima, prior_shares,
+                                     _spread(x, basins, epsilon), epsilon)  # fmt: skip
             null_bits = _prior_bits(prior, x, epsilon)
         info.update({
             "minima": minima,
@@ -515,6 +523,7 @@ class EndStates(AbstractEstimator):
             "code_length_bits": fit_bits + 0.5 * n_params * np.log2(len(x)),
             "null_code_bits": null_bits,
             "code_precision": epsilon,
+            "end_state_spread": _spread(x, basins, epsilon),
             "code": CODE_DESCRIPTION[
                 "pairs" if data.starts is not None else
                 "pushforward" if self.objective == "pushforward" else "mixture"],
@@ -527,6 +536,8 @@ class EndStates(AbstractEstimator):
         self.starts_ = starts
         self.basins_ = basins
         self.prior_ = prior
+        self.prior_shares_ = prior_shares
+        self.code_precision_ = epsilon
         low, high = data_range(x)
         energy = shift_to_zero_min(energy, x)
         for row, value in zip(minima, np.asarray(jax.vmap(energy)(jnp.asarray(basins.minima)))):
@@ -549,6 +560,20 @@ class EndStates(AbstractEstimator):
             starts=starts,
         )
         return self
+
+    def code_bits(self, x_new) -> float:
+        """Bits of new end states under this fit's mixture code (its minima, the prior mass
+        of their basins, its spread), at the fit's precision: the prequential step."""
+        if self.objective == "pushforward" or self.model_.diagnostics["prior"] == "observed starts":
+            raise NotImplementedError(
+                "new end states are coded with the mixture code only (latent or likelihood "
+                "objective, no observed starts)"
+            )
+        x_new = np.asarray(x_new, dtype=float)
+        fitted = self.model_.diagnostics["minima"]
+        minima = np.array([row["location"] for row in fitted])
+        spread = self.model_.diagnostics["end_state_spread"]
+        return _mixture_bits(x_new, minima, self.prior_shares_, spread, self.code_precision_)
 
     def _recover_starts(self, energy, data: Endpoints, prior, extent, rng) -> np.ndarray:
         """A start for every end state: prior draws moved by the model's descent and matched

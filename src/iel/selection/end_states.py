@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..data.populations import Endpoints
 from ..estimators.endpoints import EndStates
 from ..model import FittedModel
@@ -31,10 +33,12 @@ class EndStateCandidate:
     n_minima: int
     formula: str
     model: FittedModel | None
+    prequential_bits: float | None = None
 
     def row(self) -> dict:
-        return {"name": self.name, "bits": self.bits, "n_parameters": self.n_parameters,
-                "n_minima": self.n_minima, "formula": self.formula}  # fmt: skip
+        return {"name": self.name, "bits": self.bits, "prequential_bits": self.prequential_bits,
+                "n_parameters": self.n_parameters, "n_minima": self.n_minima,
+                "formula": self.formula}  # fmt: skip
 
 
 @dataclass
@@ -64,13 +68,40 @@ class EndStateSelection:
         }
 
 
+def prequential_end_state_bits(
+    data: Endpoints, spec: str, blocks: int = 4, seed: int = 0, **options
+) -> float:
+    """Prequential code of the end states: the first block coded by the prior (no model yet),
+    then each next block by the mixture code of a fit to all blocks before it."""
+    if data.starts is not None:
+        raise NotImplementedError("prequential end-state codes are for end states without "
+                                  "observed starts")  # fmt: skip
+    order = np.random.default_rng(seed).permutation(len(data.x))
+    parts = np.array_split(order, blocks)
+    first = EndStates(spec, seed=seed, **options).fit(Endpoints(data.x[parts[0]]))
+    bits = first.model_.diagnostics["null_code_bits"]
+    for b in range(1, blocks):
+        seen = np.concatenate(parts[:b])
+        est = (
+            first if b == 1 else EndStates(spec, seed=seed, **options).fit(Endpoints(data.x[seen]))
+        )
+        bits += est.code_bits(data.x[parts[b]])
+    return float(bits)
+
+
 def select_end_states(
-    data: Endpoints, families: tuple[str, ...] = END_STATE_FAMILIES, **options
+    data: Endpoints,
+    families: tuple[str, ...] = END_STATE_FAMILIES,
+    *,
+    prequential: bool = False,
+    seed: int = 0,
+    **options,
 ) -> EndStateSelection:
     """Fit every family in ``families`` to the end states and rank them by code length.
 
     ``options`` go to :class:`~iel.estimators.endpoints.EndStates` (objective, prior, steps, …).
-    The chosen model's report lists the ranking.
+    With ``prequential=True`` every family is also coded prequentially (four blocks: three
+    more fits per family).  The chosen model's report lists the ranking.
     """
     if not isinstance(data, Endpoints):
         raise TypeError(f"select_end_states works on end states, got {type(data).__name__}")
@@ -78,14 +109,16 @@ def select_end_states(
     candidates = []
     null_bits = None
     for spec in families:
-        model = EndStates(spec, **options).fit(data).model_
+        model = EndStates(spec, seed=seed, **options).fit(data).model_
         null_bits = model.diagnostics["null_code_bits"]
         candidates.append(EndStateCandidate(
             spec, model.diagnostics["code_length_bits"], model.n_parameters,
             len(model.diagnostics["minima"]), model.formula, model,
+            prequential_end_state_bits(data, spec, seed=seed, **options) if prequential
+            else None,
         ))  # fmt: skip
     null = EndStateCandidate("null (E ≡ const: the end states are the starts)", null_bits, 0,
-                             0, "E(x) = const", None)  # fmt: skip
+                             0, "E(x) = const", None, null_bits)  # fmt: skip
     chosen = min(candidates, key=lambda c: c.bits)
     ranking = [c.row() for c in sorted(candidates + [null], key=lambda c: c.bits)]
     chosen.model.diagnostics["selection"] = {"ranking": ranking, "null_bits": null_bits}
