@@ -126,10 +126,13 @@ def test_temperature_recovered_on_an_ornstein_uhlenbeck_population():
     est = SnapshotOneStep("poly:2").fit(_snapshots(traj, rng))
     model = est.model_
     terms = dict(model.energy_module.terms())
-    assert terms["x0^2"] == pytest.approx(0.5, rel=0.15) and terms["x1^2"] == pytest.approx(
-        0.5, rel=0.15
+    # 5 steps of h = 0.01: the drift moves particles 0.01·|x| per step against noise 0.06
+    assert terms["x0^2"] == pytest.approx(0.5, rel=0.25) and terms["x1^2"] == pytest.approx(
+        0.5, rel=0.25
     )
     assert model.temperature == pytest.approx(0.2, rel=0.05)
     raw = model.diagnostics["pairing_residual_temperature"]
     assert raw < 0.85 * 0.2  # the plain pairing residual is 20 % low here
-    assert "re-coupled" in model.diagnostics["coupling"]
+    again = SnapshotOneStep("poly:2", refinements=2).fit(_snapshots(traj, rng)).model_
+    assert "re-coupled" in again.diagnostics["coupling"]
+    assert again.temperature == pytest.approx(0.2, rel=0.05)
