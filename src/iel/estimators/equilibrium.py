@@ -54,6 +54,14 @@ def _score_matching_sums(library, x):
     return jnp.mean(grams, axis=0), jnp.mean(laps, axis=0)
 
 
+def _initial_energy(energy, data: Samples, key) -> tuple[AbstractEnergy, str]:
+    """An energy given as a module, or built from a spec string, and its spec."""
+    if isinstance(energy, AbstractEnergy):
+        return energy, type(energy).__name__
+    family = parse_energy_spec(energy, data.dim)
+    return family.build(key, data.x), family.spec
+
+
 def _model(energy, states, spec, method, diagnostics, start, history=None, stop="") -> FittedModel:
     low, high = data_range(states)
     return FittedModel(
@@ -146,15 +154,10 @@ class ContrastiveDivergence(AbstractEstimator):
         start = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         key = jax.random.PRNGKey(self.seed)
-        if isinstance(self.energy, AbstractEnergy):
-            energy, spec = self.energy, type(self.energy).__name__
-        else:
-            family = parse_energy_spec(self.energy, data.dim)
-            spec = family.spec
-            if family.is_linear:
-                energy = ScoreMatching(self.energy, seed=self.seed).fit(data).energy_
-            else:
-                energy = family.build(key, data.x)
+        linear = isinstance(self.energy, str) and parse_energy_spec(self.energy, data.dim).is_linear
+        energy, spec = _initial_energy(self.energy, data, key)
+        if linear:  # start from the closed form
+            energy = ScoreMatching(self.energy, seed=self.seed).fit(data).energy_
         params, build = trainable(energy)
         optimiser = optax.adam(self.learning_rate)
         opt_state = optimiser.init(params)
@@ -241,11 +244,7 @@ class DenoisingScoreMatching(AbstractEstimator):
         rng = np.random.default_rng(self.seed)
         key = jax.random.PRNGKey(self.seed)
         x = data.x
-        if isinstance(self.energy, AbstractEnergy):
-            energy, spec = self.energy, type(self.energy).__name__
-        else:
-            family = parse_energy_spec(self.energy, data.dim)
-            energy, spec = family.build(key, x), family.spec
+        energy, spec = _initial_energy(self.energy, data, key)
         sigma = self.noise
         if sigma is None:
             sigma = 0.1 * float(np.sqrt(np.mean(np.var(x, axis=0))))
