@@ -7,7 +7,10 @@ objective (default) and the likelihood objective.  Then the push-forward objecti
 converged ends of 50 steps (η = 0.01) on the double well ``(x² − 1)²`` from N(0.3, 0.6²),
 where ``η·E = 0.01x⁴ − 0.02x² + const`` is identifiable.  Prints one line per fit.
 
-Run: ``python benchmarks/end_states.py``.
+Last, the description-length ranking of polynomial degrees 2–8 on 300 of the three-well end
+states (two-part code; prequential for degrees 4, 6, 8).
+
+Run: ``python benchmarks/end_states.py [--selection-only]``.
 """
 
 from __future__ import annotations
@@ -79,6 +82,29 @@ def pushforward_row():
           f"max {np.max(error):.3f}; {seconds:.1f} s")  # fmt: skip
 
 
+def selection_rows():
+    """Degrees 2–8 on 300 three-well end states ranked by two-part code; prequential codes for
+    degrees 4, 6, 8 (the configuration of tests/test_selection.py)."""
+    from iel.selection import END_STATE_FAMILIES, select_end_states
+
+    prior = NormalPrior(np.array([-0.2]), np.array([1.0]))
+    starts = np.clip(prior.sample(np.random.default_rng(3), 300), -3.2, 3.2)
+    data = Endpoints(descend("three_well", starts, 4000, 0.002))
+    result = select_end_states(data, END_STATE_FAMILIES, prior=prior, steps=250, batch=256)
+    preq = select_end_states(data, ("poly:4", "poly:6", "poly:8"), prequential=True,
+                             prior=prior, steps=250, batch=256)  # fmt: skip
+    prequential = {c.name: c.prequential_bits for c in preq.candidates}
+    print("\n| candidate | two-part bits | prequential bits | minima |\n|---|---|---|---|")
+    for cand in result.ranking():
+        p = prequential.get(cand.name, cand.prequential_bits)
+        p = "" if p is None else f"{p:.2f}"
+        print(f"| {cand.name} | {cand.bits:.1f} | {p} | {cand.n_minima} |")
+
+
 if __name__ == "__main__":
-    three_well_rows()
-    pushforward_row()
+    import sys
+
+    if "--selection-only" not in sys.argv:
+        three_well_rows()
+        pushforward_row()
+    selection_rows()
