@@ -530,6 +530,18 @@ class EndStates(AbstractEstimator):
         })  # fmt: skip
         if unreached > 0.05:
             notes.append(f"{unreached:.0%} of the prior descends to minima no end state reached")
+        lowest, highest = np.min(x, axis=0), np.max(x, axis=0)
+        margin = 0.5 * (highest - lowest)
+        outside = np.any(
+            (basins.minima < lowest - margin) | (basins.minima > highest + margin), axis=1
+        )
+        if np.any(outside):
+            share = float(np.sum(basins.shares[outside]))
+            notes.append(
+                f"descent from {share:.0%} of the end states leaves the region they occupy "
+                "(the learned energy does not confine them there: networks are not bounded "
+                "below by construction; prefer a polynomial family)"
+            )
         if np.any(basins.curvature <= 0):
             notes.append("some descents stopped where the Hessian is not positive definite "
                          "(a saddle or flat region), listed among the minima")  # fmt: skip
