@@ -1,7 +1,7 @@
 """Minima of an energy and their basins of attraction under gradient descent.
 
 ``find_minima(energy, x)`` runs the gradient flow ``dx/dt = −∇E(x)`` from every point of ``x``
-(gradient descent with a per-point step ``s = min(½/‖∇²E(x)‖₂, δ/‖∇E(x)‖)``: stable where
+(gradient descent with a per-point step ``s = min(½/‖∇²E(x)‖_F, δ/‖∇E(x)‖)``: stable where
 the energy is stiff, bounded where it is steep, so it follows the flow's orbits) until the
 gradient vanishes, then merges the end points that lie within ``tol`` of each other.  Each
 cluster is one minimum; the share of points that descend to it is the share of the data its
@@ -59,18 +59,32 @@ class Basins:
         ]
 
 
+def descent_step(energy: AbstractEnergy, v: jax.Array, eta, max_step) -> jax.Array:
+    """One step ``v − s∇E(v)`` with ``s = min(η, ½/‖∇²E‖_F, δ/‖∇E‖)``: at most ``η``, half
+    the local curvature time where the energy is stiff (stable), and at most ``δ`` long where
+    it is steep.  (The Frobenius norm bounds the spectral one and is smooth in ``E``.)"""
+    g = jax.grad(energy)(v)
+    stiffness = jnp.sqrt(jnp.sum(jax.hessian(energy)(v) ** 2) + 1e-30)
+    s = jnp.minimum(jnp.minimum(eta, 0.5 / stiffness),
+                    max_step * jax.lax.rsqrt(jnp.sum(g * g) + 1e-30))  # fmt: skip
+    return v - s * g
+
+
+def _run(energy, v, steps: int, eta, max_step):
+    return jax.lax.scan(lambda v, _: (descent_step(energy, v, eta, max_step), None), v, None,
+                        length=steps)[0]  # fmt: skip
+
+
+def bounded_descent(energy: AbstractEnergy, z: jax.Array, steps: int, eta, max_step):
+    """``steps`` descent steps (:func:`descent_step`) from each row of ``z``; differentiable
+    in the energy's parameters."""
+    return jax.vmap(lambda v: _run(energy, v, steps, eta, max_step))(z)
+
+
 @eqx.filter_jit
 def _descend(energy: AbstractEnergy, x: jax.Array, steps: int, max_step: float):
     def one(v):
-        def body(v, _):
-            g = jax.grad(energy)(v)
-            stiffness = jnp.linalg.norm(jax.hessian(energy)(v), ord=2)
-            s = jnp.minimum(
-                0.5 / jnp.maximum(stiffness, 1e-12), max_step / (jnp.linalg.norm(g) + 1e-300)
-            )
-            return v - s * g, None
-
-        v, _ = jax.lax.scan(body, v, None, length=steps)
+        v = _run(energy, v, steps, jnp.inf, max_step)
         return v, jnp.linalg.norm(jax.grad(energy)(v))
 
     return jax.lax.map(one, x, batch_size=1024)

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..basins import find_minima, shares_at
+from ..basins import bounded_descent, find_minima, shares_at
 from ..data.populations import Endpoints, Samples
 from ..energies.base import AbstractEnergy, ScaledEnergy
 from ..energies.features import FeatureEnergy
@@ -58,7 +58,7 @@ from .base import AbstractEstimator, data_range, shift_to_zero_min
 from .couplings import EXACT_LIMIT, exact_plan
 from .equilibrium import ContrastiveDivergence, DenoisingScoreMatching, ScoreMatching
 from .start_priors import DEFAULT_PRIOR, NormalPrior, UniformPrior, parse_prior
-from .training import TrainingResult, adam_step, run_training, trainable
+from .training import TrainingResult, adam_step, coefficient_units, run_training, trainable
 
 OBJECTIVES = ("latent", "likelihood", "pushforward")
 DEFAULT_OBJECTIVE = "latent"
@@ -86,27 +86,7 @@ def _hessian_norms(energy, x):
     return jax.vmap(lambda v: jnp.linalg.norm(jax.hessian(energy)(v), ord=2))(x)
 
 
-def _bounded_descent(energy, z, steps: int, eta: float, max_step: float):
-    """``K`` steps of ``y ← y − s∇E`` with ``s = min(η, ½/‖∇²E‖, δ/‖∇E‖)`` from each row of
-    ``z`` (differentiable): the plain step ``η`` where the energy is gentle — slow enough near
-    a barrier that starts close to it are still on their way after ``K`` steps, which is what
-    lets the fit move the basin boundaries —, half the local curvature time where it is stiff
-    (stable), and at most ``δ`` long where it is steep."""
-
-    def one(v):
-        def body(v, _):
-            g = jax.grad(energy)(v)
-            stiffness = jnp.sqrt(jnp.sum(jax.hessian(energy)(v) ** 2) + 1e-30)
-            s = jnp.minimum(jnp.minimum(eta, 0.5 / stiffness),
-                            max_step * jax.lax.rsqrt(jnp.sum(g * g) + 1e-30))  # fmt: skip
-            return v - s * g, None
-
-        return jax.lax.scan(body, v, None, length=steps)[0]
-
-    return jax.vmap(one)(z)
-
-
-_descent_jit = eqx.filter_jit(_bounded_descent)
+_descent_jit = eqx.filter_jit(bounded_descent)
 
 
 def _held_at(energy: AbstractEnergy, points: jax.Array):
@@ -122,7 +102,7 @@ def _held_at(energy: AbstractEnergy, points: jax.Array):
         params, build = trainable(energy)
         return params, build, False
     theta = energy.theta
-    unit = jnp.maximum(jnp.abs(theta), 0.1 * jnp.sqrt(jnp.mean(theta**2)) + 1e-300)
+    unit = coefficient_units(theta)
     jac = jax.vmap(energy.library.jacobian)(points)  # (m, p, d)
     constraints = np.asarray(jnp.transpose(jac, (0, 2, 1)).reshape(-1, theta.shape[0]))
     constraints = constraints * np.asarray(unit)[None, :]
@@ -143,6 +123,13 @@ def _held_at(energy: AbstractEnergy, points: jax.Array):
 def _assign(moved: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Index of the end state each moved start is matched to (exact OT, equal sizes)."""
     return np.argmax(exact_plan(moved, ends), axis=1)
+
+
+def _transport_cost(moved: np.ndarray, ends: np.ndarray, paired: bool) -> float:
+    """Mean squared distance from each moved start to its end state: the given pairs, or the
+    exact OT matching."""
+    target = ends if paired else ends[_assign(moved, ends)]
+    return float(np.mean(np.sum((moved - target) ** 2, axis=-1)))
 
 
 CODE_DESCRIPTION = {
@@ -297,7 +284,7 @@ class EndStates(AbstractEstimator):
         paired = data.starts is not None
 
         def flow(p, z):
-            return _bounded_descent(build(p), z, k, eta, delta)
+            return bounded_descent(build(p), z, k, eta, delta)
 
         def loss(p, z, target):
             e = build(p)
@@ -307,38 +294,31 @@ class EndStates(AbstractEstimator):
         flow_jit = jax.jit(flow)
         train_step = adam_step(optimiser, loss)
 
+        def step(p, opt_state, z, ends):
+            # the minibatch's starts are matched to its end states under the current energy
+            if not paired:
+                ends = ends[_assign(np.asarray(flow_jit(p, jnp.asarray(z))), ends)]
+            return train_step(p, opt_state, jnp.asarray(z), jnp.asarray(ends))
+
         def next_batch():
             pick = rng.choice(len(x), batch, replace=False)
-            if paired:
-                return jnp.asarray(data.starts[pick]), jnp.asarray(x[pick])
-            z = prior.sample(rng, batch)
-            moved = np.asarray(flow_jit(params_box[0], jnp.asarray(z)))
-            return jnp.asarray(z), jnp.asarray(x[pick][_assign(moved, x[pick])])
+            return (data.starts[pick] if paired else prior.sample(rng, batch)), x[pick]
 
         eval_pick = rng.choice(len(x), min(len(x), 1000), replace=False)
         z_eval = data.starts[eval_pick] if paired else prior.sample(rng, len(eval_pick))
 
         def score(p, _):
             moved = np.asarray(flow_jit(p, jnp.asarray(z_eval)))
-            target = x[eval_pick] if paired else x[eval_pick][_assign(moved, x[eval_pick])]
-            return float(np.mean(np.sum((moved - target) ** 2, axis=-1)))
-
-        params_box = [params]
-
-        def step_and_remember(p, opt_state, z, target):
-            p, opt_state, value = train_step(p, opt_state, z, target)
-            params_box[0] = p
-            return p, opt_state, value
+            return _transport_cost(moved, x[eval_pick], paired)
 
         start_score = score(params, 0.0)
         result = run_training(
-            params, optimiser.init(params), step_and_remember, next_batch, score,
+            params, optimiser.init(params), step, next_batch, score,
             steps=self.steps, patience=40, score_name="transport",
             progress=self.progress,
         )  # fmt: skip
         energy = build(result.params)
-        flat = float(np.mean(np.sum((z_eval - (x[eval_pick] if paired else x[eval_pick][
-            _assign(z_eval, x[eval_pick])])) ** 2, axis=-1)))  # fmt: skip
+        flat = _transport_cost(z_eval, x[eval_pick], paired)  # E ≡ const leaves starts in place
         info = {
             "transport_loss": result.best_score,
             "transport_loss_at_start": start_score,
@@ -502,6 +482,7 @@ class EndStates(AbstractEstimator):
         for row, share in zip(minima, prior_shares):
             row["prior_share"] = float(share)
         epsilon = self.precision * extent
+        spread = _spread(x, basins, epsilon)
         n_params = sum(int(np.size(v)) for v in jax.tree.leaves(trainable(energy)[0]))
         if data.starts is not None:
             fit_bits = _gaussian_bits(x - prior_ends, epsilon)
@@ -511,8 +492,7 @@ class EndStates(AbstractEstimator):
             fit_bits = max(fit_bits / np.log(2), 0.0)
             null_bits = _prior_bits(prior, x, epsilon)
         else:
-            fit_bits = _mixture_bits(x, basins.minima, prior_shares,
-                                     _spread(x, basins, epsilon), epsilon)  # fmt: skip
+            fit_bits = _mixture_bits(x, basins.minima, prior_shares, spread, epsilon)
             null_bits = _prior_bits(prior, x, epsilon)
         info.update({
             "minima": minima,
@@ -523,7 +503,7 @@ class EndStates(AbstractEstimator):
             "code_length_bits": fit_bits + 0.5 * n_params * np.log2(len(x)),
             "null_code_bits": null_bits,
             "code_precision": epsilon,
-            "end_state_spread": _spread(x, basins, epsilon),
+            "end_state_spread": spread,
             "code": CODE_DESCRIPTION[
                 "pairs" if data.starts is not None else
                 "pushforward" if self.objective == "pushforward" else "mixture"],

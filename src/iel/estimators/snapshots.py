@@ -49,15 +49,20 @@ def paired_transitions(
     would take it, ``x + h F(x)``, so that only the noise is left for the transport to undo.
     """
     pops = data.populations()
+    sources = _drift_predicted(data, force) if force is not None else pops[:-1]
     xs, ts, how = [], [], ""
     for k in range(len(pops) - 1):
-        source = pops[k]
-        if force is not None:
-            source = source + (data.times[k + 1] - data.times[k]) * np.asarray(force(source))
-        dest, how = couple(source, pops[k + 1], coupling)
+        dest, how = couple(sources[k], pops[k + 1], coupling)
         xs.append(np.stack([pops[k], dest], axis=1))
         ts.append(np.broadcast_to(data.times[k : k + 2], (len(pops[k]), 2)))
     return Trajectories(np.concatenate(xs), t=np.concatenate(ts)), how
+
+
+def _drift_predicted(data: Snapshots, force) -> list[np.ndarray]:
+    """``x + hF(x)`` for every snapshot but the last, ``h`` the time to the next one."""
+    pops = data.populations()
+    return [pops[k] + (data.times[k + 1] - data.times[k]) * np.asarray(force(pops[k]))
+            for k in range(len(pops) - 1)]  # fmt: skip
 
 
 class SnapshotOneStep(AbstractEstimator):
@@ -198,14 +203,13 @@ def _calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, 
     pairing, ``T_sim(T) ≤ T``, gives the factor by which the pairing shrinks the noise, and
     ``T ← T_obs · T / T_sim(T)`` is repeated a few times."""
     rng = np.random.default_rng(seed + 1)
-    pops = data.populations()
+    predictions = _drift_predicted(data, model.force)
     observed = model.temperature
     temperature = observed
     for _ in range(iterations):
         squares, count = 0.0, 0
-        for k in range(len(pops) - 1):
+        for k, predicted in enumerate(predictions):
             h = data.times[k + 1] - data.times[k]
-            predicted = pops[k] + h * np.asarray(model.force(pops[k]))
             noisy = predicted + np.sqrt(2 * temperature * h) * rng.standard_normal(predicted.shape)
             dest, _ = couple(predicted, noisy, coupling)
             squares += float(np.sum((dest - predicted) ** 2) / (2 * h))

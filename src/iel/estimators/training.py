@@ -14,6 +14,11 @@ import numpy as np
 import optax
 
 
+def coefficient_units(theta):
+    """``s_i = max(|θ_i|, 0.1·rms θ)``: the size each coefficient is trained in units of."""
+    return jnp.maximum(jnp.abs(theta), 0.1 * jnp.sqrt(jnp.mean(theta**2)) + 1e-300)
+
+
 def trainable(energy):
     """``(params, build)`` with ``build(params)`` the energy.
 
@@ -25,7 +30,7 @@ def trainable(energy):
 
     if isinstance(energy, FeatureEnergy) and bool(jnp.any(energy.theta != 0)):
         theta = energy.theta
-        unit = jnp.maximum(jnp.abs(theta), 0.1 * jnp.sqrt(jnp.mean(theta**2)))
+        unit = coefficient_units(theta)
         return theta / unit, lambda u: eqx.tree_at(lambda e: e.theta, energy, u * unit)
     params, static = eqx.partition(energy, eqx.is_inexact_array)
     return params, lambda p: eqx.combine(p, static)
