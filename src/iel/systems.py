@@ -122,6 +122,8 @@ def simulate_system(
     from .data.populations import Snapshots
     from .dynamics import GradientDescent, Langevin, simulate
 
+    if snapshots and endpoints:
+        raise ValueError("choose snapshots or endpoints, not both")
     system = get_system(name, dim)
     rng = np.random.default_rng(seed)
     starts = system.initial_states(n, rng) if x0 is None else np.asarray(x0, dtype=float)
@@ -133,11 +135,9 @@ def simulate_system(
         steps,
         jax.random.PRNGKey(seed),
         dt,
-        save_every=save_every,
+        save_every=steps if endpoints else save_every,  # end states need only the last
         progress=progress,
     )
-    if snapshots and endpoints:
-        raise ValueError("choose snapshots or endpoints, not both")
     if endpoints:
         from .data.populations import Endpoints
 
