@@ -143,3 +143,20 @@ def test_end_states_with_and_without_observed_starts(tmp_path):
     wrong = run_iel("fit", ends, "--starts", tmp_path / "ends.iel" / "report.json", "--out",
                     tmp_path / "bad", check=False)  # fmt: skip
     assert wrong.returncode == 2
+
+
+def test_observed_starts_files(tmp_path):
+    """--starts reads .npz ('starts' or 'z'), .npy and .csv (header row optional), and refuses
+    a file without a starts array rather than taking its end states for starts."""
+    from iel.cli import _with_starts
+
+    ends = iel.Endpoints(np.array([[1.0], [2.0]]))
+    (tmp_path / "a.csv").write_text("x0\n0.5\n-1e-3\n")
+    (tmp_path / "b.csv").write_text("0.5\n-1e-3\n")
+    np.save(tmp_path / "c.npy", np.array([[0.5], [-1e-3]]))
+    np.savez(tmp_path / "d.npz", z=np.array([[0.5], [-1e-3]]))
+    for name in ("a.csv", "b.csv", "c.npy", "d.npz"):
+        np.testing.assert_allclose(_with_starts(ends, tmp_path / name).starts[:, 0], [0.5, -1e-3])
+    np.savez(tmp_path / "ends_only.npz", x=np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="expected an array named 'starts'"):
+        _with_starts(ends, tmp_path / "ends_only.npz")

@@ -217,15 +217,22 @@ def _with_starts(loaded, path: Path):
                         "(pass --kind endpoints)")  # fmt: skip
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
-            key = next((k for k in ("starts", "z", "x") if k in f.files), None)
+            key = next((k for k in ("starts", "z") if k in f.files), None)
             if key is None:
                 raise DataError(f"{path}: expected an array named 'starts' (or 'z'), found "
                                 f"{', '.join(f.files) or 'nothing'}")  # fmt: skip
             values = f[key]
     elif path.suffix == ".npy":
         values = np.load(path, allow_pickle=False)
-    else:
-        values = np.loadtxt(path, delimiter=",", ndmin=2)
+    else:  # .csv, with or without a header row (x0, x1, …)
+        with open(path) as f:
+            first = f.readline().split(",")
+        try:
+            [float(v) for v in first]
+            header = 0
+        except ValueError:
+            header = 1
+        values = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header)
     return Endpoints(loaded.x, starts=values)
 
 
