@@ -33,7 +33,7 @@ from ..energies.features import FeatureEnergy
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
 from .base import AbstractEstimator, data_range, shift_to_zero_min
-from .training import adam_step, run_training, trainable
+from .training import adam_step, run_training, trainable, warmup_cosine_adam
 
 IDENTIFIABILITY = {
     "energy": "E/T up to an additive constant: equilibrium samples fix only the Boltzmann "
@@ -252,8 +252,8 @@ class DenoisingScoreMatching(AbstractEstimator):
             raise ValueError(f"denoising score matching needs noise > 0, got {sigma}")
         order = rng.permutation(len(x))
         n_hold = max(1, len(x) // 10)
-        held, train = x[order[:n_hold]], x[order[n_hold:]]
-        held_noise = rng.standard_normal(held.shape)
+        held, train = jnp.asarray(x[order[:n_hold]]), x[order[n_hold:]]
+        held_noise = jnp.asarray(rng.standard_normal(held.shape))
         params, build = trainable(energy)
 
         def loss(p, xb, eps):
@@ -265,17 +265,14 @@ class DenoisingScoreMatching(AbstractEstimator):
             quadratic = 0.5 * sigma**2 * (jnp.sum(plus**2, -1) + jnp.sum(minus**2, -1))
             return jnp.mean(quadratic - sigma * jnp.sum(eps * (plus - minus), axis=-1))
 
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, self.learning_rate, max(self.steps // 20, 1), self.steps, self.learning_rate / 20
-        )
-        optimiser = optax.adam(schedule)
+        optimiser = warmup_cosine_adam(self.learning_rate, self.steps)
         batch = min(self.batch, len(train))
         held_loss = jax.jit(loss)
         result = run_training(
             params, optimiser.init(params), adam_step(optimiser, loss),
             lambda: (jnp.asarray(train[rng.choice(len(train), batch, replace=False)]),
                      jnp.asarray(rng.standard_normal((batch, x.shape[1])))),
-            lambda p, _: float(held_loss(p, jnp.asarray(held), jnp.asarray(held_noise))),
+            lambda p, _: float(held_loss(p, held, held_noise)),
             steps=self.steps, patience=self.patience, progress=self.progress,
         )  # fmt: skip
         self.model_ = _model(

@@ -34,7 +34,7 @@ from .base import (
     shift_to_zero_min,
 )
 from .closed_form import warm_started_energy
-from .training import run_training
+from .training import run_training, warmup_cosine_adam
 
 NOISE_FREE_LIKELIHOOD = 1e-6  # residual / motion below which steps count as noise-free
 
@@ -110,10 +110,7 @@ class OneStepLikelihood(AbstractEstimator):
             held_set = (jnp.asarray(hx0), jnp.asarray(hx1 - hx0), jnp.asarray(hh))
         k = x0.shape[0]
         batch = min(self.batch_size, k)
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, self.learning_rate, max(self.steps // 20, 1), self.steps, self.learning_rate / 20
-        )
-        optimiser = optax.adam(schedule)
+        optimiser = warmup_cosine_adam(self.learning_rate, self.steps)
         params, static = eqx.partition(energy, eqx.is_inexact_array)
         opt_state = optimiser.init(params)
 

@@ -36,7 +36,7 @@ from ..energies.base import AbstractEnergy
 from ..model import FittedModel
 from .base import AbstractEstimator, shift_to_zero_min
 from .closed_form import warm_started_energy
-from .training import run_training
+from .training import run_training, warmup_cosine_adam
 
 
 def rollout_observed(
@@ -232,11 +232,7 @@ class Rollout(AbstractEstimator):
                     )  # fmt: skip
                 return optax.apply_updates(params, updates), opt_state, loss
         else:
-            schedule = optax.warmup_cosine_decay_schedule(
-                0.0, self.learning_rate, max(self.steps // 20, 1), self.steps,
-                self.learning_rate / 20,
-            )  # fmt: skip
-            optimiser = optax.adam(schedule)
+            optimiser = warmup_cosine_adam(self.learning_rate, self.steps)
 
             @jax.jit
             def train_step(params, opt_state, idx):

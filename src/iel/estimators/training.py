@@ -36,6 +36,15 @@ def trainable(energy):
     return params, lambda p: eqx.combine(p, static)
 
 
+def warmup_cosine_adam(learning_rate: float, steps: int):
+    """Adam with a linear warm-up over the first 5 % of ``steps`` to ``learning_rate``, then
+    cosine decay to a twentieth of it."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, max(steps // 20, 1), steps, learning_rate / 20
+    )
+    return optax.adam(schedule)
+
+
 def adam_step(optimiser, loss):
     """A jitted ``(params, opt_state, *batch) -> (params, opt_state, loss)`` for ``loss``."""
 
