@@ -78,10 +78,9 @@ class SnapshotOneStep(AbstractEstimator):
         refinements: for noisy data, after the first fit couple again from the
             drift-predicted positions ``x + hF̂(x)`` and refit, up to this many times (stops
             when the pairing no longer changes).  The transport then only has the noise to
-            undo.  Off by default: measured, it left the pairing unchanged on an
-            Ornstein–Uhlenbeck population and on the noisy JKOnet* suite (β = 0.1), and on the
-            noise-free suite it lowered W1 by at most 10 % (holder_table) for two to four
-            times the fit time.  Noise-free data are never re-coupled.
+            undo.  Off by default: each round costs a full refit, and in the trials made
+            for it (an Ornstein–Uhlenbeck population, the JKOnet* suite) it changed the
+            pairing and the fit little.  Noise-free data are never re-coupled.
         seed: for data-chosen centres.
     """
 
