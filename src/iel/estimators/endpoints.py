@@ -25,10 +25,11 @@ prior ``z ~ p₀`` on the starts, the share of the prior each basin must catch. 
    ``W₂²(p₀, data) > 0``.  In the converged limit this is THEORY §6's mixture over the minima
    with weights equal to each basin's prior mass, so it moves the basin boundaries until the
    prior mass of each basin equals its share of the end states.  The descent is
-   ``y ← y − min(η, δ/‖∇E‖)∇E`` (steps bounded by ``δ``, so steep far-away starts do not
-   blow up), and ``∇E = 0`` is held at the centres of the end states' clusters — exactly for
-   feature energies (the condition is linear in θ), by a penalty ``anchor·Σ_j‖∇E(m_j)‖²``
-   for networks.
+   ``y ← y − min(η, ½/‖∇²E‖_F, δ/‖∇E‖)∇E`` (:func:`iel.basins.descent_step`: slow near
+   barriers, so starts close to one are still on their way after ``K`` steps and the fit can
+   move the boundary; stable where stiff; bounded where steep), and ``∇E = 0`` is held at
+   the centres of the end states' clusters — exactly for feature energies (the condition is
+   linear in θ), by a penalty ``anchor·Σ_j‖∇E(m_j)‖²`` for networks.
 
 Observed starts (``Endpoints(x, starts=z)``) replace the prior for objectives 2 and 3: ``θ``
 then minimises ``Σ_i ‖Φ_θ^K(z_i) − x_i‖²`` over the given pairs.
