@@ -76,10 +76,16 @@ def test_snapshots_through_the_cli(tmp_path):
     report = json.loads((tmp_path / "st.iel" / "report.json").read_text())
     assert report["data_kind"] == "snapshots"
     assert "0.500·x0^4" in report["formula"]
-    bad = subprocess.run([*run, "fit", str(path), "--method", "rollout", "--out",
-                          str(tmp_path / "r")], capture_output=True, text=True)  # fmt: skip
+    rollout = subprocess.run([*run, "fit", str(path), "--method", "rollout", "--steps", "20",
+                              "--energy", "poly:4", "--out", str(tmp_path / "r")],
+                             capture_output=True, text=True)  # fmt: skip
+    assert rollout.returncode == 0, rollout.stdout + rollout.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["method"] == "snapshots-rollout-sinkhorn"
+    bad = subprocess.run([*run, "fit", str(path), "--coupling", "greedy", "--out",
+                          str(tmp_path / "b")], capture_output=True, text=True)  # fmt: skip
     message = " ".join(bad.stdout.split())  # rich wraps long lines
-    assert bad.returncode == 2 and "snapshot rollout estimator is not available" in message
+    assert bad.returncode == 2 and "coupling must be one of" in message
 
 
 def test_interaction_energy_recovered_on_a_particle_system():

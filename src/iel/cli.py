@@ -125,9 +125,20 @@ def fit(
     ),
     horizon: int | None = typer.Option(None, "--horizon", help="rollout segment length"),
     substeps: int | None = typer.Option(None, "--substeps", help="model steps per interval"),
-    coupling: str | None = typer.Option(None, "--coupling", help="snapshots: auto | exact"),
-    interaction: int | None = typer.Option(
-        None, "--interaction", help="snapshots: degree of a pair interaction W (even monomials)"
+    coupling: str | None = typer.Option(
+        None, "--coupling", help="snapshots: auto | exact | sinkhorn"
+    ),
+    interaction: str | None = typer.Option(
+        None,
+        "--interaction",
+        help="snapshots: pair interaction W, a degree K (even monomials "
+        "2…K) or an energy spec such as rbf:10 or mlp:16",
+    ),
+    resampled: bool = typer.Option(
+        False,
+        "--resampled",
+        help="snapshots: each time is a fresh sample (cells destroyed "
+        "when measured): fit E and T by the JKO condition with its entropy term",
     ),
     objective: str | None = typer.Option(
         None, "--objective", help="end states: latent (default) | likelihood | pushforward"
@@ -161,7 +172,9 @@ def fit(
     if coupling:
         options["coupling"] = coupling
     if interaction:
-        options["interaction"] = interaction
+        options["interaction"] = int(interaction) if interaction.isdigit() else interaction
+    if resampled:
+        options["resampled"] = True
     for name, value in (("objective", objective), ("prior", prior),
                         ("descent_steps", descent_steps)):  # fmt: skip
         if value is not None:

@@ -152,18 +152,9 @@ def fit(
     if isinstance(data, (str, Path)):
         data = load_data(data, kind=kind)
     if isinstance(data, Snapshots):
-        from .snapshots import SnapshotOneStep
-
-        coupling = options.pop("coupling", "auto")
-        interaction = options.pop("interaction", None)
-        if options or projection is not None or hidden_starts or method == "rollout":
-            raise ValueError(
-                "snapshots are fitted one step at a time through optimal-transport couplings; "
-                "rollout options do not apply (a snapshot rollout estimator is not available yet)"
-            )
-        est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, seed=seed)
-        model = est.fit(data).model_
-        if temperature is not None:
+        model = _fit_snapshots(data, energy, method, seed, steps, temperature, projection,
+                               hidden_starts, progress, options)  # fmt: skip
+        if temperature is not None and "temperature_fixed" not in model.diagnostics:
             model.diagnostics["estimated_temperature"] = model.temperature
             model.temperature = float(temperature)
         return model
@@ -263,3 +254,36 @@ def fit(
             model.diagnostics["temperature_fixed"] = True
     model.diagnostics["method_reason"] = reason
     return model
+
+
+def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, hidden_starts,
+                   progress, options) -> FittedModel:  # fmt: skip
+    """Snapshots: one step on OT pairs (tracked particles), the JKO condition with its entropy
+    term (``resampled=True``), or the Sinkhorn rollout (``method="rollout"``)."""
+    coupling = options.pop("coupling", "auto")
+    interaction = options.pop("interaction", None)
+    resampled = options.pop("resampled", False)
+    if projection is not None or hidden_starts:
+        raise ValueError("projections and hidden starts are for trajectories, not snapshots")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "rollout":
+        from .snapshot_rollout import SnapshotRollout
+
+        if interaction or resampled:
+            raise ValueError("the snapshot rollout takes neither an interaction nor resampled")
+        options.setdefault("steps", min(steps, 400))
+        return SnapshotRollout(energy, coupling=coupling, temperature=temperature, seed=seed,
+                               progress=progress, **options).fit(data).model_  # fmt: skip
+    if options:
+        raise ValueError(f"options not used by the one-step snapshot fit: {sorted(options)}")
+    if resampled:
+        from .resampled import fit_resampled
+
+        if interaction:
+            raise ValueError("re-sampled populations are fitted without an interaction")
+        return fit_resampled(data, energy, coupling=coupling, seed=seed)
+    from .snapshots import SnapshotOneStep
+
+    est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, seed=seed)
+    return est.fit(data).model_

@@ -72,9 +72,11 @@ class SnapshotOneStep(AbstractEstimator):
         energy: spec or ``"auto"`` (shortest description length; ``poly:4`` with an
             interaction).
         coupling: ``"auto"`` or ``"exact"``.
-        interaction: degree ``K`` of a pair interaction ``W`` on even monomials of
-            ``x_i − x_j`` (degrees 2…K): the particles of each snapshot are one system with
-            energy ``Σ_i V(x_i) + 1/(2n) Σ_{i≠j} W(x_i − x_j)``, fitted in closed form.
+        interaction: a pair interaction ``W``: a degree ``K`` (even monomials of ``x_i − x_j``,
+            degrees 2…K) or any energy spec (``"rbf:10"``, ``"mlp:16"``): the particles of
+            each snapshot are one system with energy
+            ``Σ_i V(x_i) + 1/(2n) Σ_{i≠j} W(x_i − x_j)`` — closed form for linear families,
+            Adam for networks.
         refinements: for noisy data, after the first fit couple again from the
             drift-predicted positions ``x + hF̂(x)`` and refit, up to this many times (stops
             when the pairing no longer changes).  The transport then only has the noise to
@@ -153,14 +155,30 @@ class SnapshotOneStep(AbstractEstimator):
         return self
 
     def _fit_with_interaction(self, data: Snapshots, pairs: Trajectories) -> FittedModel:
-        """Least squares of ``Δx_i/h`` on ``[−∇φ(x_i), −(1/n) Σ_{j≠i} ∇ψ(x_i − x_j)]``."""
+        """``Δx_i/h = −∇V(x_i) − (1/n) Σ_{j≠i} ∇W_e(x_i − x_j)``, ``W_e(r) = ½(W(r) + W(−r))``.
+
+        Linear ``V`` and ``W`` (``interaction`` a degree or a linear spec): least squares.
+        A network ``W`` (``"mlp:16"``): Adam on the same squared residual, ``V`` starting from
+        the closed form without interaction (see :func:`fit_network_interaction`)."""
         spec = "poly:4" if self.energy == "auto" else self.energy
         family = parse_energy_spec(spec, data.dim)
         if not family.is_linear:
             raise ValueError("interaction fits need a linear one-body family")
         states = data.observed_states()
         one_body = family.library.adapt(states, seed=self.seed)
-        pair = EvenMonomials(data.dim, int(self.interaction))
+        if isinstance(self.interaction, int):
+            pair, pair_spec = (
+                EvenMonomials(data.dim, self.interaction),
+                (f"even poly:{self.interaction}"),
+            )
+        else:
+            pair_family = parse_energy_spec(self.interaction, data.dim)
+            pair_spec = pair_family.spec
+            if not pair_family.is_linear:
+                return fit_network_interaction(data, pairs, one_body, pair_family, spec,
+                                               self.seed)  # fmt: skip
+            diffs = _pair_differences(data)
+            pair = pair_family.library.adapt(diffs, seed=self.seed)
         x0, dx, h = pairs.increments()
         blocks = [
             _interaction_design(one_body, pair, jnp.asarray(population))
@@ -169,28 +187,92 @@ class SnapshotOneStep(AbstractEstimator):
         design = np.concatenate(blocks)  # (K, d, p + q)
         rows = (np.sqrt(h)[:, None, None] * design).reshape(-1, design.shape[-1])
         target = (dx / np.sqrt(h)[:, None]).reshape(-1)
-        coef, *_ = np.linalg.lstsq(rows, target, rcond=None)
+        norms = np.linalg.norm(rows, axis=0)  # odd features of W have a zero even part
+        scale = np.where(norms > 1e-12 * norms.max(), 1.0 / np.maximum(norms, 1e-300), 0.0)
+        coef = np.linalg.lstsq(rows * scale, target, rcond=1e-12)[0] * scale
         p = one_body.n_features
         energy = ParticleEnergy(FeatureEnergy(one_body, coef[:p]), FeatureEnergy(pair, coef[p:]))
         resid = target - rows @ coef
-        low, high = data_range(states)
-        return FittedModel(
-            energy_module=energy,
-            temperature=float(resid @ resid / (2 * max(len(target) - len(coef), 1))),
-            energy_spec=f"{spec} + interaction even poly:{self.interaction}",
-            method="onestep-closed-form with pair interaction",
-            data_kind=data.kind,
-            time_convention="dx_i/dt = −∇V(x_i) − (1/n) Σ_j ∇W(x_i − x_j)",
-            diagnostics={"n_transitions": int(len(x0)), "notes": []},
-            identifiability={
-                "energy": "V and W up to additive constants; a quadratic W is confounded with a "
-                "quadratic V when the population mean barely moves",
-                "constant": "not fixed for particle energies",
-            },
-            data_low=low,
-            data_high=high,
-            stop_reason="closed form: least squares",
-        )
+        temperature = float(resid @ resid / (2 * max(len(target) - len(coef), 1)))
+        return _interaction_model(data, energy, temperature, f"{spec} + interaction {pair_spec}",
+                                  "onestep-closed-form with pair interaction", len(x0),
+                                  "closed form: least squares")  # fmt: skip
+
+
+def _pair_differences(data: Snapshots, limit: int = 20000) -> np.ndarray:
+    """Differences ``x_i − x_j`` within snapshots (a sample of them), to place features on."""
+    rng = np.random.default_rng(0)
+    out = []
+    for population in data.populations():
+        i, j = rng.integers(0, len(population), (2, limit // len(data.times) + 1))
+        keep = i != j
+        out.append(population[i[keep]] - population[j[keep]])
+    return np.concatenate(out)
+
+
+def _interaction_model(
+    data, energy, temperature, spec, method, n, stop, history=None
+) -> FittedModel:
+    low, high = data_range(data.observed_states())
+    return FittedModel(
+        energy_module=energy,
+        temperature=temperature,
+        energy_spec=spec,
+        method=method,
+        data_kind=data.kind,
+        time_convention="dx_i/dt = −∇V(x_i) − (1/n) Σ_j ∇W(x_i − x_j)",
+        diagnostics={"n_transitions": int(n), "notes": []},
+        identifiability={
+            "energy": "V and the even part of W up to additive constants; a quadratic W is "
+            "confounded with a quadratic V when the population mean barely moves",
+            "constant": "not fixed for particle energies",
+        },
+        data_low=low,
+        data_high=high,
+        stop_reason=stop,
+        history=history or {},
+    )
+
+
+def fit_network_interaction(data, pairs, one_body, pair_family, spec, seed, steps=400,
+                            learning_rate=2e-2) -> FittedModel:  # fmt: skip
+    """Adam on ``Σ_i h‖Δx_i/h + ∇V(x_i) + (1/n)Σ_j ∇W_e(x_i − x_j)‖²`` over all snapshot pairs,
+    one snapshot pair per step, the best parameters on the full loss kept."""
+    from .closed_form import OneStepClosedForm
+    from .training import adam_step, run_training, warmup_cosine_adam
+
+    linear = OneStepClosedForm(one_body).fit(pairs).energy_
+    pair = pair_family.build(jax.random.PRNGKey(seed), _pair_differences(data))
+    params, static = eqx.partition((linear, pair), eqx.is_inexact_array)
+    x0, dx, h = pairs.increments()
+    sizes = [len(p) for p in data.populations()[:-1]]
+    bounds = np.cumsum([0, *sizes])
+    chunks = [tuple(jnp.asarray(a[bounds[k]:bounds[k + 1]]) for a in (x0, dx, h))
+              for k in range(len(sizes))]  # fmt: skip
+
+    def loss(params, x, dx, h):
+        v, w = eqx.combine(params, static)
+        even = jax.vmap(jax.vmap(lambda r: 0.5 * (w.gradient_single(r) - w.gradient_single(-r))))
+        force = -jax.vmap(v.gradient_single)(x) - jnp.mean(even(x[:, None] - x[None]), axis=1)
+        return jnp.mean(jnp.sum((dx / h[:, None] - force) ** 2, axis=1) * h)
+
+    optimiser = warmup_cosine_adam(learning_rate, steps)
+    step = adam_step(optimiser, loss)
+    evaluate = jax.jit(loss)
+    rng = np.random.default_rng(seed)
+    result = run_training(
+        params, optimiser.init(params), step, lambda: chunks[rng.integers(len(chunks))],
+        lambda p, _: float(np.mean([evaluate(p, *c) for c in chunks])),
+        steps=steps, patience=20, score_name="full",
+    )  # fmt: skip
+    v, w = eqx.combine(result.params, static)
+    n_rows = len(x0) * data.dim
+    temperature = result.best_score * len(x0) / (2 * n_rows)
+    return _interaction_model(
+        data, ParticleEnergy(v, w), float(temperature),
+        f"{spec} + interaction {pair_family.spec}", "onestep-adam with network pair interaction",
+        len(x0), result.stop_reason, result.history,
+    )  # fmt: skip
 
 
 def _calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, seed: int,
@@ -225,8 +307,9 @@ def _design_rows(one_body, pair, population):
     n = population.shape[0]
     g_one = jax.vmap(one_body.jacobian)(population)  # (n, p, d)
     diffs = population[:, None, :] - population[None, :, :]  # (n, n, d)
-    g_pair = jax.vmap(jax.vmap(pair.jacobian))(diffs)  # (n, n, q, d)
-    g_pair = jnp.sum(g_pair, axis=1) / n  # the i = j term is ∇ψ(0) = 0 for even ψ
+    # the even part's Jacobian ½(J(r) − J(−r)): zero at r = 0, so the i = j terms drop out
+    g_pair = jax.vmap(jax.vmap(lambda r: 0.5 * (pair.jacobian(r) - pair.jacobian(-r))))(diffs)
+    g_pair = jnp.sum(g_pair, axis=1) / n  # (n, q, d)
     return -jnp.concatenate([jnp.swapaxes(g_one, 1, 2), jnp.swapaxes(g_pair, 1, 2)], axis=2)
 
 
