@@ -13,12 +13,14 @@ drift-predicted positions and coupling again (:func:`_calibrated_temperature`). 
 same particles in consecutive snapshots, with noise per step small against their spacing (the
 JKOnet* protocol); a drift the family cannot represent inflates ``T``.
 
-Not built yet (issue 4): the score term ``−T∇log ρ`` of the JKO optimality condition (for
-populations re-sampled at every time, where pairs are not the same particles; a first attempt
-with kernel scores was not reliable: for Gaussian populations the score is collinear with
-quadratic energy gradients, and by Tweedie's formula the pairing of the same particles puts
-``+2Th∇log ρ`` into the displacement where the JKO step has ``−Th∇log ρ``), entropic couplings
-for large populations, and a rollout estimator matching snapshots by a Sinkhorn divergence.
+Two regimes, two estimators.  Here: the *same* particles seen at every time (colloids imaged
+but not tracked; the JKOnet* protocol), where OT pairing recovers identities and the
+Brownian increments stay in the displacements.  When each snapshot is a *fresh* sample
+(cells destroyed when measured), the displacements carry no increments and the population
+moves by ``−∇V − T∇log ρ``: :mod:`.resampled` fits that, entropy term included.  (The score
+term does not belong here: pairing the same particles puts ``+2Th∇log ρ`` into the
+displacement by Tweedie's formula, where the JKO step has ``−Th∇log ρ``.)  For long gaps or
+strong noise, :mod:`.snapshot_rollout` pushes populations through the gap instead.
 """
 
 from __future__ import annotations
