@@ -209,3 +209,21 @@ def test_rbf_adapt_places_centres_in_data(rng):
     lib = GaussianRBF.placeholder(2, 2).adapt(x)
     centres = np.sort(np.asarray(lib.centres)[:, 0])
     np.testing.assert_allclose(centres, [-3, 3], atol=0.05)
+
+
+def test_monomials_with_a_cap_on_variables_per_term():
+    """``poly:4:2`` keeps monomials in at most two variables: d univariate powers 1…4 plus,
+    for each of the C(d, 2) pairs, the six exponent pairs with both ≥ 1 and total ≤ 4."""
+    from iel.energies.features import library_from_config
+    from iel.energies.spec import parse_energy_spec
+
+    lib = parse_energy_spec("poly:4:2", 10).library
+    assert lib.n_features == 10 * 4 + 45 * 6
+    assert all(sum(e > 0 for e in alpha) <= 2 for alpha in lib.exponents)
+    additive = parse_energy_spec("poly:4:1", 3).library
+    assert additive.names() == ["x0", "x1", "x2", "x0^2", "x1^2", "x2^2", "x0^3", "x1^3",
+                                "x2^3", "x0^4", "x1^4", "x2^4"]  # fmt: skip
+    assert library_from_config(lib.config()).exponents == lib.exponents
+    assert parse_energy_spec("poly:2:2", 4).library.exponents == Monomials(4, 2).exponents
+    with pytest.raises(ValueError, match="max_vars"):
+        Monomials(3, 4, 0)

@@ -144,25 +144,40 @@ class AbstractMonomialLibrary(AbstractFeatureLibrary):
 
 @_register_library
 class Monomials(AbstractMonomialLibrary):
-    """All monomials of total degree 1..``degree`` in ``dim`` variables, cross terms included."""
+    """Monomials of total degree 1..``degree`` in ``dim`` variables, cross terms included.
+
+    ``max_vars`` keeps only monomials in at most that many distinct variables (an ANOVA-style
+    truncation: ``1`` gives additive energies ``Σ_j p_j(x_j)``, ``2`` adds pairwise terms), so
+    that high-dimensional libraries stay small: degree 4 in 50 variables has 316 250 monomials,
+    1 425 with ``max_vars = 1`` plus pairwise quadratics."""
 
     dim: int = eqx.field(static=True)
     degree: int = eqx.field(static=True)
+    max_vars: int | None = eqx.field(static=True)
     exponents: tuple[tuple[int, ...], ...] = eqx.field(static=True)
 
-    def __init__(self, dim: int, degree: int):
+    def __init__(self, dim: int, degree: int, max_vars: int | None = None):
         if dim < 1 or degree < 1:
             raise ValueError(f"Monomials needs dim ≥ 1 and degree ≥ 1, got {dim=}, {degree=}")
+        if max_vars is not None and max_vars < 1:
+            raise ValueError(f"max_vars must be ≥ 1, got {max_vars}")
         self.dim = int(dim)
         self.degree = int(degree)
-        self.exponents = graded_exponents(self.dim, self.degree)
+        self.max_vars = None if max_vars is None or max_vars >= degree else int(max_vars)
+        exponents = graded_exponents(self.dim, self.degree)
+        if self.max_vars is not None:
+            exponents = tuple(a for a in exponents if sum(e > 0 for e in a) <= self.max_vars)
+        self.exponents = exponents
 
     def config(self):
-        return {"type": "Monomials", "dim": self.dim, "degree": self.degree}
+        config = {"type": "Monomials", "dim": self.dim, "degree": self.degree}
+        if self.max_vars is not None:
+            config["max_vars"] = self.max_vars
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(config["dim"], config["degree"])
+        return cls(config["dim"], config["degree"], config.get("max_vars"))
 
 
 @_register_library

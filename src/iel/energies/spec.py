@@ -6,6 +6,7 @@ Grammar: terms joined by ``+``; each term is one of
 ``quadratic``      all monomials of degree ≤ 2 (a general quadratic form), reported as a
                    :class:`Quadratic` when the fitted matrix is positive definite
 ``poly:K``         monomials of total degree 1..K with cross terms
+``poly:K:V``       the same, only terms in at most V distinct variables (V = 1: additive)
 ``fourier:K[:L]``  ``sin(k x_j/L)``, ``cos(k x_j/L)``, k = 1..K (L defaults to 1)
 ``rbf:M``          M Gaussian bumps on centres chosen from the data (k-means)
 ``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
@@ -104,7 +105,10 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
             parts.append(Monomials(dim, 2))
             quadratic = True
         elif name in ("poly", "polynomial") and arg:
-            parts.append(Monomials(dim, _int(arg, term)))
+            degree, _, max_vars = arg.partition(":")
+            parts.append(
+                Monomials(dim, _int(degree, term), _int(max_vars, term) if max_vars else None)
+            )
         elif name == "fourier" and arg:
             k, _, scale = arg.partition(":")
             try:
@@ -121,7 +125,7 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
         else:
             raise SpecError(
                 f"energy spec term {raw.strip()!r} not understood; expected one of quadratic, "
-                "poly:K, fourier:K, rbf:M, bumps:M, mlp:AxB, icnn:AxB (joined by '+')"
+                "poly:K, poly:K:V, fourier:K, rbf:M, bumps:M, mlp:AxB, icnn:AxB (joined by '+')"
             )
     quadratic = quadratic and len(parts) == 1 and not networks
     library = None if not parts else parts[0] if len(parts) == 1 else ConcatLibrary(tuple(parts))

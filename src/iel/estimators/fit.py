@@ -203,7 +203,9 @@ def fit(
     rollout_options: dict = {}
     auto_energy = energy == "auto"
     if auto_energy:
-        energy = "poly:4"
+        from ..selection.select import HIGH_DIMENSION, auto_families
+
+        energy = "poly:4" if data.dim < HIGH_DIMENSION else auto_families(data.dim)[-1]
     family = parse_energy_spec(energy, data.dim)
     probe = None
     if projection is not None or hidden_starts:
@@ -219,9 +221,9 @@ def fit(
         reason = f"method {method!r} was chosen by the caller"
 
     if auto_energy and method == "onestep":
-        from ..selection.select import AUTO_FAMILIES, select
+        from ..selection.select import auto_families, select
 
-        model = select(data, AUTO_FAMILIES, prequential=False, seed=seed).model
+        model = select(data, auto_families(data.dim), prequential=False, seed=seed).model
         model.diagnostics["method_reason"] = reason
         if temperature is not None:
             model.diagnostics["estimated_temperature"] = model.temperature
@@ -229,7 +231,7 @@ def fit(
         return model
     if auto_energy:
         reason += "; energy 'auto' selects by description length only for one-step fits, so the "
-        reason += "rollout used poly:4"
+        reason += f"rollout used {energy}"
     if method == "rollout":
         settings = {**rollout_options, **options}
         settings.setdefault("hidden_starts", hidden_starts)
@@ -285,5 +287,7 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
         return fit_resampled(data, energy, coupling=coupling, seed=seed)
     from .snapshots import SnapshotOneStep
 
-    est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, seed=seed)
+    est = SnapshotOneStep(
+        energy, coupling=coupling, interaction=interaction, steps=steps, seed=seed
+    )
     return est.fit(data).model_

@@ -85,7 +85,8 @@ class SnapshotOneStep(AbstractEstimator):
             undo.  Off by default: each round costs a full refit, and in the trials made
             for it (an Ornstein–Uhlenbeck population, the JKOnet* suite) it changed the
             pairing and the fit little.  Noise-free data are never re-coupled.
-        seed: for data-chosen centres.
+        steps: optimiser steps for network energies (Optax on the paired steps).
+        seed: for data-chosen centres and initialisation.
     """
 
     method = "snapshots-ot-onestep"
@@ -97,12 +98,14 @@ class SnapshotOneStep(AbstractEstimator):
         coupling: str = "auto",
         interaction: int | None = None,
         refinements: int = 0,
+        steps: int = 3000,
         seed: int = 0,
     ):
         self.energy = energy
         self.coupling = coupling
         self.interaction = interaction
         self.refinements = refinements
+        self.steps = steps
         self.seed = seed
 
     def fit(self, data: Snapshots) -> SnapshotOneStep:
@@ -117,7 +120,9 @@ class SnapshotOneStep(AbstractEstimator):
             if self.interaction:
                 model = self._fit_with_interaction(data, pairs)
             else:
-                model = fit_trajectories(pairs, self.energy, method="onestep", seed=self.seed)
+                model = fit_trajectories(
+                    pairs, self.energy, method="onestep", seed=self.seed, steps=self.steps
+                )
             if rounds == self.refinements or model.temperature == 0:
                 break  # noise-free pairs need no re-coupling: the first pairing is the map's
             # couple again from where the fitted drift takes each particle

@@ -8,4 +8,5 @@ from .end_states import select_end_states as select_end_states
 from .select import AUTO_FAMILIES as AUTO_FAMILIES
 from .select import SELECT_FAMILIES as SELECT_FAMILIES
 from .select import Selection as Selection
+from .select import auto_families as auto_families
 from .select import select as select

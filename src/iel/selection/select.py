@@ -41,6 +41,21 @@ from .sparse import forward_backward, snap_constants, solve_support
 SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "fourier:3",
                    "rbf:20", "poly:4+rbf:20", "poly:6+rbf:30")  # fmt: skip
 AUTO_FAMILIES = ("poly:2", "poly:4", "poly:6", "fourier:3", "poly:4+rbf:20", "poly:6+rbf:30")
+HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
+
+
+def auto_families(dim: int) -> tuple[str, ...]:
+    """The families ``energy="auto"`` selects among in dimension ``dim``.
+
+    Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES`.  From there on the full degree-4
+    library has ``C(d+4, 4) − 1`` monomials (1000 at d = 10, 316 250 at d = 50), so the
+    candidates are the full quadratic and ANOVA-truncated polynomials: terms in at most two
+    variables (``poly:4:2``) up to d = 20, additive ones (``poly:4:1``, ``poly:6:1``) beyond."""
+    if dim < HIGH_DIMENSION:
+        return AUTO_FAMILIES
+    if dim <= 20:
+        return ("poly:2", "poly:4:1", "poly:4:2")
+    return ("poly:2", "poly:4:1", "poly:6:1")
 
 
 def default_epsilon(data: Trajectories) -> float:
