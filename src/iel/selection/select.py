@@ -36,11 +36,12 @@ from .codes import (
     temperature_floor,
     two_part_linear,
 )
-from .sparse import forward_backward, snap_constants, solve_support
+from .sparse import SparseResult, forward_backward, snap_constants, solve_support
 
 SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "fourier:3",
                    "rbf:20", "poly:4+rbf:20", "poly:6+rbf:30")  # fmt: skip
 AUTO_FAMILIES = ("poly:2", "poly:4", "poly:6", "fourier:3", "poly:4+rbf:20", "poly:6+rbf:30")
+SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
 
 
@@ -49,13 +50,14 @@ def auto_families(dim: int) -> tuple[str, ...]:
 
     Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES`.  From there on the full degree-4
     library has ``C(d+4, 4) − 1`` monomials (1000 at d = 10, 316 250 at d = 50), so the
-    candidates are the full quadratic and ANOVA-truncated polynomials: terms in at most two
-    variables (``poly:4:2``) up to d = 20, additive ones (``poly:4:1``, ``poly:6:1``) beyond."""
+    candidates are ANOVA-truncated polynomials: the full quadratic and terms in at most two
+    variables (``poly:4:2``) up to d = 20; additive ones only (``poly:K:1``) beyond, where the
+    pairwise library would have thousands of terms (3 875 for ``poly:3:2`` at d = 50)."""
     if dim < HIGH_DIMENSION:
         return AUTO_FAMILIES
     if dim <= 20:
         return ("poly:2", "poly:4:1", "poly:4:2")
-    return ("poly:2", "poly:4:1", "poly:6:1")
+    return ("poly:2:1", "poly:4:1", "poly:6:1")
 
 
 def default_epsilon(data: Trajectories) -> float:
@@ -227,15 +229,22 @@ def select(
         dense_theta = solve_support(stats, dense_support)
         dense = two_part_linear(stats, np.arange(p), dense_theta, n_library=0, epsilon=eps,
                                 h_mean=h_mean)  # fmt: skip
-        sparse = forward_backward(stats, epsilon=eps, h_mean=h_mean)
-        snappable = [not n.startswith("rbf") for n in names]
-        sparse = snap_constants(
-            stats, sparse, epsilon=eps, h_mean=h_mean, n_library=p, snappable=snappable
-        )
-        for label, support, theta, code, snapped in (
-            (f"{spec} (dense)", dense_support, dense_theta, dense, None),
-            (f"{spec} (sparse)", sparse.support, sparse.theta, sparse.code, sparse.snapped),
-        ):
+        # the greedy search costs O(p) code evaluations per step: libraries larger than
+        # SPARSE_SEARCH_LIBRARY are coded dense only
+        if p > SPARSE_SEARCH_LIBRARY:
+            sparse = None
+        else:
+            sparse = forward_backward(stats, epsilon=eps, h_mean=h_mean)
+            snappable = [not n.startswith("rbf") for n in names]
+            sparse = snap_constants(
+                stats, sparse, epsilon=eps, h_mean=h_mean, n_library=p, snappable=snappable
+            )
+        fits = [(f"{spec} (dense)", dense_support, dense_theta, dense, None)]
+        if sparse is not None:
+            fits.append(
+                (f"{spec} (sparse)", sparse.support, sparse.theta, sparse.code, sparse.snapped)
+            )
+        for label, support, theta, code, snapped in fits:
             preq = (
                 prequential_linear(per_block, np.asarray(support, int), epsilon=eps,
                                    h_mean=h_mean) if per_block else None
@@ -266,14 +275,21 @@ def select(
     drift_spec = chosen.spec if chosen.library is not None else "poly:4"
     drift_family = parse_energy_spec(drift_spec, data.dim).library
     if isinstance(drift_family, Monomials) and drift_family.degree > 1:
-        drift_family = Monomials(data.dim, drift_family.degree - 1)
+        drift_family = Monomials(data.dim, drift_family.degree - 1, drift_family.max_vars)
     drift_library = drift_family.adapt(states, seed=seed)
     dstats = _drift_stats(drift_library, jnp.asarray(x0), jnp.asarray(dx), jnp.asarray(h))
     dnames = [f"F{j}:{n}" for j in range(data.dim) for n in ["1", *drift_library.names()]]
-    dsparse = forward_backward(dstats, epsilon=eps, h_mean=h_mean)
+    if dstats.gram.shape[0] > SPARSE_SEARCH_LIBRARY:
+        everything = list(range(dstats.gram.shape[0]))
+        theta = solve_support(dstats, everything)
+        code = two_part_linear(dstats, np.arange(len(everything)), theta, n_library=0,
+                               epsilon=eps, h_mean=h_mean)  # fmt: skip
+        dsparse, how = SparseResult(everything, theta, code, {}, []), "dense"
+    else:
+        dsparse, how = forward_backward(dstats, epsilon=eps, h_mean=h_mean), "sparse"
     dcode = dsparse.code
     drift_cand = Candidate(
-        f"drift {drift_spec}−1 per coordinate (sparse)", "drift", dcode, None,
+        f"drift {drift_spec}−1 per coordinate ({how})", "drift", dcode, None,
         len(dsparse.support), "F(x) = " + _formula(dnames, dsparse.support, dsparse.theta),
         math.sqrt(dcode.details["residual"] / max(dstats.n, 1)), drift_spec,
     )  # fmt: skip
