@@ -138,3 +138,19 @@ def test_end_states_select_the_true_degree_and_beat_the_flat_energy():
     bits = preq.chosen.prequential_bits
     assert np.isfinite(bits) and 0 < bits < result.null.bits - 1000
     assert bits > preq.chosen.bits
+
+
+def test_auto_in_ten_dimensions_selects_among_truncated_polynomials():
+    """At d = 10 the full degree-4 library has 1000 terms; auto chooses among poly:2,
+    poly:4:1 and poly:4:2 and finds the additive Styblinski–Tang energy exactly."""
+    from iel.selection import auto_families
+
+    assert auto_families(10) == ("poly:2", "poly:4:1", "poly:4:2")
+    assert auto_families(50) == ("poly:2:1", "poly:4:1", "poly:6:1")
+    traj = simulate_system("styblinski_tang", n=300, steps=5, dt=0.01, dim=10, seed=0)
+    model = iel.fit(traj)
+    assert "poly:4:1" in model.energy_spec
+    states = np.random.default_rng(0).uniform(-3, 3, size=(200, 10))
+    truth = iel.get_system("styblinski_tang", 10).energy
+    f_true = np.asarray(truth.force(states))
+    assert np.sum((np.asarray(model.force(states)) - f_true) ** 2) < 1e-12 * np.sum(f_true**2)

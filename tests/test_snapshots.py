@@ -76,7 +76,7 @@ def test_snapshots_through_the_cli(tmp_path):
     report = json.loads((tmp_path / "st.iel" / "report.json").read_text())
     assert report["data_kind"] == "snapshots"
     assert "0.500·x0^4" in report["formula"]
-    rollout = subprocess.run([*run, "fit", str(path), "--method", "rollout", "--steps", "20",
+    rollout = subprocess.run([*run, "fit", str(path), "--method", "rollout", "--steps", "5",
                               "--energy", "poly:4", "--out", str(tmp_path / "r")],
                              capture_output=True, text=True)  # fmt: skip
     assert rollout.returncode == 0, rollout.stdout + rollout.stderr

@@ -295,12 +295,14 @@ def select(
         )  # fmt: skip
     console.print(table)
     console.print("bits relative to the chosen model; prequential relative to its two-part code")
-    verdict = "yes" if result.gradient_system else "no"
-    margin = result.best_drift.code.total - result.chosen.code.total
     console.print(f"chosen: [bold]{result.chosen.name}[/bold]: {result.model.formula}")
-    console.print(
-        f"gradient system: [bold]{verdict}[/bold] (energy vs general drift: {margin:+.1f} bits)"
-    )
+    if result.best_drift is None:
+        console.print(f"gradient system: {result.model.diagnostics['gradient_system_note']}")
+    else:
+        verdict = "yes" if result.gradient_system else "no"
+        margin = result.best_drift.code.total - result.chosen.code.total
+        console.print(f"gradient system: [bold]{verdict}[/bold] (energy vs general drift: "
+                      f"{margin:+.1f} bits)")  # fmt: skip
     console.print(f"dynamics: {result.dynamics}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "select.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))

@@ -42,6 +42,7 @@ SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "
                    "rbf:20", "poly:4+rbf:20", "poly:6+rbf:30")  # fmt: skip
 AUTO_FAMILIES = ("poly:2", "poly:4", "poly:6", "fourier:3", "poly:4+rbf:20", "poly:6+rbf:30")
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
+DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
 HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
 
 
@@ -138,9 +139,9 @@ class Candidate:
 class Selection:
     candidates: list[Candidate]
     chosen: Candidate
-    best_drift: Candidate
+    best_drift: Candidate | None  # None: the drift library was too large to fit (high d)
     null: Candidate
-    gradient_system: bool
+    gradient_system: bool | None
     dynamics: str
     epsilon: float
     seconds: float
@@ -153,10 +154,14 @@ class Selection:
         return {
             "chosen": self.chosen.row(),
             "gradient_system": self.gradient_system,
-            "gradient_system_margin_bits": self.best_drift.code.total - self.chosen.code.total,
+            "gradient_system_margin_bits": (
+                None
+                if self.best_drift is None
+                else self.best_drift.code.total - self.chosen.code.total
+            ),
             "dynamics": self.dynamics,
             "null_bits": self.null.code.total,
-            "best_drift": self.best_drift.row(),
+            "best_drift": None if self.best_drift is None else self.best_drift.row(),
             "epsilon": self.epsilon,
             "ranking": [c.row() for c in self.ranking()],
             "seconds": self.seconds,
@@ -276,6 +281,33 @@ def select(
     drift_family = parse_energy_spec(drift_spec, data.dim).library
     if isinstance(drift_family, Monomials) and drift_family.degree > 1:
         drift_family = Monomials(data.dim, drift_family.degree - 1, drift_family.max_vars)
+    drift_size = data.dim * (drift_family.n_features + 1)
+    drift_cand, gradient_system = None, None
+    if drift_size <= DRIFT_LIBRARY_LIMIT:
+        drift_cand = _drift_candidate(data, drift_family, drift_spec, states, x0, dx, h, eps,
+                                      h_mean, seed)  # fmt: skip
+        candidates.append(drift_cand)
+        gradient_system = chosen.code.total <= drift_cand.code.total
+
+    model = _chosen_model(data, chosen, eps, h_mean, x0, dx, h, states)
+    dynamics = _dynamics(model)
+    model.diagnostics["code_length"] = chosen.code.as_dict()
+    model.diagnostics["null_code_bits"] = null.total
+    model.diagnostics["gradient_system"] = gradient_system
+    if drift_cand is None:
+        model.diagnostics["gradient_system_note"] = (
+            f"not tested: the general drift would need {drift_size} coefficients "
+            f"(over {DRIFT_LIBRARY_LIMIT}); fit it with a smaller family to compare"
+        )
+    model.diagnostics["dynamics"] = dynamics
+
+    model.fit_seconds = time.perf_counter() - start
+    return Selection(candidates, chosen, drift_cand, null_cand, gradient_system, dynamics, eps,
+                     time.perf_counter() - start, model)  # fmt: skip
+
+
+def _drift_candidate(data, drift_family, drift_spec, states, x0, dx, h, eps, h_mean, seed):
+    """The general drift ``F_j = Σ_k W_jk φ_k`` coded like the energies (sparse when small)."""
     drift_library = drift_family.adapt(states, seed=seed)
     dstats = _drift_stats(drift_library, jnp.asarray(x0), jnp.asarray(dx), jnp.asarray(h))
     dnames = [f"F{j}:{n}" for j in range(data.dim) for n in ["1", *drift_library.names()]]
@@ -288,24 +320,11 @@ def select(
     else:
         dsparse, how = forward_backward(dstats, epsilon=eps, h_mean=h_mean), "sparse"
     dcode = dsparse.code
-    drift_cand = Candidate(
+    return Candidate(
         f"drift {drift_spec}−1 per coordinate ({how})", "drift", dcode, None,
         len(dsparse.support), "F(x) = " + _formula(dnames, dsparse.support, dsparse.theta),
         math.sqrt(dcode.details["residual"] / max(dstats.n, 1)), drift_spec,
     )  # fmt: skip
-    candidates.append(drift_cand)
-    gradient_system = chosen.code.total <= drift_cand.code.total
-
-    model = _chosen_model(data, chosen, eps, h_mean, x0, dx, h, states)
-    dynamics = _dynamics(model)
-    model.diagnostics["code_length"] = chosen.code.as_dict()
-    model.diagnostics["null_code_bits"] = null.total
-    model.diagnostics["gradient_system"] = gradient_system
-    model.diagnostics["dynamics"] = dynamics
-
-    model.fit_seconds = time.perf_counter() - start
-    return Selection(candidates, chosen, drift_cand, null_cand, gradient_system, dynamics, eps,
-                     time.perf_counter() - start, model)  # fmt: skip
 
 
 def _network_candidate(data, spec, eps, h_mean, steps, seed) -> Candidate:
