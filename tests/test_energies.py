@@ -227,3 +227,20 @@ def test_monomials_with_a_cap_on_variables_per_term():
     assert parse_energy_spec("poly:2:2", 4).library.exponents == Monomials(4, 2).exponents
     with pytest.raises(ValueError, match="max_vars"):
         Monomials(3, 4, 0)
+
+
+def test_truncated_polynomial_fits_in_closed_form_where_moments_would_mislead():
+    """``poly:2:1`` in 30 dimensions is small enough for the moment shortcut of full
+    monomial libraries, whose plan assumes every monomial is present: it must not be used."""
+    import iel
+    from iel.estimators.closed_form import OneStepClosedForm
+
+    rng = np.random.default_rng(0)
+    scales = rng.uniform(0.5, 2.0, size=30)
+    x = np.empty((40, 4, 30))
+    x[:, 0] = rng.normal(size=(40, 30))
+    for k in range(3):  # gradient descent on E = Σ s_j x_j², step 0.01
+        x[:, k + 1] = x[:, k] - 0.01 * 2 * scales * x[:, k]
+    model = OneStepClosedForm("poly:2:1").fit(iel.Trajectories(x, dt=0.01)).model_
+    terms = dict(model.energy_module.terms(1e-9))
+    np.testing.assert_allclose([terms[f"x{j}^2"] for j in range(30)], scales, rtol=1e-8)

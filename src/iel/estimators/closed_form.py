@@ -181,6 +181,8 @@ def _moment_plan(library: Monomials):
 def _use_moments(library: AbstractFeatureLibrary) -> bool:
     if not isinstance(library, Monomials) or library.degree < 1:
         return False
+    if library.max_vars is not None:
+        return False  # the moment plan assumes every monomial up to the degree
     top = 2 * library.degree - 2
     n_moments = math.comb(library.dim - 1 + top, library.dim - 1) * (top + 1)
     return n_moments <= min(MAX_MOMENTS, library.n_features**2 * library.dim)
