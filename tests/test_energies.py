@@ -244,3 +244,12 @@ def test_truncated_polynomial_fits_in_closed_form_where_moments_would_mislead():
     model = OneStepClosedForm("poly:2:1").fit(iel.Trajectories(x, dt=0.01)).model_
     terms = dict(model.energy_module.terms(1e-9))
     np.testing.assert_allclose([terms[f"x{j}^2"] for j in range(30)], scales, rtol=1e-8)
+
+
+def test_truncated_exponents_match_filtering_the_full_library():
+    from iel.energies.features import graded_exponents, truncated_exponents
+
+    for dim, degree, cap in ((3, 4, 1), (4, 5, 2), (5, 4, 3)):
+        full = graded_exponents(dim, degree)
+        expected = tuple(a for a in full if sum(e > 0 for e in a) <= cap)
+        assert truncated_exponents(dim, degree, cap) == expected

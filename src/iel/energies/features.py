@@ -101,6 +101,27 @@ def graded_exponents(dim: int, degree: int, start: int = 1) -> tuple[tuple[int, 
     return tuple(out)
 
 
+def truncated_exponents(dim: int, degree: int, max_vars: int) -> tuple[tuple[int, ...], ...]:
+    """The exponents of :func:`graded_exponents` in at most ``max_vars`` variables, in the same
+    order, built from the variable subsets (never enumerating the full library)."""
+    found = []
+    for k in range(1, max_vars + 1):
+        for subset in itertools.combinations(range(dim), k):
+            # positive powers on the subset with total ≤ degree
+            for powers in itertools.product(range(1, degree - k + 2), repeat=k):
+                if sum(powers) <= degree:
+                    alpha = [0] * dim
+                    for j, a in zip(subset, powers):
+                        alpha[j] = a
+                    found.append(tuple(alpha))
+
+    # graded order: total degree, then the sorted multiset of variable indices
+    def key(alpha):
+        return sum(alpha), tuple(j for j, a in enumerate(alpha) for _ in range(a))
+
+    return tuple(sorted(found, key=key))
+
+
 def monomial_values(x: Array, exponents: Sequence[Sequence[int]]) -> Array:
     """``[Π_j x_j^{α_j} for α in exponents]`` for one state ``x``.
 
@@ -164,10 +185,10 @@ class Monomials(AbstractMonomialLibrary):
         self.dim = int(dim)
         self.degree = int(degree)
         self.max_vars = None if max_vars is None or max_vars >= degree else int(max_vars)
-        exponents = graded_exponents(self.dim, self.degree)
-        if self.max_vars is not None:
-            exponents = tuple(a for a in exponents if sum(e > 0 for e in a) <= self.max_vars)
-        self.exponents = exponents
+        if self.max_vars is None:
+            self.exponents = graded_exponents(self.dim, self.degree)
+        else:
+            self.exponents = truncated_exponents(self.dim, self.degree, self.max_vars)
 
     def config(self):
         config = {"type": "Monomials", "dim": self.dim, "degree": self.degree}

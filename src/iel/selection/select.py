@@ -52,12 +52,15 @@ def auto_families(dim: int) -> tuple[str, ...]:
     Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES`.  From there on the full degree-4
     library has ``C(d+4, 4) − 1`` monomials (1000 at d = 10, 316 250 at d = 50), so the
     candidates are ANOVA-truncated polynomials: the full quadratic and terms in at most two
-    variables (``poly:4:2``) up to d = 20; additive ones only (``poly:K:1``) beyond, where the
-    pairwise library would have thousands of terms (3 875 for ``poly:3:2`` at d = 50)."""
+    variables (``poly:4:2`` up to d = 20, ``poly:3:2`` up to d = 30); additive ones only
+    (``poly:K:1``) beyond, where the pairwise library would have thousands of terms (3 875
+    for ``poly:3:2`` at d = 50)."""
     if dim < HIGH_DIMENSION:
         return AUTO_FAMILIES
     if dim <= 20:
         return ("poly:2", "poly:4:1", "poly:4:2")
+    if dim <= 30:
+        return ("poly:2", "poly:4:1", "poly:3:2")
     return ("poly:2:1", "poly:4:1", "poly:6:1")
 
 
