@@ -78,8 +78,8 @@ def couple(source: np.ndarray, target: np.ndarray, method: str = "auto",
     ``method``: ``"exact"`` (network simplex; the monotone rearrangement on the line),
     ``"sinkhorn"`` (entropic, OTT-JAX) or ``"auto"``: exact on the line and while the dense
     cost matrix fits (``n·m ≤ EXACT_ENTRIES``), entropic beyond.  On a CPU the exact solver is
-    the faster one wherever it fits (``benchmarks/couplings.py`` measures both), so ``auto``
-    turns to Sinkhorn only for memory."""
+    the faster one wherever it fits (``benchmarks/snapshot_estimators.py`` measures both), so
+    ``auto`` turns to Sinkhorn only for memory."""
     n, m = len(source), len(target)
     if method not in COUPLINGS:
         raise ValueError(f"coupling must be one of {COUPLINGS}, got {method!r}")

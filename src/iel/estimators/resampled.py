@@ -35,7 +35,7 @@ from ..data.populations import Samples, Snapshots
 from ..energies.features import FeatureEnergy
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
-from .base import data_range, shift_to_zero_min
+from .base import column_scaled_lstsq, data_range, shift_to_zero_min
 from .couplings import couple
 from .equilibrium import ScoreMatching
 
@@ -80,8 +80,7 @@ def fit_resampled(
         rows.append(design.reshape(-1, design.shape[-1]))
         targets.append(((y - x) / h).reshape(-1))
     a, b = np.concatenate(rows), np.concatenate(targets)
-    scale = 1.0 / np.maximum(np.linalg.norm(a, axis=0), 1e-300)
-    coef = np.linalg.lstsq(a * scale, b, rcond=1e-13)[0] * scale
+    coef = column_scaled_lstsq(a, b)
     theta, temperature = coef[:-1], float(coef[-1])
     notes = []
     if temperature < 0:

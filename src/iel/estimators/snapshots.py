@@ -38,7 +38,7 @@ from ..energies.features import EvenMonomials, FeatureEnergy
 from ..energies.particles import ParticleEnergy
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
-from .base import AbstractEstimator, data_range
+from .base import AbstractEstimator, column_scaled_lstsq, data_range
 from .couplings import couple
 
 
@@ -73,7 +73,7 @@ class SnapshotOneStep(AbstractEstimator):
     Args:
         energy: spec or ``"auto"`` (shortest description length; ``poly:4`` with an
             interaction).
-        coupling: ``"auto"`` or ``"exact"``.
+        coupling: ``"auto"``, ``"exact"`` or ``"sinkhorn"`` (:func:`.couplings.couple`).
         interaction: a pair interaction ``W``: a degree ``K`` (even monomials of ``x_i − x_j``,
             degrees 2…K) or any energy spec (``"rbf:10"``, ``"mlp:16"``): the particles of
             each snapshot are one system with energy
@@ -96,7 +96,7 @@ class SnapshotOneStep(AbstractEstimator):
         energy: str = "auto",
         *,
         coupling: str = "auto",
-        interaction: int | None = None,
+        interaction: int | str | None = None,
         refinements: int = 0,
         steps: int = 3000,
         seed: int = 0,
@@ -194,9 +194,7 @@ class SnapshotOneStep(AbstractEstimator):
         design = np.concatenate(blocks)  # (K, d, p + q)
         rows = (np.sqrt(h)[:, None, None] * design).reshape(-1, design.shape[-1])
         target = (dx / np.sqrt(h)[:, None]).reshape(-1)
-        norms = np.linalg.norm(rows, axis=0)  # odd features of W have a zero even part
-        scale = np.where(norms > 1e-12 * norms.max(), 1.0 / np.maximum(norms, 1e-300), 0.0)
-        coef = np.linalg.lstsq(rows * scale, target, rcond=1e-12)[0] * scale
+        coef = column_scaled_lstsq(rows, target, rcond=1e-12)  # odd W features: zero columns
         p = one_body.n_features
         energy = ParticleEnergy(FeatureEnergy(one_body, coef[:p]), FeatureEnergy(pair, coef[p:]))
         resid = target - rows @ coef

@@ -233,10 +233,7 @@ def select(
             base, base_blocks = stats, per_block
         names = library.names()
         p = library.n_features
-        dense_support = list(range(p))
-        dense_theta = solve_support(stats, dense_support)
-        dense = two_part_linear(stats, np.arange(p), dense_theta, n_library=0, epsilon=eps,
-                                h_mean=h_mean)  # fmt: skip
+        dense = _dense_fit(stats, eps, h_mean)
         # the greedy search costs O(p) code evaluations per step: libraries larger than
         # SPARSE_SEARCH_LIBRARY are coded dense only
         if p > SPARSE_SEARCH_LIBRARY:
@@ -247,7 +244,7 @@ def select(
             sparse = snap_constants(
                 stats, sparse, epsilon=eps, h_mean=h_mean, n_library=p, snappable=snappable
             )
-        fits = [(f"{spec} (dense)", dense_support, dense_theta, dense, None)]
+        fits = [(f"{spec} (dense)", dense.support, dense.theta, dense.code, None)]
         if sparse is not None:
             fits.append(
                 (f"{spec} (sparse)", sparse.support, sparse.theta, sparse.code, sparse.snapped)
@@ -309,17 +306,22 @@ def select(
                      time.perf_counter() - start, model)  # fmt: skip
 
 
+def _dense_fit(stats: Stats, eps: float, h_mean: float) -> SparseResult:
+    """Every term of the library, least squares, and its two-part code."""
+    support = list(range(stats.gram.shape[0]))
+    theta = solve_support(stats, support)
+    code = two_part_linear(stats, np.arange(len(support)), theta, n_library=0, epsilon=eps,
+                           h_mean=h_mean)  # fmt: skip
+    return SparseResult(support, theta, code, {}, [])
+
+
 def _drift_candidate(data, drift_family, drift_spec, states, x0, dx, h, eps, h_mean, seed):
     """The general drift ``F_j = Σ_k W_jk φ_k`` coded like the energies (sparse when small)."""
     drift_library = drift_family.adapt(states, seed=seed)
     dstats = _drift_stats(drift_library, jnp.asarray(x0), jnp.asarray(dx), jnp.asarray(h))
     dnames = [f"F{j}:{n}" for j in range(data.dim) for n in ["1", *drift_library.names()]]
     if dstats.gram.shape[0] > SPARSE_SEARCH_LIBRARY:
-        everything = list(range(dstats.gram.shape[0]))
-        theta = solve_support(dstats, everything)
-        code = two_part_linear(dstats, np.arange(len(everything)), theta, n_library=0,
-                               epsilon=eps, h_mean=h_mean)  # fmt: skip
-        dsparse, how = SparseResult(everything, theta, code, {}, []), "dense"
+        dsparse, how = _dense_fit(dstats, eps, h_mean), "dense"
     else:
         dsparse, how = forward_backward(dstats, epsilon=eps, h_mean=h_mean), "sparse"
     dcode = dsparse.code
