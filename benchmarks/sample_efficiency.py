@@ -12,7 +12,8 @@ an unconstrained vector field on the same feature library (closed form) and an M
 Errors are measured on 20 000 held-out states from fresh trajectories ("inside") and on states
 outside the box the training data covered ("outside": extrapolation).
 
-Run: ``python benchmarks/sample_efficiency.py [--sizes 10 30 100 300] [--mlp-steps 2000]``.
+Run: ``python benchmarks/sample_efficiency.py [--sizes 10 30 100 300] [--mlp-steps 2000]
+[--systems muller_brown styblinski_tang]``.
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100, 300])
     parser.add_argument("--mlp-steps", type=int, default=2000)
+    parser.add_argument("--systems", nargs="+", choices=sorted(CASES), default=list(CASES))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="force Gram condition number")  # SFI's, reported
     rng = np.random.default_rng(0)
-    for name, case in CASES.items():
+    for name in args.systems:
+        case = CASES[name]
         truth = get_system(name).energy
         test = simulate(name, 300, 1000, case["kw"])
         flat = test.x.reshape(-1, 2)

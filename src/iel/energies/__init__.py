@@ -8,6 +8,7 @@ from .base import field_from_config as field_from_config
 from .bumps import GaussianBumps as GaussianBumps
 from .drift import FeatureDrift as FeatureDrift
 from .drift import MLPDrift as MLPDrift
+from .exp_quadratics import ExpQuadratics as ExpQuadratics
 from .features import AbstractFeatureLibrary as AbstractFeatureLibrary
 from .features import ConcatLibrary as ConcatLibrary
 from .features import CustomFeatures as CustomFeatures

@@ -12,10 +12,13 @@ Grammar: terms joined by ``+``; each term is one of
 ``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
 ``icnn:AxB…``      an input-convex network (convex energy)
 ``bumps:M``        M Gaussian bumps with learned amplitudes, centres and widths
+``expquad:M``      M exponentiated quadratics ``exp(−½(x−c)ᵀP(x−c))``, any symmetric P
+                   (:mod:`iel.energies.exp_quadratics`): amplitudes linear, centres and
+                   matrices fitted by variable projection
 =================  ==========================================================================
 
-Linear terms (quadratic, poly, fourier, rbf) are combined into one feature library and fitted
-in closed form; a spec with a network term is fitted by gradient-based optimisation.
+Linear terms (quadratic, poly, fourier, rbf, expquad) are combined into one feature library and
+fitted in closed form; a spec with a network term is fitted by gradient-based optimisation.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from .base import AbstractEnergy
 from .bumps import GaussianBumps
+from .exp_quadratics import ExpQuadratics
 from .features import (
     AbstractFeatureLibrary,
     ConcatLibrary,
@@ -118,6 +122,8 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
             parts.append(Fourier(dim, _int(k, term), length))
         elif name == "rbf" and arg:
             parts.append(GaussianRBF.placeholder(dim, _int(arg, term)))
+        elif name == "expquad" and arg:
+            parts.append(ExpQuadratics.placeholder(dim, _int(arg, term)))
         elif name in ("mlp", "icnn") and arg:
             networks.append((name, _widths(arg, term)))
         elif name == "bumps" and arg:
@@ -125,7 +131,8 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
         else:
             raise SpecError(
                 f"energy spec term {raw.strip()!r} not understood; expected one of quadratic, "
-                "poly:K, poly:K:V, fourier:K, rbf:M, bumps:M, mlp:AxB, icnn:AxB (joined by '+')"
+                "poly:K, poly:K:V, fourier:K, rbf:M, expquad:M, bumps:M, mlp:AxB, icnn:AxB "
+                "(joined by '+')"
             )
     quadratic = quadratic and len(parts) == 1 and not networks
     library = None if not parts else parts[0] if len(parts) == 1 else ConcatLibrary(tuple(parts))

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.trajectories import Trajectories
+from ..energies.exp_quadratics import free_parameter_count
 from ..energies.features import (
     AbstractFeatureLibrary,
     FeatureEnergy,
@@ -44,6 +45,7 @@ from .base import (
     identifiability_for_trajectories,
     shift_to_zero_min,
 )
+from .varpro import refine_free_parameters
 
 CHUNK = 4096
 
@@ -357,6 +359,8 @@ class OneStepClosedForm(AbstractEstimator):
         states = data.observed_states()
         family = self._family(data.dim)
         library = family.library.adapt(states, seed=self.seed)
+        # free parameters (exponentiated quadratics): variable projection, then the amplitudes
+        library = refine_free_parameters(library, states, x0, dx, h, weights, seed=self.seed)
         eq = normal_equations(library, x0, dx, h, weights)
         sol = solve_normal_equations(eq, self.ridge)
         ss_res = residual_sum(eq, sol.theta)
@@ -396,7 +400,7 @@ class OneStepClosedForm(AbstractEstimator):
         low, high = data_range(states)
         scale = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
         epsilon = 1e-8 * (scale or 1.0)  # as iel.selection: 1e-8 of max |x|
-        diagnostics.update(_code_lengths(eq, sol.theta, data.dim, epsilon))
+        diagnostics.update(_code_lengths(eq, sol.theta, data.dim, epsilon, library))
         identifiability = identifiability_for_trajectories(noise_free)
         self.model_ = FittedModel(
             energy_module=out_energy,
@@ -416,16 +420,19 @@ class OneStepClosedForm(AbstractEstimator):
         return self
 
 
-def _code_lengths(eq: NormalEquations, theta: np.ndarray, d: int, epsilon: float) -> dict:
-    """Two-part code of the dense fit and the null code, in bits (see iel.selection.codes)."""
+def _code_lengths(
+    eq: NormalEquations, theta: np.ndarray, d: int, epsilon: float, library=None
+) -> dict:
+    """Two-part code of the dense fit and the null code, in bits (see iel.selection.codes);
+    free parameters of ``library`` (variable projection) are coded as in ``bic_code``."""
     from ..selection.codes import Stats, null_code, two_part_linear
 
     stats = Stats(eq.gram, eq.rhs, eq.sq_over_h, eq.n_rows, d * eq.sum_log_h)
     h_mean = eq.sum_h * d / max(eq.n_rows, 1e-300)  # Σ w h / Σ w
     active = np.flatnonzero(theta != 0)
-    code = two_part_linear(
-        stats, active, theta[active], n_library=0, epsilon=epsilon, h_mean=h_mean
-    )
+    free = 0 if library is None else free_parameter_count(library)
+    code = two_part_linear(stats, active, theta[active], n_library=0, epsilon=epsilon,
+                           h_mean=h_mean, free_parameters=free)  # fmt: skip
     return {
         "code_length_bits": code.total,
         "null_code_bits": null_code(stats, epsilon, h_mean).total,

@@ -125,16 +125,20 @@ def two_part_linear(
     snapped: dict[int, tuple[int, int]] | None = None,
     theta_hat: np.ndarray | None = None,
     temperature: float | None = None,
+    free_parameters: int = 0,
 ) -> CodeLength:
     """Two-part code of a linear model restricted to ``support`` with coefficients ``theta``.
 
     ``snapped`` maps positions in ``support`` to the rational ``(p, q)`` they were snapped to;
     ``theta_hat`` is then the unsnapped least-squares solution (for the precision of the rest).
+    ``free_parameters`` counts nonlinear parameters the features were fitted with (centres and
+    matrices of exponentiated quadratics); each costs ``½ log₂ n + 1`` bits, as in
+    :func:`bic_code`.
     """
     k = len(support)
     residual = stats.residual(theta, support)
     floor = temperature_floor(epsilon, h_mean)
-    t_fit = residual / (2 * max(stats.n - k, 1.0))
+    t_fit = residual / (2 * max(stats.n - k - free_parameters, 1.0))
     t = max(t_fit if temperature is None else temperature, floor)
     data = gaussian_nll_bits(residual, stats.n, stats.log_h, t)
     params = 0.0
@@ -148,11 +152,12 @@ def two_part_linear(
                 params += rational_bits(*snapped[i])
             else:
                 params += real_number_bits(float(theta[i]), float(sigma[i]), float(natural[i]))
+    params += free_parameters * (0.5 * math.log2(max(stats.n, 2.0)) + 1.0)
     structure = math.log2(math.comb(n_library, k)) if n_library else 0.0
     quant = stats.n * math.log2(1.0 / epsilon)
     return CodeLength(
         data, params, structure, quant,
-        {"temperature": t, "n_terms": k, "residual": residual},
+        {"temperature": t, "n_terms": k, "residual": residual, "free_parameters": free_parameters},
     )  # fmt: skip
 
 

@@ -23,10 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.trajectories import Trajectories
+from ..energies.exp_quadratics import free_parameter_count
 from ..energies.features import AbstractFeatureLibrary, FeatureEnergy, Monomials
 from ..energies.spec import parse_energy_spec
 from ..estimators.base import data_range, identifiability_for_trajectories, shift_to_zero_min
 from ..estimators.closed_form import normal_equations
+from ..estimators.varpro import refine_free_parameters
 from ..model import FittedModel
 from .codes import (
     CodeLength,
@@ -41,6 +43,11 @@ from .sparse import SparseResult, forward_backward, snap_constants, solve_suppor
 SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "fourier:3",
                    "rbf:20", "poly:4+rbf:20", "poly:6+rbf:30")  # fmt: skip
 AUTO_FAMILIES = ("poly:2", "poly:4", "poly:6", "fourier:3", "poly:4+rbf:20", "poly:6+rbf:30")
+# compact nonlinear families tried by "auto" in up to EXP_QUADRATIC_DIMENSION dimensions (each
+# term has 1 + d + d(d+1)/2 parameters; the variable-projection search is over d + d(d+1)/2)
+EXP_QUADRATIC_FAMILIES = ("expquad:2", "expquad:4", "expquad:6")
+EXP_QUADRATIC_DIMENSION = 3
+VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic family
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
 HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
@@ -49,12 +56,16 @@ HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to 
 def auto_families(dim: int) -> tuple[str, ...]:
     """The families ``energy="auto"`` selects among in dimension ``dim``.
 
-    Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES`.  From there on the full degree-4
+    Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES`, and up to
+    :data:`EXP_QUADRATIC_DIMENSION` also :data:`EXP_QUADRATIC_FAMILIES` (few wells of any
+    orientation, fitted by variable projection).  From there on the full degree-4
     library has ``C(d+4, 4) − 1`` monomials (1000 at d = 10, 316 250 at d = 50), so the
     candidates are ANOVA-truncated polynomials: the full quadratic and terms in at most two
     variables (``poly:4:2`` up to d = 20, ``poly:3:2`` up to d = 30); additive ones only
     (``poly:K:1``) beyond, where the pairwise library would have thousands of terms (3 875
     for ``poly:3:2`` at d = 50)."""
+    if dim <= EXP_QUADRATIC_DIMENSION:
+        return AUTO_FAMILIES + EXP_QUADRATIC_FAMILIES
     if dim < HIGH_DIMENSION:
         return AUTO_FAMILIES
     if dim <= 20:
@@ -192,6 +203,7 @@ def select(
     networks: tuple[str, ...] = (),
     network_steps: int = 1500,
     seed: int = 0,
+    search_free: bool = False,
 ) -> Selection:
     """Rank energy families (dense and sparse) and a non-gradient drift by code length.
 
@@ -204,6 +216,11 @@ def select(
             one-step likelihood and coded with :func:`~iel.selection.codes.bic_code`.
         network_steps: optimiser steps for each network.
         seed: for data-chosen centres and the block split.
+        search_free: fit families with free parameters (``expquad:M``) even when a sparse
+            formula of a fixed family already has the shortest code (by default they are
+            skipped then: their variable-projection search costs seconds, and a family that
+            is not a formula cannot be the simpler explanation of data a formula explains
+            to within the noise — the report lists what was skipped).
     """
     if not isinstance(data, Trajectories):
         raise TypeError(f"selection works on trajectories, got {type(data).__name__}")
@@ -219,24 +236,38 @@ def select(
     candidates: list[Candidate] = []
     empty = Stats(np.zeros((0, 0)), np.zeros(0), 0.0, 0.0, 0.0)
     base, base_blocks = None, None
-    for spec in families:
-        family = parse_energy_spec(spec, data.dim)
+    parsed = [(spec, parse_energy_spec(spec, data.dim)) for spec in families]
+    for spec, family in parsed:
         if not family.is_linear:
             raise ValueError(f"selection families must be linear in their parameters: {spec!r}")
+    # fixed families first; families with free parameters after them, and only when no sparse
+    # formula of a fixed family is the shortest code so far (see :func:`_formula_found`)
+    parsed.sort(key=lambda item: free_parameter_count(item[1].library) > 0)
+    skipped: list[str] = []
+    for spec, family in parsed:
         library = family.library.adapt(states, seed=seed)
+        free = free_parameter_count(library)
+        if free and _formula_found(candidates, always=search_free):
+            skipped.append(spec)
+            continue
+        if free:  # centres and matrices of exponentiated quadratics: variable projection
+            library = refine_free_parameters(library, states, x0, dx, h, seed=seed,
+                                             restarts=VARPRO_RESTARTS)  # fmt: skip
         stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim)
+        # (free parameters are fitted on all the data, so no honest prequential code exists)
         per_block = (
             [_stats_from_normal_equations(normal_equations(library, *b), data.dim)
-             for b in block_data] if block_data else None
+             for b in block_data] if block_data and not free else None
         )  # fmt: skip
         if base is None:
             base, base_blocks = stats, per_block
         names = library.names()
         p = library.n_features
-        dense = _dense_fit(stats, eps, h_mean)
+        dense = _dense_fit(stats, eps, h_mean, free)
         # the greedy search costs O(p) code evaluations per step: libraries larger than
-        # SPARSE_SEARCH_LIBRARY are coded dense only
-        if p > SPARSE_SEARCH_LIBRARY:
+        # SPARSE_SEARCH_LIBRARY are coded dense only; so are libraries with free parameters
+        # (their terms were fitted jointly, so dropping one is not a sparse model of the rest)
+        if p > SPARSE_SEARCH_LIBRARY or free:
             sparse = None
         else:
             sparse = forward_backward(stats, epsilon=eps, h_mean=h_mean)
@@ -255,7 +286,7 @@ def select(
                                    h_mean=h_mean) if per_block else None
             )  # fmt: skip
             candidates.append(Candidate(
-                label, "energy", code, preq, len(support),
+                label, "energy", code, preq, len(support) + free,
                 "E(x) = " + _formula(names, support, theta, snapped),
                 math.sqrt(code.details["residual"] / max(stats.n, 1)), spec, library,
                 list(support), theta,
@@ -276,8 +307,11 @@ def select(
     energies = [c for c in candidates if c.kind in ("energy", "null", "network")]
     chosen = min(energies, key=lambda c: c.code.total)
 
-    # a general drift with the same features per coordinate (degree − 1 for polynomials)
-    drift_spec = chosen.spec if chosen.library is not None else "poly:4"
+    # a general drift with the same features per coordinate (degree − 1 for polynomials); for
+    # a chosen family with free parameters, those of the best fixed family
+    fixed = [c for c in energies if c.library is not None and not free_parameter_count(c.library)]
+    drift_from = chosen if chosen in fixed else min(fixed, key=lambda c: c.code.total, default=None)
+    drift_spec = drift_from.spec if drift_from is not None else "poly:4"
     drift_family = parse_energy_spec(drift_spec, data.dim).library
     if isinstance(drift_family, Monomials) and drift_family.degree > 1:
         drift_family = Monomials(data.dim, drift_family.degree - 1, drift_family.max_vars)
@@ -300,18 +334,36 @@ def select(
             f"(over {DRIFT_LIBRARY_LIMIT}); fit it with a smaller family to compare"
         )
     model.diagnostics["dynamics"] = dynamics
+    if skipped:
+        model.diagnostics.setdefault("notes", []).append(
+            f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code; "
+            "pass search_free=True to iel.selection.select to fit them anyway)"
+        )
 
     model.fit_seconds = time.perf_counter() - start
     return Selection(candidates, chosen, drift_cand, null_cand, gradient_system, dynamics, eps,
                      time.perf_counter() - start, model)  # fmt: skip
 
 
-def _dense_fit(stats: Stats, eps: float, h_mean: float) -> SparseResult:
-    """Every term of the library, least squares, and its two-part code."""
+def _formula_found(candidates: list[Candidate], always: bool) -> bool:
+    """Whether the shortest code so far is a formula: a sparse fit of a fixed family whose
+    terms are monomials or Fourier modes (data-placed RBF bumps are not a formula)."""
+    energies = [c for c in candidates if c.kind == "energy"]
+    if always or not energies:
+        return False
+    best = min(energies, key=lambda c: c.code.total)
+    names = best.library.names()
+    placed = any(names[j].startswith("rbf") for j in best.support)
+    return best.name.endswith("(sparse)") and not placed
+
+
+def _dense_fit(stats: Stats, eps: float, h_mean: float, free_parameters: int = 0) -> SparseResult:
+    """Every term of the library, least squares, and its two-part code (with the library's
+    free parameters, if any, coded too)."""
     support = list(range(stats.gram.shape[0]))
     theta = solve_support(stats, support)
     code = two_part_linear(stats, np.arange(len(support)), theta, n_library=0, epsilon=eps,
-                           h_mean=h_mean)  # fmt: skip
+                           h_mean=h_mean, free_parameters=free_parameters)  # fmt: skip
     return SparseResult(support, theta, code, {}, [])
 
 

@@ -1,0 +1,152 @@
+"""Variable projection: fit the free parameters of a feature library (Golub & Pereyra 1973).
+
+A library with free parameters ``ν`` (the centres and matrices of
+:class:`~iel.energies.exp_quadratics.ExpQuadratics`) gives an energy ``E(x) = θᵀφ(x; ν)``
+that is linear in ``θ`` only.  The one-step loss of THEORY §4,
+
+    ``L(θ, ν) = Σ_k w_k ‖Δx_k + h_k ∇φ(x_k; ν)ᵀθ‖² / h_k``,
+
+is minimised in ``θ`` in closed form for every ``ν`` (``θ*(ν) = −G⁻¹b``, ``G = Σ w h ∇φ∇φᵀ``,
+``b = Σ w ∇φ Δx``), and the projected residual ``r(ν) = Δx/√h + √h ∇φᵀθ*(ν)`` is minimised in
+``ν`` by Levenberg–Marquardt (Optimistix), differentiating through the solve.  Gauss–Newton
+steps matter here: the residual is noise-dominated (Langevin increments), the loss surface
+flat, and first-order methods stop far from the optimum; Levenberg–Marquardt reaches the same
+optimum from every k-means placement tried on the Müller–Brown data (see
+``benchmarks/peers_trajectories.py``).  Several placements (``restarts``) are tried and the
+lowest loss kept.
+
+For speed the search runs on *compressed transitions* when the state has at most three
+dimensions: transitions are grouped in cells of a fine grid and each cell is one
+representative at the ``w h``-weighted mean of its states, carrying ``Σ w Δx`` and ``Σ w h``.
+Since the representative is the weighted mean, the first-order error of replacing ``∇φ(x_k)``
+by ``∇φ(x̄)`` cancels in ``G``; what remains is of order (cell / feature width)².  The
+amplitudes of the returned library are then fitted on every transition by the caller.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+
+from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
+from ..energies.features import AbstractFeatureLibrary, ConcatLibrary
+
+GRID_CELLS = {1: 4096, 2: 100, 3: 24}  # cells per axis of the compression grid, by dimension
+COMPRESS_ABOVE = 20_000  # transitions above which the search runs on compressed transitions
+RTOL, ATOL = 1e-4, 1e-6  # Levenberg–Marquardt stopping tolerances (far below the statistical error)
+
+
+def compress_transitions(x0, dx, h, weights=None):
+    """``(x̄, ΣwΔx, Σwh)`` per occupied cell of a grid with :data:`GRID_CELLS` cells per
+    axis (module docstring); transitions unchanged for d > 3 or few transitions."""
+    x0, dx, h = (np.asarray(a, float) for a in (x0, dx, h))
+    w = np.ones(len(h)) if weights is None else np.asarray(weights, float)
+    d = x0.shape[1]
+    if d not in GRID_CELLS or len(h) <= COMPRESS_ABOVE:
+        return x0, w[:, None] * dx, w * h
+    low, high = x0.min(axis=0), x0.max(axis=0)
+    cell = np.where(high > low, (high - low) / GRID_CELLS[d], 1.0)
+    index = np.minimum(((x0 - low) / cell).astype(np.int64), GRID_CELLS[d] - 1)
+    _, group = np.unique(index, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    n = int(group.max()) + 1
+    wh = w * h
+    sum_wh = np.bincount(group, wh, n)
+    mean_x = np.stack([np.bincount(group, wh * x0[:, j], n) for j in range(d)], axis=1)
+    sum_dx = np.stack([np.bincount(group, w * dx[:, j], n) for j in range(d)], axis=1)
+    keep = sum_wh > 0
+    return mean_x[keep] / sum_wh[keep, None], sum_dx[keep], sum_wh[keep]
+
+
+def _free_parts(library: AbstractFeatureLibrary) -> list[int]:
+    parts = library.parts if isinstance(library, ConcatLibrary) else (library,)
+    return [i for i, p in enumerate(parts) if isinstance(p, ExpQuadratics)]
+
+
+def _get_free(library, where: list[int]):
+    parts = library.parts if isinstance(library, ConcatLibrary) else (library,)
+    return tuple((parts[i].centres, parts[i].matrices) for i in where)
+
+
+def _set_free(library, where: list[int], free, refined: bool):
+    parts = list(library.parts if isinstance(library, ConcatLibrary) else (library,))
+    for i, (centres, matrices) in zip(where, free):
+        parts[i] = ExpQuadratics(centres, matrices, refined=refined)
+    return ConcatLibrary(tuple(parts)) if isinstance(library, ConcatLibrary) else parts[0]
+
+
+def amplitudes(library, x, dx, h):
+    """``θ*(ν) = −G⁻¹ b`` (Jacobi-scaled, with a 1e-10 ridge) and the feature gradients."""
+    grads = jax.vmap(library.jacobian)(x)  # (n, p, d)
+    gram = jnp.einsum("npd,nqd,n->pq", grads, grads, h)
+    rhs = jnp.einsum("npd,nd->p", grads, dx)
+    scale = 1.0 / (jnp.sqrt(jnp.diag(gram)) + 1e-300)
+    scaled = gram * scale[:, None] * scale[None, :] + 1e-10 * jnp.eye(gram.shape[0])
+    return -scale * jnp.linalg.solve(scaled, rhs * scale), grads
+
+
+def _projected_residual(free, args):
+    library, where, x, dx, h, norm = args
+    library = _set_free(library, where, free, refined=False)
+    theta, grads = amplitudes(library, x, dx, h)
+    root_h = jnp.sqrt(h)[:, None]
+    return (dx / root_h + root_h * jnp.einsum("npd,p->nd", grads, theta)) / norm
+
+
+@eqx.filter_jit
+def _loss(free, args):
+    return jnp.sum(_projected_residual(free, args) ** 2)
+
+
+def refine_free_parameters(
+    library: AbstractFeatureLibrary,
+    states: np.ndarray,
+    x0: np.ndarray,
+    dx: np.ndarray,
+    h: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    restarts: int = 3,
+    seed: int = 0,
+    max_steps: int = 200,
+) -> AbstractFeatureLibrary:
+    """``library`` with its free parameters fitted to the transitions (module docstring).
+
+    Libraries without free parameters, or whose free parts are already refined, are returned
+    unchanged.  Placement ``r`` of ``restarts`` puts the terms on ``states`` with seed
+    ``seed + r``; the placement reaching the lowest one-step loss is kept."""
+    where = _free_parts(library)
+    parts = library.parts if isinstance(library, ConcatLibrary) else (library,)
+    if not where or all(parts[i].refined for i in where):
+        return library
+    xr, dxr, hr = compress_transitions(x0, dx, h, weights)
+    norm = jnp.asarray(float(np.sqrt(np.sum(np.sum(dxr**2, axis=1) / hr))) or 1.0)
+    solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
+    best, best_loss = None, np.inf
+    for r in range(max(restarts, 1)):
+        placed = [
+            parts[i] if r == 0 and parts[i].centres.any() else
+            ExpQuadratics.placeholder(parts[i].dim, parts[i].n_terms).adapt(states, seed + r)
+            for i in where
+        ]  # fmt: skip
+        start = tuple((p.centres, p.matrices) for p in placed)
+        args = (library, where, jnp.asarray(xr), jnp.asarray(dxr), jnp.asarray(hr), norm)
+        with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+            sol = optx.least_squares(
+                _projected_residual, solver, start, args=args, max_steps=max_steps, throw=False
+            )
+        loss = float(_loss(sol.value, args))
+        if np.isfinite(loss) and loss < best_loss:
+            best, best_loss = sol.value, loss
+    if best is None:
+        raise FloatingPointError(
+            "variable projection: every placement of the exponentiated quadratics gave a "
+            "non-finite loss; try fewer terms or rescale the data"
+        )
+    return _set_free(library, where, best, refined=True)
+
+
+__all__ = ["compress_transitions", "free_parameter_count", "refine_free_parameters"]

@@ -1,0 +1,139 @@
+"""Exponentiated quadratics and variable projection: gradients, compression, recovery of the
+Müller–Brown form, and description-length selection of the family."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import iel
+from iel.dynamics import Langevin, simulate
+from iel.energies import ExpQuadratics, FeatureEnergy
+from iel.energies.spec import parse_energy_spec
+from iel.estimators.varpro import amplitudes, compress_transitions, refine_free_parameters
+from iel.selection import select
+from iel.selection.select import AUTO_FAMILIES, auto_families
+from iel.systems import get_system, simulate_system
+
+# two wells rotated by ±45°, as in the Müller–Brown potential
+TRUE_CENTRES = np.array([[0.0, 0.0], [1.2, 0.8]])
+TRUE_MATRICES = np.array([[4.0, 3.0, 4.0], [6.0, -4.0, 6.0]])  # upper triangles
+TRUE_AMPLITUDES = np.array([-3.0, -2.0])
+INDEFINITE = np.array([[1.0, -0.5, -0.5]])  # a saddle-shaped term, growing along one axis
+
+
+def _truth():
+    return FeatureEnergy(ExpQuadratics(TRUE_CENTRES, TRUE_MATRICES, refined=True),
+                         TRUE_AMPLITUDES)  # fmt: skip
+
+
+def test_feature_gradients_match_autodiff_and_finite_differences(rng):
+    lib = ExpQuadratics(
+        np.vstack([TRUE_CENTRES, [[1.0, 0.5]]]), np.vstack([TRUE_MATRICES, INDEFINITE])
+    )
+    p = np.asarray(lib.precision_matrices())
+    np.testing.assert_array_equal(p[0], [[4.0, 3.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(p[2], [[1.0, -0.5], [-0.5, -0.5]])
+    for x in rng.normal(size=(5, 2)):
+        analytic = np.asarray(lib.jacobian(jnp.asarray(x)))
+        auto = np.asarray(jax.jacfwd(lib.__call__)(jnp.asarray(x)))
+        np.testing.assert_allclose(analytic, auto, rtol=1e-12, atol=1e-14)
+        step = 1e-6
+        fd = np.stack([(np.asarray(lib(x + step * e)) - np.asarray(lib(x - step * e))) / (2 * step)
+                       for e in np.eye(2)], axis=1)  # fmt: skip
+        np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_spec_placement_and_bad_shapes():
+    family = parse_energy_spec("poly:2+expquad:3", 2)
+    assert family.is_linear and family.library.n_features == 5 + 3
+    placed = family.library.adapt(np.random.default_rng(0).normal(size=(500, 2)))
+    eq = placed.parts[1]
+    assert not eq.refined and eq.n_free_parameters == 3 * (2 + 3)
+    assert np.all(np.asarray(eq.precision_matrices())[:, 0, 1] == 0)  # axis-aligned start
+    with pytest.raises(ValueError, match=r"matrices must have shape \(M, d\(d\+1\)/2\)"):
+        ExpQuadratics(np.zeros((2, 2)), np.zeros((2, 4)))
+
+
+def test_compressed_transitions_keep_the_sums_and_the_fit():
+    data = simulate_system("double_well", n=200, steps=200, dt=0.01, temperature=0.5, seed=1)
+    x0, x1, h = data.transitions()
+    xr, dxr, hr = compress_transitions(x0, x1 - x0, h)
+    assert len(hr) < len(h) / 5
+    np.testing.assert_allclose(dxr.sum(0), (x1 - x0).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(hr.sum(), h.sum(), rtol=1e-12)
+    lib = ExpQuadratics.placeholder(1, 2).adapt(x0)
+    full, _ = amplitudes(lib, jnp.asarray(x0), jnp.asarray(x1 - x0), jnp.asarray(h))
+    small, _ = amplitudes(lib, jnp.asarray(xr), jnp.asarray(dxr), jnp.asarray(hr))
+    np.testing.assert_allclose(np.asarray(small), np.asarray(full), rtol=1e-3)
+
+
+def test_variable_projection_recovers_two_rotated_wells(rng):
+    """Langevin data of two rotated wells: the centres, matrices and amplitudes come back from
+    k-means placements."""
+    x0 = rng.uniform(-0.7, 2.0, size=(300, 2))
+    data = simulate(_truth(), Langevin(0.3), x0, 200, jax.random.PRNGKey(3), 2e-3)
+    model = iel.fit(data, "expquad:2", method="onestep")
+    states = data.x[:, ::5].reshape(-1, 2)
+    truth_force = np.asarray(_truth().force(states))
+    err = np.sum((np.asarray(model.force(states)) - truth_force) ** 2) / np.sum(truth_force**2)
+    assert err < 0.03  # 12 parameters from 60 000 noisy steps; amplitudes alone reach ~1e-3
+    assert model.temperature == pytest.approx(0.3, rel=0.02)
+    lib = model.energy_module.library
+    assert lib.refined
+    order = np.argsort(np.asarray(lib.centres)[:, 0])
+    np.testing.assert_allclose(np.asarray(lib.centres)[order], TRUE_CENTRES, atol=0.1)
+    np.testing.assert_allclose(np.asarray(model.energy_module.theta)[order], TRUE_AMPLITUDES,
+                               rtol=0.15)  # fmt: skip
+    np.testing.assert_allclose(np.asarray(lib.matrices)[order], TRUE_MATRICES, rtol=0.15)
+    # the refined library is kept by a second fit of the same library (no re-placement)
+    again = refine_free_parameters(lib, states, *data.increments())
+    assert again is lib
+
+
+def test_save_load_keeps_the_fitted_terms(tmp_path, rng):
+    from iel.model import FittedModel
+
+    model = FittedModel(energy_module=_truth(), temperature=0.3, energy_spec="expquad:2",
+                        method="test", data_kind="trajectories", time_convention="dx/dt = −∇E",
+                        diagnostics={}, identifiability={}, data_low=-np.ones(2),
+                        data_high=np.ones(2))  # fmt: skip
+    model.save(tmp_path / "m")
+    back = iel.load(tmp_path / "m")
+    x = rng.normal(size=(10, 2))
+    np.testing.assert_array_equal(np.asarray(back.grad(x)), np.asarray(model.grad(x)))
+    assert back.formula == model.formula and "eq(x; c=[1.2 0.8], P=[6 -4; -4 6])" in back.formula
+
+
+def test_auto_selects_exponentiated_quadratics_on_muller_brown():
+    """No formula explains the Müller–Brown data; the selected family is a few exponentiated
+    quadratics and its force error is below every polynomial family's (BENCHMARKS §B)."""
+    from iel.demo import MULLER_BROWN_MINIMA
+
+    starts = MULLER_BROWN_MINIMA[np.arange(60) % 3]  # BENCHMARKS §B protocol, 60 trajectories
+    mb = dict(n=60, steps=2000, dt=1e-4, temperature=1.0, x0=starts)
+    data = simulate_system("muller_brown", **mb, seed=11)
+    truth = get_system("muller_brown").energy
+    states = simulate_system("muller_brown", **mb, seed=12).x[:, ::10].reshape(-1, 2)
+    f = np.asarray(truth.force(states))
+    model = iel.fit(data, "auto")
+    assert model.energy_spec.startswith("auto → expquad:")
+    err = np.sum((np.asarray(model.force(states)) - f) ** 2) / np.sum(f**2)
+    assert err < 0.03
+    assert model.temperature == pytest.approx(1.0, rel=0.01)
+    poly = iel.fit(data, "poly:6", method="onestep")
+    assert err < 0.5 * np.sum((np.asarray(poly.force(states)) - f) ** 2) / np.sum(f**2)
+
+
+def test_exp_quadratics_are_skipped_when_a_formula_is_found():
+    double_well = simulate_system("double_well", n=100, steps=200, dt=0.01, temperature=0.5, seed=0)
+    assert set(auto_families(2)) > set(AUTO_FAMILIES) and set(auto_families(5)) == set(
+        AUTO_FAMILIES
+    )
+    chosen = select(double_well, ("poly:4", "expquad:2"), prequential=False)
+    assert [c.name for c in chosen.candidates if "expquad" in c.name] == []
+    assert any("not fitted: expquad:2" in n for n in chosen.model.diagnostics["notes"])
+    forced = select(double_well, ("poly:4", "expquad:2"), prequential=False, search_free=True)
+    eq = [c for c in forced.candidates if c.name.startswith("expquad")]
+    assert eq and eq[0].n_parameters == 2 + 2 * 2
+    assert forced.chosen.name == "poly:4 (sparse)"  # the formula is the shorter code
