@@ -223,7 +223,9 @@ def fit(
     if auto_energy and method == "onestep":
         from ..selection.select import auto_families, select
 
-        model = select(data, auto_families(data.dim), prequential=False, seed=seed).model
+        model = select(
+            data, auto_families(data.dim), prequential=False, seed=seed, search_free=False
+        ).model
         model.diagnostics["method_reason"] = reason
         if temperature is not None:
             model.diagnostics["estimated_temperature"] = model.temperature

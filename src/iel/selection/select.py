@@ -203,7 +203,7 @@ def select(
     networks: tuple[str, ...] = (),
     network_steps: int = 1500,
     seed: int = 0,
-    search_free: bool = False,
+    search_free: bool = True,
 ) -> Selection:
     """Rank energy families (dense and sparse) and a non-gradient drift by code length.
 
@@ -217,10 +217,9 @@ def select(
         network_steps: optimiser steps for each network.
         seed: for data-chosen centres and the block split.
         search_free: fit families with free parameters (``expquad:M``) even when a sparse
-            formula of a fixed family already has the shortest code (by default they are
-            skipped then: their variable-projection search costs seconds, and a family that
-            is not a formula cannot be the simpler explanation of data a formula explains
-            to within the noise — the report lists what was skipped).
+            formula of a fixed family already has the shortest code.  ``energy="auto"``
+            passes ``False``: their variable-projection search costs seconds, and a landscape
+            a formula explains is left as that formula (the report lists what was skipped).
     """
     if not isinstance(data, Trajectories):
         raise TypeError(f"selection works on trajectories, got {type(data).__name__}")
@@ -337,7 +336,7 @@ def select(
     if skipped:
         model.diagnostics.setdefault("notes", []).append(
             f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code; "
-            "pass search_free=True to iel.selection.select to fit them anyway)"
+            "iel select fits them anyway)"
         )
 
     model.fit_seconds = time.perf_counter() - start
