@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array
-from .features import AbstractFeatureLibrary, _register_library, kmeans_centres
+from .features import AbstractFeatureLibrary, _register_library, kmeans_centres, library_parts
 
 EXPONENT_CAP = 30.0  # exponents above this are capped (e^30 ≈ 1e13): no overflow in a search
 
@@ -139,5 +139,4 @@ class ExpQuadratics(AbstractFeatureLibrary):
 
 def free_parameter_count(library: AbstractFeatureLibrary) -> int:
     """Parameters of ``library`` fitted by variable projection (0 for fixed libraries)."""
-    parts = getattr(library, "parts", (library,))
-    return sum(p.n_free_parameters for p in parts if isinstance(p, ExpQuadratics))
+    return sum(p.n_free_parameters for p in library_parts(library) if isinstance(p, ExpQuadratics))

@@ -80,9 +80,7 @@ class AbstractFeatureLibrary(eqx.Module):
     def __add__(self, other: AbstractFeatureLibrary) -> ConcatLibrary:
         if not isinstance(other, AbstractFeatureLibrary):
             return NotImplemented
-        left = self.parts if isinstance(self, ConcatLibrary) else (self,)
-        right = other.parts if isinstance(other, ConcatLibrary) else (other,)
-        return ConcatLibrary(left + right)
+        return ConcatLibrary(library_parts(self) + library_parts(other))
 
 
 def _var(j: int) -> str:
@@ -347,6 +345,11 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int = 0, n_iter: int = 20) -> np
             if len(members):
                 c[j] = members.mean(axis=0)
     return c
+
+
+def library_parts(library: AbstractFeatureLibrary) -> tuple[AbstractFeatureLibrary, ...]:
+    """The libraries side by side in ``library`` (itself alone unless it is a concatenation)."""
+    return library.parts if isinstance(library, ConcatLibrary) else (library,)
 
 
 @_register_library

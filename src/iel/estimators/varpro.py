@@ -10,10 +10,9 @@ is minimised in ``θ`` in closed form for every ``ν`` (``θ*(ν) = −G⁻¹b``
 ``b = Σ w ∇φ Δx``), and the projected residual ``r(ν) = Δx/√h + √h ∇φᵀθ*(ν)`` is minimised in
 ``ν`` by Levenberg–Marquardt (Optimistix), differentiating through the solve.  Gauss–Newton
 steps matter here: the residual is noise-dominated (Langevin increments), the loss surface
-flat, and first-order methods stop far from the optimum; Levenberg–Marquardt reaches the same
-optimum from every k-means placement tried on the Müller–Brown data (see
-``benchmarks/peers_trajectories.py``).  Several placements (``restarts``) are tried and the
-lowest loss kept.
+flat, and first-order methods (L-BFGS was tried) stopped far from the optimum in our trials
+on the Müller–Brown data of BENCHMARKS §B.  Several placements (``restarts``) are tried and
+the lowest loss kept.
 
 For speed the search runs on *compressed transitions* when the state has at most three
 dimensions: transitions are grouped in cells of a fine grid and each cell is one
@@ -32,7 +31,7 @@ import numpy as np
 import optimistix as optx
 
 from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
-from ..energies.features import AbstractFeatureLibrary, ConcatLibrary
+from ..energies.features import AbstractFeatureLibrary, ConcatLibrary, library_parts
 
 GRID_CELLS = {1: 4096, 2: 100, 3: 24}  # cells per axis of the compression grid, by dimension
 COMPRESS_ABOVE = 20_000  # transitions above which the search runs on compressed transitions
@@ -62,17 +61,11 @@ def compress_transitions(x0, dx, h, weights=None):
 
 
 def _free_parts(library: AbstractFeatureLibrary) -> list[int]:
-    parts = library.parts if isinstance(library, ConcatLibrary) else (library,)
-    return [i for i, p in enumerate(parts) if isinstance(p, ExpQuadratics)]
-
-
-def _get_free(library, where: list[int]):
-    parts = library.parts if isinstance(library, ConcatLibrary) else (library,)
-    return tuple((parts[i].centres, parts[i].matrices) for i in where)
+    return [i for i, p in enumerate(library_parts(library)) if isinstance(p, ExpQuadratics)]
 
 
 def _set_free(library, where: list[int], free, refined: bool):
-    parts = list(library.parts if isinstance(library, ConcatLibrary) else (library,))
+    parts = list(library_parts(library))
     for i, (centres, matrices) in zip(where, free):
         parts[i] = ExpQuadratics(centres, matrices, refined=refined)
     return ConcatLibrary(tuple(parts)) if isinstance(library, ConcatLibrary) else parts[0]
@@ -119,12 +112,13 @@ def refine_free_parameters(
     unchanged.  Placement ``r`` of ``restarts`` puts the terms on ``states`` with seed
     ``seed + r``; the placement reaching the lowest one-step loss is kept."""
     where = _free_parts(library)
-    parts = library.parts if isinstance(library, ConcatLibrary) else (library,)
+    parts = library_parts(library)
     if not where or all(parts[i].refined for i in where):
         return library
     xr, dxr, hr = compress_transitions(x0, dx, h, weights)
     norm = jnp.asarray(float(np.sqrt(np.sum(np.sum(dxr**2, axis=1) / hr))) or 1.0)
     solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
+    args = (library, where, jnp.asarray(xr), jnp.asarray(dxr), jnp.asarray(hr), norm)
     best, best_loss = None, np.inf
     for r in range(max(restarts, 1)):
         placed = [
@@ -133,7 +127,6 @@ def refine_free_parameters(
             for i in where
         ]  # fmt: skip
         start = tuple((p.centres, p.matrices) for p in placed)
-        args = (library, where, jnp.asarray(xr), jnp.asarray(dxr), jnp.asarray(hr), norm)
         with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
             sol = optx.least_squares(
                 _projected_residual, solver, start, args=args, max_steps=max_steps, throw=False
