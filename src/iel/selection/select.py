@@ -244,11 +244,11 @@ def select(
     parsed.sort(key=lambda item: free_parameter_count(item[1].library) > 0)
     skipped: list[str] = []
     for spec, family in parsed:
-        library = family.library.adapt(states, seed=seed)
-        free = free_parameter_count(library)
+        free = free_parameter_count(family.library)
         if free and _formula_found(candidates, always=search_free):
             skipped.append(spec)
             continue
+        library = family.library.adapt(states, seed=seed)
         if free:  # centres and matrices of exponentiated quadratics: variable projection
             library = refine_free_parameters(library, states, x0, dx, h, seed=seed,
                                              restarts=VARPRO_RESTARTS)  # fmt: skip
