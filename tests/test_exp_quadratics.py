@@ -91,6 +91,45 @@ def test_variable_projection_recovers_two_rotated_wells(rng):
     assert again is lib
 
 
+def test_a_grown_family_starts_at_the_smaller_optimum_and_can_only_improve(rng):
+    """Nested ladder: the one-well optimum plus a new term is a placement of the two-well
+    family, so the two-well fit from it ends at a loss no higher than the one-well loss."""
+    x0 = rng.uniform(-0.7, 2.0, size=(200, 2))
+    data = simulate(_truth(), Langevin(0.3), x0, 100, jax.random.PRNGKey(4), 2e-3)
+    states = data.observed_states()
+    x, dx, h = data.increments()
+    one = refine_free_parameters(ExpQuadratics.placeholder(2, 1), states, x, dx, h, restarts=1)
+    grown = one.grown(states, 3, seed=0)
+    np.testing.assert_array_equal(np.asarray(grown.centres)[:1], np.asarray(one.centres))
+    np.testing.assert_array_equal(np.asarray(grown.matrices)[:1], np.asarray(one.matrices))
+    new = np.asarray(grown.centres)[1:]
+    assert len(np.unique(new, axis=0)) == 2 and not grown.refined
+    # the new centres are the k-means centres farthest from the kept one, picked one by one
+    assert np.min(np.linalg.norm(new - np.asarray(one.centres), axis=1)) > 0.3
+    with pytest.raises(ValueError, match="cannot grow 3 terms to 1"):
+        grown.grown(states, 1)
+
+    def fitted(library):
+        args = (jnp.asarray(a) for a in (x, dx, h))
+        theta, grads = amplitudes(library, *args)
+        resid = dx / np.sqrt(h)[:, None] + np.sqrt(h)[:, None] * np.einsum(
+            "npd,p->nd", np.asarray(grads), np.asarray(theta)
+        )
+        force = np.asarray(FeatureEnergy(library, theta).force(states))
+        truth = np.asarray(_truth().force(states))
+        return float(np.sum(resid**2)), np.sum((force - truth) ** 2) / np.sum(truth**2)
+
+    two = refine_free_parameters(ExpQuadratics.placeholder(2, 2), states, x, dx, h, restarts=1,
+                                 nested_from=one)  # fmt: skip
+    (loss_one, err_one), (loss_two, err_two) = fitted(one), fitted(two)
+    assert two.refined and loss_two <= loss_one
+    assert err_two < 0.1 < err_one  # one well cannot explain two; the grown fit finds both
+    # from the nested start the first step is already no worse than the one-well optimum
+    first = refine_free_parameters(ExpQuadratics.placeholder(2, 2), states, x, dx, h,
+                                   restarts=1, nested_from=one, max_steps=1)  # fmt: skip
+    assert fitted(first)[0] <= loss_one * (1 + 1e-9)
+
+
 def test_save_load_keeps_the_fitted_terms(tmp_path, rng):
     from iel.model import FittedModel
 

@@ -11,7 +11,7 @@ from scipy.optimize import linear_sum_assignment
 import iel
 from iel.data import Snapshots
 from iel.estimators.couplings import couple, exact_plan
-from iel.estimators.snapshots import SnapshotOneStep, paired_transitions
+from iel.estimators.snapshots import SNAPSHOT_AUTO_NOTE, SnapshotOneStep, paired_transitions
 from iel.systems import simulate_system
 
 
@@ -64,6 +64,7 @@ def test_polynomial_potentials_recovered_from_snapshots(name, rng):
     err = np.sum((np.asarray(model.force(states)) - f_true) ** 2) / np.sum(f_true**2)
     assert err < 1e-12
     assert model.data_kind == "snapshots" and "optimal transport" in model.diagnostics["coupling"]
+    assert SNAPSHOT_AUTO_NOTE in model.diagnostics["notes"]  # the report says what auto skips
 
 
 def test_snapshots_through_the_cli(tmp_path):

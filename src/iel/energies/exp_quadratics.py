@@ -128,6 +128,28 @@ class ExpQuadratics(AbstractFeatureLibrary):
         upper = np.where(rows == cols, 1.0 / spread[rows] ** 2, 0.0)
         return ExpQuadratics(centres, np.tile(upper, (self.n_terms, 1)))
 
+    def grown(self, x: np.ndarray, n_terms: int, seed: int = 0) -> ExpQuadratics:
+        """These terms kept and ``n_terms − M`` new ones added, for a nested warm start
+        (an ``M``-term optimum is a point of the larger family's parameter space).
+
+        The new terms sit on the k-means centres of ``x`` (``n_terms`` clusters) farthest from
+        the existing centres, chosen one by one, with :meth:`adapt`'s matrices."""
+        if n_terms < self.n_terms:
+            raise ValueError(f"expquad: cannot grow {self.n_terms} terms to {n_terms}")
+        fresh = ExpQuadratics.placeholder(self.dim, n_terms).adapt(x, seed)
+        kept = np.asarray(self.centres)
+        candidates = np.asarray(fresh.centres)
+        chosen: list[int] = []
+        for _ in range(n_terms - self.n_terms):
+            taken = np.concatenate([kept, candidates[chosen]])
+            gaps = np.min(np.linalg.norm(candidates[:, None] - taken[None], axis=2), axis=1)
+            gaps[chosen] = -np.inf
+            chosen.append(int(np.argmax(gaps)))
+        return ExpQuadratics(
+            np.concatenate([kept, candidates[chosen]]),
+            np.concatenate([np.asarray(self.matrices), np.asarray(fresh.matrices)[chosen]]),
+        )
+
     def config(self):
         return {"type": "ExpQuadratics", "dim": self.dim, "n_terms": self.n_terms}
 

@@ -33,7 +33,7 @@ import optimistix as optx
 from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
 from ..energies.features import AbstractFeatureLibrary, ConcatLibrary, library_parts
 
-GRID_CELLS = {1: 4096, 2: 100, 3: 24}  # cells per axis of the compression grid, by dimension
+GRID_CELLS = {1: 4096, 2: 60, 3: 24}  # cells per axis of the compression grid, by dimension
 COMPRESS_ABOVE = 20_000  # transitions above which the search runs on compressed transitions
 RTOL, ATOL = 1e-4, 1e-6  # Levenberg–Marquardt stopping tolerances (far below the statistical error)
 
@@ -105,12 +105,16 @@ def refine_free_parameters(
     restarts: int = 3,
     seed: int = 0,
     max_steps: int = 200,
+    nested_from: ExpQuadratics | None = None,
 ) -> AbstractFeatureLibrary:
     """``library`` with its free parameters fitted to the transitions (module docstring).
 
     Libraries without free parameters, or whose free parts are already refined, are returned
     unchanged.  Placement ``r`` of ``restarts`` puts the terms on ``states`` with seed
-    ``seed + r``; the placement reaching the lowest one-step loss is kept."""
+    ``seed + r``; the placement reaching the lowest one-step loss is kept.  With
+    ``nested_from`` (fitted terms of a smaller family, for a library with one free part),
+    the first placement is those terms plus new ones (:meth:`ExpQuadratics.grown`): the
+    search then starts where the smaller family's optimum is, so its loss can only go down."""
     where = _free_parts(library)
     parts = library_parts(library)
     if not where or all(parts[i].refined for i in where):
@@ -119,10 +123,15 @@ def refine_free_parameters(
     norm = jnp.asarray(float(np.sqrt(np.sum(np.sum(dxr**2, axis=1) / hr))) or 1.0)
     solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
     args = (library, where, jnp.asarray(xr), jnp.asarray(dxr), jnp.asarray(hr), norm)
+    nested = (
+        nested_from is not None and len(where) == 1 and nested_from.dim == parts[where[0]].dim
+        and nested_from.n_terms <= parts[where[0]].n_terms
+    )  # fmt: skip
     best, best_loss = None, np.inf
     for r in range(max(restarts, 1)):
         placed = [
             parts[i] if r == 0 and parts[i].centres.any() else
+            nested_from.grown(states, parts[i].n_terms, seed) if r == 0 and nested else
             ExpQuadratics.placeholder(parts[i].dim, parts[i].n_terms).adapt(states, seed + r)
             for i in where
         ]  # fmt: skip

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.trajectories import Trajectories
-from ..energies.exp_quadratics import free_parameter_count
+from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
 from ..energies.features import AbstractFeatureLibrary, FeatureEnergy, Monomials
 from ..energies.spec import parse_energy_spec
 from ..estimators.base import data_range, identifiability_for_trajectories, shift_to_zero_min
@@ -48,23 +48,27 @@ AUTO_FAMILIES = ("poly:2", "poly:4", "poly:6", "fourier:3", "poly:4+rbf:20", "po
 EXP_QUADRATIC_FAMILIES = ("expquad:2", "expquad:4", "expquad:6")
 EXP_QUADRATIC_DIMENSION = 3
 VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic family
+# placements for a family grown from the previous one's optimum: the nested start (the smaller
+# family's fitted terms plus new ones), then k-means placements up to this count
+NESTED_RESTARTS = 2
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
 HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
 
 
-def auto_families(dim: int) -> tuple[str, ...]:
+def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     """The families ``energy="auto"`` selects among in dimension ``dim``.
 
     Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES`, and up to
-    :data:`EXP_QUADRATIC_DIMENSION` also :data:`EXP_QUADRATIC_FAMILIES` (few wells of any
-    orientation, fitted by variable projection).  From there on the full degree-4
+    :data:`EXP_QUADRATIC_DIMENSION` (unless ``free_parameters`` is false) also
+    :data:`EXP_QUADRATIC_FAMILIES` (few wells of any orientation, fitted by variable
+    projection).  From there on the full degree-4
     library has ``C(d+4, 4) − 1`` monomials (1000 at d = 10, 316 250 at d = 50), so the
     candidates are ANOVA-truncated polynomials: the full quadratic and terms in at most two
     variables (``poly:4:2`` up to d = 20, ``poly:3:2`` up to d = 30); additive ones only
     (``poly:K:1``) beyond, where the pairwise library would have thousands of terms (3 875
     for ``poly:3:2`` at d = 50)."""
-    if dim <= EXP_QUADRATIC_DIMENSION:
+    if dim <= EXP_QUADRATIC_DIMENSION and free_parameters:
         return AUTO_FAMILIES + EXP_QUADRATIC_FAMILIES
     if dim < HIGH_DIMENSION:
         return AUTO_FAMILIES
@@ -241,8 +245,9 @@ def select(
             raise ValueError(f"selection families must be linear in their parameters: {spec!r}")
     # fixed families first; families with free parameters after them, and only when no sparse
     # formula of a fixed family is the shortest code so far (see :func:`_formula_found`)
-    parsed.sort(key=lambda item: free_parameter_count(item[1].library) > 0)
+    parsed.sort(key=lambda item: free_parameter_count(item[1].library))  # small to large
     skipped: list[str] = []
+    grown_from = None  # the last fitted single-part exponentiated quadratics (nested ladder)
     for spec, family in parsed:
         free = free_parameter_count(family.library)
         if free and _formula_found(candidates, always=search_free):
@@ -250,8 +255,12 @@ def select(
             continue
         library = family.library.adapt(states, seed=seed)
         if free:  # centres and matrices of exponentiated quadratics: variable projection
-            library = refine_free_parameters(library, states, x0, dx, h, seed=seed,
-                                             restarts=VARPRO_RESTARTS)  # fmt: skip
+            library = refine_free_parameters(
+                library, states, x0, dx, h, seed=seed, nested_from=grown_from,
+                restarts=VARPRO_RESTARTS if grown_from is None else NESTED_RESTARTS,
+            )  # fmt: skip
+            if isinstance(library, ExpQuadratics):
+                grown_from = library
         stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim)
         # (free parameters are fitted on all the data, so no honest prequential code exists)
         per_block = (
