@@ -143,3 +143,22 @@ def test_temperature_recovered_on_an_ornstein_uhlenbeck_population():
     again = SnapshotOneStep("poly:2", refinements=2).fit(_snapshots(traj, rng)).model_
     assert "re-coupled" in again.diagnostics["coupling"]
     assert again.temperature == pytest.approx(0.2, rel=0.05)
+
+
+def test_snapshot_auto_takes_a_network_where_no_formula_explains(rng):
+    """``relu`` (−50 Σ max(v, 0)): no family of monomials or bumps has the kink, so auto
+    tries the small network (full-batch L-BFGS) and its code is shorter; its one-step force
+    error on fresh particles is far below the best fixed family's."""
+    traj = simulate_system("relu", n=800, steps=5, dt=0.01, seed=5)
+    snaps = _snapshots(traj, rng)
+    model = SnapshotOneStep().fit(snaps).model_
+    assert model.energy_spec == "auto → mlp:32x32"
+    linear = SnapshotOneStep("poly:6+rbf:30").fit(snaps).model_
+    truth = iel.get_system("relu").energy
+    states = rng.uniform(-3.5, 3.5, size=(2000, 2))
+    f_true = np.asarray(truth.force(states))
+
+    def error(m):
+        return np.mean(np.linalg.norm(np.asarray(m.force(states)) - f_true, axis=1))
+
+    assert error(model) < 0.5 * error(linear), (error(model), error(linear))

@@ -10,7 +10,12 @@ and ``T̂ = K d · L(θ̂) / (2 (K d − p))`` afterwards (the joint maximum-lik
 
 Training: Adam with a warm-up + cosine learning-rate schedule, minibatches of transitions,
 10 % of the trajectories held out for early stopping (the best held-out parameters are kept).
-A feature part of the family is warm-started from the closed form.
+A feature part of the family is warm-started from the closed form.  With
+``optimiser="lbfgs"`` the whole training set is one batch and L-BFGS (Optax, zoom line
+search) runs in jitted chunks of :data:`LBFGS_CHUNK` iterations, the held-out loss checked
+after each: for a few thousand to tens of thousands of transitions and a small network it
+reaches a far lower loss than Adam in a fraction of the steps (one-step fits of a 64×64
+network to the JKOnet* snapshot pairs, ``benchmarks/jkonet_suite.py``, use it).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from .base import (
     shift_to_zero_min,
 )
 from .closed_form import warm_started_energy
-from .training import run_training, warmup_cosine_adam
+from .training import LBFGS, lbfgs_iterations, run_training, warmup_cosine_adam
 
 NOISE_FREE_LIKELIHOOD = 1e-6  # residual / motion below which steps count as noise-free
+LBFGS_CHUNK = 25  # L-BFGS iterations per jitted chunk (the held-out loss is checked between)
+OPTIMISERS = ("adam", "lbfgs")
 
 
 def one_step_residual(field: AbstractForceField, x0, dx, h) -> jax.Array:
@@ -53,8 +60,10 @@ class OneStepLikelihood(AbstractEstimator):
         energy: a spec string (``"mlp:64x64"``, ``"rbf:30+mlp:32"``, …) or an initial energy
             — or any force field (e.g. an :class:`~iel.energies.MLPDrift`), to fit a
             non-gradient drift by the same code.
-        steps: maximum optimisation steps.
-        batch_size: transitions per minibatch.
+        steps: maximum optimisation steps (L-BFGS iterations with ``optimiser="lbfgs"``).
+        batch_size: transitions per minibatch (Adam).
+        optimiser: ``"adam"`` (minibatches, learning-rate schedule) or ``"lbfgs"`` (full
+            batch; for data that fit in memory, see the module docstring).
         learning_rate: peak learning rate of the schedule.
         patience: stop after this many evaluations without held-out improvement.
         holdout: share of trajectories held out for early stopping.
@@ -75,7 +84,11 @@ class OneStepLikelihood(AbstractEstimator):
         holdout: float = 0.1,
         seed: int = 0,
         progress: Callable[[int, int, float], None] | None = None,
+        optimiser: str = "adam",
     ):
+        if optimiser not in OPTIMISERS:
+            raise ValueError(f"optimiser must be one of {OPTIMISERS}, got {optimiser!r}")
+        self.optimiser = optimiser
         self.energy = energy
         self.steps = steps
         self.batch_size = batch_size
@@ -110,39 +123,61 @@ class OneStepLikelihood(AbstractEstimator):
             held_set = (jnp.asarray(hx0), jnp.asarray(hx1 - hx0), jnp.asarray(hh))
         k = x0.shape[0]
         batch = min(self.batch_size, k)
-        optimiser = warmup_cosine_adam(self.learning_rate, self.steps)
         params, static = eqx.partition(energy, eqx.is_inexact_array)
-        opt_state = optimiser.init(params)
 
-        @eqx.filter_jit
-        def train_step(params, opt_state, xb, dxb, hb):
-            def loss_fn(p):
-                return one_step_residual(eqx.combine(p, static), xb, dxb, hb)
-
-            loss, grads = jax.value_and_grad(loss_fn)(params)
-            # Optax mixes its int32 step count with floats; allow that even under strict promotion
-            with jax.numpy_dtype_promotion("standard"):
-                updates, opt_state = optimiser.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
+        def loss_fn(p, xb, dxb, hb):
+            return one_step_residual(eqx.combine(p, static), xb, dxb, hb)
 
         @eqx.filter_jit
         def evaluate(params, xs, dxs, hs):
             return one_step_residual(eqx.combine(params, static), xs, dxs, hs)
 
         x0j, dxj, hj = jnp.asarray(x0), jnp.asarray(dx), jnp.asarray(h)
+        if self.optimiser == "lbfgs":
+            optimiser = LBFGS
+
+            def train_step(params, opt_state, *batch):
+                return lbfgs_iterations(_static_loss, LBFGS_CHUNK, params, opt_state, static,
+                                        *batch)  # fmt: skip
+
+            next_batch = lambda: (x0j, dxj, hj)  # noqa: E731  (full batch)
+            chunks, eval_every, unit = -(-self.steps // LBFGS_CHUNK), 1, LBFGS_CHUNK
+        else:
+            optimiser = warmup_cosine_adam(self.learning_rate, self.steps)
+
+            @eqx.filter_jit
+            def train_step(params, opt_state, xb, dxb, hb):
+                loss, grads = jax.value_and_grad(loss_fn)(params, xb, dxb, hb)
+                # Optax mixes its int32 step count with floats; allow that under strict promotion
+                with jax.numpy_dtype_promotion("standard"):
+                    updates, opt_state = optimiser.update(grads, opt_state, params)
+                return optax.apply_updates(params, updates), opt_state, loss
+
+            def next_batch():
+                i = rng.integers(0, k, size=batch)
+                return x0j[i], dxj[i], hj[i]
+
+            chunks, eval_every, unit = self.steps, None, 1
+        with jax.numpy_dtype_promotion("standard"):
+            opt_state = optimiser.init(params)
         result = run_training(
             params,
             opt_state,
             train_step,
-            lambda: (lambda i: (x0j[i], dxj[i], hj[i]))(rng.integers(0, k, size=batch)),
+            next_batch,
             lambda p, mean_loss: float(evaluate(p, *held_set)) if n_hold else mean_loss,
-            steps=self.steps,
-            patience=self.patience,
+            steps=chunks,
+            patience=self.patience if unit == 1 else max(2, self.patience // 3),
             score_name="held-out" if n_hold else "training",
-            progress=self.progress,
-        )
+            progress=None if self.progress is None else
+            (lambda step, total, value: self.progress(step * unit, total * unit, value)),
+            eval_every=eval_every,
+        )  # fmt: skip
         best_params, best = result.params, result.best_score
         history, stop_reason = result.history, result.stop_reason
+        if unit > 1:  # report L-BFGS iterations, not chunks
+            history["step"] = [step * unit for step in history["step"]]
+            stop_reason += f" (steps are chunks of {unit} full-batch L-BFGS iterations)"
         energy = eqx.combine(best_params, static)
         full_loss = float(evaluate(best_params, x0j, dxj, hj))
         rows = k * data.dim
@@ -183,6 +218,12 @@ class OneStepLikelihood(AbstractEstimator):
             fit_seconds=time.perf_counter() - start,
         )
         return self
+
+
+def _static_loss(params, static, x0, dx, h):
+    """:func:`one_step_residual` of ``combine(params, static)`` (module level: a compiled
+    L-BFGS chunk is reused by every fit of the same network shape)."""
+    return one_step_residual(eqx.combine(params, static), x0, dx, h)
 
 
 def _transitions(data: Trajectories, rows: np.ndarray):

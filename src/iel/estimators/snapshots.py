@@ -211,15 +211,23 @@ SNAPSHOT_AUTO_NOTE = (
     "noise-free pairs their variable-projection search runs to its step limit and takes tens "
     "of seconds; ask for them with energy='expquad:6'"
 )
+# the network tried by snapshot auto when no formula explains the pairs, and its L-BFGS budget
+SNAPSHOT_NETWORK, SNAPSHOT_NETWORK_STEPS = "mlp:32x32", 500
 
 
 def _selected_on_pairs(pairs: Trajectories, seed: int) -> FittedModel:
     """``energy="auto"`` on the paired steps: description-length selection over the fixed
-    families (:func:`~iel.selection.select.auto_families` without free parameters)."""
+    families (:func:`~iel.selection.select.auto_families` without free parameters) and,
+    when no sparse formula is the shortest code, a small network
+    (:data:`SNAPSHOT_NETWORK`, full-batch L-BFGS), coded by its parameter count."""
     from ..selection.select import EXP_QUADRATIC_DIMENSION, auto_families, select
 
     families = auto_families(pairs.dim, free_parameters=False)
-    model = select(pairs, families, prequential=False, seed=seed, search_free=False).model
+    model = select(
+        pairs, families, prequential=False, seed=seed, search_free=False,
+        networks=(SNAPSHOT_NETWORK,), network_steps=SNAPSHOT_NETWORK_STEPS,
+        network_optimiser="lbfgs",
+    ).model  # fmt: skip
     if pairs.dim <= EXP_QUADRATIC_DIMENSION:
         model.diagnostics.setdefault("notes", []).append(SNAPSHOT_AUTO_NOTE)
     return model

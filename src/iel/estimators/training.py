@@ -59,6 +59,31 @@ def adam_step(optimiser, loss):
     return step
 
 
+LBFGS = optax.lbfgs()  # one instance, so that compiled chunks are reused across fits
+
+
+@eqx.filter_jit
+def lbfgs_iterations(loss, iterations: int, params, opt_state, *data):
+    """``iterations`` full-batch L-BFGS steps (:data:`LBFGS`, zoom line search) on
+    ``loss(params, *data)`` in one ``lax.scan``: one dispatch per chunk, not per step.
+    Returns ``(params, opt_state, last loss)``.  ``loss`` should be a module-level function
+    (and non-array parts of ``data`` hashable), so that later fits reuse the compiled code."""
+    value_fn = lambda p: loss(p, *data)  # noqa: E731
+    value_and_grad = optax.value_and_grad_from_state(value_fn)
+
+    def body(carry, _):
+        params, opt_state = carry
+        with jax.numpy_dtype_promotion("standard"):
+            value, grads = value_and_grad(params, state=opt_state)
+            updates, opt_state = LBFGS.update(
+                grads, opt_state, params, value=value, grad=grads, value_fn=value_fn
+            )
+        return (optax.apply_updates(params, updates), opt_state), value
+
+    (params, opt_state), values = jax.lax.scan(body, (params, opt_state), None, iterations)
+    return params, opt_state, values[-1]
+
+
 @dataclass
 class TrainingResult:
     params: Any
@@ -79,17 +104,19 @@ def run_training(
     score_name: str = "held-out",
     progress: Callable[[int, int, float], None] | None = None,
     divergence_hint: str = "",
+    eval_every: int | None = None,
 ) -> TrainingResult:
     """Run ``train_step(params, opt_state, *next_batch()) -> (params, opt_state, loss)``.
 
-    Every ``max(steps // 100, 10)`` steps ``score(params, mean recent loss)`` is evaluated; the
+    Every ``eval_every`` steps (default ``max(steps // 100, 10)``)
+    ``score(params, mean recent loss)`` is evaluated; the
     parameters with the best score are kept, and training stops after ``patience``
     evaluations without a relative improvement of 1e-4, when the loss turns non-finite, or at
     ``steps``.
     """
     history: dict[str, list[float]] = {"step": [], "train_loss": [], "heldout_loss": []}
     best, best_params, since_best = np.inf, params, 0
-    eval_every = max(steps // 100, 10)
+    eval_every = eval_every or max(steps // 100, 10)
     stop_reason = f"reached the step limit ({steps})"
     running: list[float] = []
     for step in range(1, steps + 1):

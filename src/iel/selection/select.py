@@ -208,6 +208,7 @@ def select(
     network_steps: int = 1500,
     seed: int = 0,
     search_free: bool = True,
+    network_optimiser: str = "adam",
 ) -> Selection:
     """Rank energy families (dense and sparse) and a non-gradient drift by code length.
 
@@ -219,10 +220,12 @@ def select(
         networks: network families to add (e.g. ``("mlp:16", "mlp:32x32")``), fitted by the
             one-step likelihood and coded with :func:`~iel.selection.codes.bic_code`.
         network_steps: optimiser steps for each network.
+        network_optimiser: ``"adam"`` (minibatches) or ``"lbfgs"`` (full batch; see
+            :class:`~iel.estimators.OneStepLikelihood`).
         seed: for data-chosen centres and the block split.
-        search_free: fit families with free parameters (``expquad:M``) even when a sparse
-            formula of a fixed family already has the shortest code.  ``energy="auto"``
-            passes ``False``: their variable-projection search costs seconds, and a landscape
+        search_free: fit families with free parameters (``expquad:M``) and networks even
+            when a sparse formula of a fixed family already has the shortest code.
+            ``energy="auto"`` passes ``False``: their search costs seconds, and a landscape
             a formula explains is left as that formula (the report lists what was skipped).
     """
     if not isinstance(data, Trajectories):
@@ -300,7 +303,11 @@ def select(
                 list(support), theta,
             ))  # fmt: skip
     for spec in networks:
-        candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed))
+        if _formula_found(candidates, always=search_free):
+            skipped.append(spec)
+            continue
+        candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed,
+                                             network_optimiser))  # fmt: skip
     null = null_code(base or empty, eps, h_mean)
     # the null model uses only Σ‖Δx‖²/h, n and Σ log h, which every family's blocks carry
     null_preq = (
@@ -392,11 +399,11 @@ def _drift_candidate(data, drift_family, drift_spec, states, x0, dx, h, eps, h_m
     )  # fmt: skip
 
 
-def _network_candidate(data, spec, eps, h_mean, steps, seed) -> Candidate:
+def _network_candidate(data, spec, eps, h_mean, steps, seed, optimiser="adam") -> Candidate:
     from ..estimators.likelihood import OneStepLikelihood
     from .codes import bic_code
 
-    est = OneStepLikelihood(spec, steps=steps, seed=seed).fit(data)
+    est = OneStepLikelihood(spec, steps=steps, seed=seed, optimiser=optimiser).fit(data)
     model = est.model_
     x0, dx, h = data.increments()
     n = float(x0.shape[0] * data.dim)
