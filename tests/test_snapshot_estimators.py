@@ -178,9 +178,9 @@ def test_network_interaction_trains_and_round_trips(tmp_path):
 
 
 def test_network_energy_from_snapshots():
-    """Any family on OT pairs: an MLP through the Optax one-step likelihood."""
+    """Any family on OT pairs: an MLP through the one-step likelihood (full-batch L-BFGS)."""
     data = simulate_system("double_well", n=500, steps=5, dt=0.01, snapshots=True, seed=0)
     model = iel.fit(data, "mlp:32")
     grid = np.linspace(-1.5, 1.5, 61)[:, None]
     assert _force_error(model, iel.get_system("double_well").energy, grid) < 0.05
-    assert "onestep-likelihood" in model.method
+    assert "onestep-likelihood" in model.method and "L-BFGS" in model.stop_reason

@@ -209,6 +209,7 @@ def select(
     seed: int = 0,
     search_free: bool = True,
     network_optimiser: str = "adam",
+    gradient_test: bool = True,
 ) -> Selection:
     """Rank energy families (dense and sparse) and a non-gradient drift by code length.
 
@@ -222,6 +223,9 @@ def select(
         network_steps: optimiser steps for each network.
         network_optimiser: ``"adam"`` (minibatches) or ``"lbfgs"`` (full batch; see
             :class:`~iel.estimators.OneStepLikelihood`).
+        gradient_test: code the general non-gradient drift too ("is this a gradient system
+            at all?").  Snapshot pairs pass ``False``: optimal-transport pairs are displaced
+            by the gradient of a convex function (Brenier), so the test cannot fail there.
         seed: for data-chosen centres and the block split.
         search_free: fit families with free parameters (``expquad:M``) and networks even
             when a sparse formula of a fixed family already has the shortest code.
@@ -332,7 +336,7 @@ def select(
         drift_family = Monomials(data.dim, drift_family.degree - 1, drift_family.max_vars)
     drift_size = data.dim * (drift_family.n_features + 1)
     drift_cand, gradient_system = None, None
-    if drift_size <= DRIFT_LIBRARY_LIMIT:
+    if gradient_test and drift_size <= DRIFT_LIBRARY_LIMIT:
         drift_cand = _drift_candidate(data, drift_family, drift_spec, states, x0, dx, h, eps,
                                       h_mean, seed)  # fmt: skip
         candidates.append(drift_cand)
@@ -343,7 +347,9 @@ def select(
     model.diagnostics["code_length"] = chosen.code.as_dict()
     model.diagnostics["null_code_bits"] = null.total
     model.diagnostics["gradient_system"] = gradient_system
-    if drift_cand is None:
+    if not gradient_test:
+        model.diagnostics["gradient_system_note"] = "not tested (the caller asked for no test)"
+    elif drift_cand is None:
         model.diagnostics["gradient_system_note"] = (
             f"not tested: the general drift would need {drift_size} coefficients "
             f"(over {DRIFT_LIBRARY_LIMIT}); fit it with a smaller family to compare"
