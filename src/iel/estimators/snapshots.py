@@ -222,7 +222,8 @@ SNAPSHOT_NETWORK, SNAPSHOT_NETWORK_STEPS = "mlp:32x32", 500
 def _selected_on_pairs(pairs: Trajectories, seed: int) -> FittedModel:
     """``energy="auto"`` on the paired steps: description-length selection over the fixed
     families (:func:`~iel.selection.select.auto_families` without free parameters) and,
-    when no sparse formula is the shortest code, a small network
+    unless a sparse formula explains the pairs exactly (residuals at the data precision), a
+    small network
     (:data:`SNAPSHOT_NETWORK`, full-batch L-BFGS), coded by its parameter count.  The
     general-drift comparison is not made: OT pairs are gradient displacements by
     construction."""

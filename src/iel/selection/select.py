@@ -54,6 +54,7 @@ NESTED_RESTARTS = 2
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
 HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
+EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within this × the floor
 
 
 def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
@@ -307,7 +308,8 @@ def select(
                 list(support), theta,
             ))  # fmt: skip
     for spec in networks:
-        if _formula_found(candidates, always=search_free):
+        if _formula_found(candidates, always=search_free, exact_within=temperature_floor(
+                eps, h_mean) * EXACT_FORMULA_FLOOR):  # fmt: skip
             skipped.append(spec)
             continue
         candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed,
@@ -366,16 +368,21 @@ def select(
                      time.perf_counter() - start, model)  # fmt: skip
 
 
-def _formula_found(candidates: list[Candidate], always: bool) -> bool:
+def _formula_found(candidates: list[Candidate], always: bool,
+                   exact_within: float | None = None) -> bool:  # fmt: skip
     """Whether the shortest code so far is a formula: a sparse fit of a fixed family whose
-    terms are monomials or Fourier modes (data-placed RBF bumps are not a formula)."""
+    terms are monomials or Fourier modes (data-placed RBF bumps are not a formula).  With
+    ``exact_within``, only a formula whose coded temperature is at most that (residuals at
+    the data precision: it explains the steps exactly) counts — for networks, which may find
+    the structure a formula with a residual misses."""
     energies = [c for c in candidates if c.kind == "energy"]
     if always or not energies:
         return False
     best = min(energies, key=lambda c: c.code.total)
     names = best.library.names()
     placed = any(names[j].startswith("rbf") for j in best.support)
-    return best.name.endswith("(sparse)") and not placed
+    exact = exact_within is None or best.code.details["temperature"] <= exact_within
+    return best.name.endswith("(sparse)") and not placed and exact
 
 
 def _dense_fit(stats: Stats, eps: float, h_mean: float, free_parameters: int = 0) -> SparseResult:
