@@ -154,3 +154,19 @@ def test_auto_in_ten_dimensions_selects_among_truncated_polynomials():
     truth = iel.get_system("styblinski_tang", 10).energy
     f_true = np.asarray(truth.force(states))
     assert np.sum((np.asarray(model.force(states)) - f_true) ** 2) < 1e-12 * np.sum(f_true**2)
+
+
+def test_networks_are_skipped_only_after_an_exact_formula():
+    """``search_free=False`` (auto): a network is not fitted once a sparse formula explains the
+    steps exactly (noise-free double-well descent); after a formula that leaves a residual
+    (Langevin steps) it is fitted and coded like the rest."""
+    exact = simulate_system("double_well", n=100, steps=20, dt=0.01, seed=2)
+    noisy = simulate_system("double_well", n=100, steps=20, dt=0.01, temperature=0.5, seed=2)
+    kw = dict(prequential=False, search_free=False, networks=("mlp:8",), network_steps=50,
+              network_optimiser="lbfgs")  # fmt: skip
+    skipped = select(exact, ("poly:4",), **kw)
+    assert all(c.kind != "network" for c in skipped.candidates)
+    assert any(n.startswith("not fitted: mlp:8") for n in skipped.model.diagnostics["notes"])
+    fitted = select(noisy, ("poly:4",), **kw)
+    assert [c.name for c in fitted.candidates if c.kind == "network"] == ["mlp:8"]
+    assert fitted.chosen.name == "poly:4 (sparse)"  # the formula's code stays the shorter
