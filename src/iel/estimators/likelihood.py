@@ -14,8 +14,9 @@ A feature part of the family is warm-started from the closed form.  With
 ``optimiser="lbfgs"`` the whole training set is one batch and L-BFGS (Optax, zoom line
 search) runs in jitted chunks of :data:`LBFGS_CHUNK` iterations, the held-out loss checked
 after each: for a few thousand to tens of thousands of transitions and a small network it
-reaches a far lower loss than Adam in a fraction of the steps (one-step fits of a 64×64
-network to the JKOnet* snapshot pairs, ``benchmarks/jkonet_suite.py``, use it).
+reaches a far lower loss than Adam in the same number of steps (a test checks it: 300
+iterations fit a 32×32 network to 1500 noise-free Styblinski–Tang steps more than five times
+closer than 300 Adam steps).  Snapshot pairs are fitted this way.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class OneStepLikelihood(AbstractEstimator):
         optimiser: ``"adam"`` (minibatches, learning-rate schedule) or ``"lbfgs"`` (full
             batch; for data that fit in memory, see the module docstring).
         learning_rate: peak learning rate of the schedule.
-        patience: stop after this many evaluations without held-out improvement.
+        patience: stop after this many evaluations without held-out improvement (L-BFGS:
+            a third as many chunks, at least two).
         holdout: share of trajectories held out for early stopping.
         seed: seed for initialisation, minibatches and the hold-out split.
         progress: optional callback ``progress(step, steps, loss)``.
@@ -125,12 +127,8 @@ class OneStepLikelihood(AbstractEstimator):
         batch = min(self.batch_size, k)
         params, static = eqx.partition(energy, eqx.is_inexact_array)
 
-        def loss_fn(p, xb, dxb, hb):
-            return one_step_residual(eqx.combine(p, static), xb, dxb, hb)
-
-        @eqx.filter_jit
         def evaluate(params, xs, dxs, hs):
-            return one_step_residual(eqx.combine(params, static), xs, dxs, hs)
+            return float(_evaluate(params, static, xs, dxs, hs))
 
         x0j, dxj, hj = jnp.asarray(x0), jnp.asarray(dx), jnp.asarray(h)
         if self.optimiser == "lbfgs":
@@ -147,7 +145,7 @@ class OneStepLikelihood(AbstractEstimator):
 
             @eqx.filter_jit
             def train_step(params, opt_state, xb, dxb, hb):
-                loss, grads = jax.value_and_grad(loss_fn)(params, xb, dxb, hb)
+                loss, grads = jax.value_and_grad(_static_loss)(params, static, xb, dxb, hb)
                 # Optax mixes its int32 step count with floats; allow that under strict promotion
                 with jax.numpy_dtype_promotion("standard"):
                     updates, opt_state = optimiser.update(grads, opt_state, params)
@@ -165,7 +163,7 @@ class OneStepLikelihood(AbstractEstimator):
             opt_state,
             train_step,
             next_batch,
-            lambda p, mean_loss: float(evaluate(p, *held_set)) if n_hold else mean_loss,
+            lambda p, mean_loss: evaluate(p, *held_set) if n_hold else mean_loss,
             steps=chunks,
             patience=self.patience if unit == 1 else max(2, self.patience // 3),
             score_name="held-out" if n_hold else "training",
@@ -179,7 +177,7 @@ class OneStepLikelihood(AbstractEstimator):
             history["step"] = [step * unit for step in history["step"]]
             stop_reason += f" (steps are chunks of {unit} full-batch L-BFGS iterations)"
         energy = eqx.combine(best_params, static)
-        full_loss = float(evaluate(best_params, x0j, dxj, hj))
+        full_loss = evaluate(best_params, x0j, dxj, hj)
         rows = k * data.dim
         n_params = sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(best_params))
         temperature = full_loss * rows / (2.0 * max(rows - n_params, 1))
@@ -224,6 +222,9 @@ def _static_loss(params, static, x0, dx, h):
     """:func:`one_step_residual` of ``combine(params, static)`` (module level: a compiled
     L-BFGS chunk is reused by every fit of the same network shape)."""
     return one_step_residual(eqx.combine(params, static), x0, dx, h)
+
+
+_evaluate = eqx.filter_jit(_static_loss)
 
 
 def _transitions(data: Trajectories, rows: np.ndarray):
