@@ -223,9 +223,8 @@ def _selected_on_pairs(pairs: Trajectories, seed: int) -> FittedModel:
     """``energy="auto"`` on the paired steps: description-length selection over the fixed
     families (:func:`~iel.selection.select.auto_families` without free parameters) and,
     unless a sparse formula explains the pairs exactly (residuals at the data precision), a
-    small network
-    (:data:`SNAPSHOT_NETWORK`, full-batch L-BFGS), coded by its parameter count.  The
-    general-drift comparison is not made: OT pairs are gradient displacements by
+    small network (:data:`SNAPSHOT_NETWORK`, full-batch L-BFGS), coded by its parameter
+    count.  The general-drift comparison is not made: OT pairs are gradient displacements by
     construction."""
     from ..selection.select import EXP_QUADRATIC_DIMENSION, auto_families, select
 

@@ -228,10 +228,11 @@ def select(
             at all?").  Snapshot pairs pass ``False``: optimal-transport pairs are displaced
             by the gradient of a convex function (Brenier), so the test cannot fail there.
         seed: for data-chosen centres and the block split.
-        search_free: fit families with free parameters (``expquad:M``) and networks even
-            when a sparse formula of a fixed family already has the shortest code.
-            ``energy="auto"`` passes ``False``: their search costs seconds, and a landscape
-            a formula explains is left as that formula (the report lists what was skipped).
+        search_free: fit families with free parameters (``expquad:M``) even when a sparse
+            formula of a fixed family already has the shortest code, and networks even when
+            that formula is exact (residuals at the data precision).  ``energy="auto"``
+            passes ``False``: their search costs seconds, and a landscape a formula explains
+            is left as that formula (the report lists what was skipped).
     """
     if not isinstance(data, Trajectories):
         raise TypeError(f"selection works on trajectories, got {type(data).__name__}")
