@@ -154,7 +154,7 @@ def test_snapshot_auto_takes_a_network_where_no_formula_explains(rng):
     """``relu`` (−50 Σ max(v, 0)): no family of monomials or bumps has the kink, so auto
     tries the small network (full-batch L-BFGS) and its code is shorter; its one-step force
     error on fresh particles is far below the best fixed family's."""
-    traj = simulate_system("relu", n=800, steps=5, dt=0.01, seed=5)
+    traj = simulate_system("relu", n=500, steps=5, dt=0.01, seed=5)
     snaps = _snapshots(traj, rng)
     model = SnapshotOneStep().fit(snaps).model_
     assert model.energy_spec == "auto → mlp:32x32"
