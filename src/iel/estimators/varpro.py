@@ -111,10 +111,12 @@ def refine_free_parameters(
 
     Libraries without free parameters, or whose free parts are already refined, are returned
     unchanged.  Placement ``r`` of ``restarts`` puts the terms on ``states`` with seed
-    ``seed + r``; the placement reaching the lowest one-step loss is kept.  With
-    ``nested_from`` (fitted terms of a smaller family, for a library with one free part),
-    the first placement is those terms plus new ones (:meth:`ExpQuadratics.grown`): the
-    search then starts where the smaller family's optimum is, so its loss can only go down."""
+    ``seed + r`` (the first placement is the library's own when it is already placed); the
+    placement reaching the lowest one-step loss is kept.  With ``nested_from`` (fitted terms
+    of a smaller family) and a library with one free part not yet placed, the first
+    placement is those terms plus new ones (:meth:`ExpQuadratics.grown`): the search then
+    starts where the smaller family's optimum is, so its loss can only go down.  Selection
+    does not use this (it places every family by k-means)."""
     where = _free_parts(library)
     parts = library_parts(library)
     if not where or all(parts[i].refined for i in where):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.trajectories import Trajectories
-from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
+from ..energies.exp_quadratics import free_parameter_count
 from ..energies.features import AbstractFeatureLibrary, FeatureEnergy, Monomials
 from ..energies.spec import parse_energy_spec
 from ..estimators.base import data_range, identifiability_for_trajectories, shift_to_zero_min
@@ -48,9 +48,6 @@ AUTO_FAMILIES = ("poly:2", "poly:4", "poly:6", "fourier:3", "poly:4+rbf:20", "po
 EXP_QUADRATIC_FAMILIES = ("expquad:2", "expquad:4", "expquad:6")
 EXP_QUADRATIC_DIMENSION = 3
 VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic family
-# placements for a family grown from the previous one's optimum: the nested start (the smaller
-# family's fitted terms plus new ones), then k-means placements up to this count
-NESTED_RESTARTS = 2
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
 HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
@@ -256,7 +253,6 @@ def select(
     # formula of a fixed family is the shortest code so far (see :func:`_formula_found`)
     parsed.sort(key=lambda item: free_parameter_count(item[1].library))  # small to large
     skipped: list[str] = []
-    grown_from = None  # the last fitted single-part exponentiated quadratics (nested ladder)
     for spec, family in parsed:
         free = free_parameter_count(family.library)
         if free and _formula_found(candidates, always=search_free):
@@ -264,12 +260,8 @@ def select(
             continue
         library = family.library.adapt(states, seed=seed)
         if free:  # centres and matrices of exponentiated quadratics: variable projection
-            library = refine_free_parameters(
-                library, states, x0, dx, h, seed=seed, nested_from=grown_from,
-                restarts=VARPRO_RESTARTS if grown_from is None else NESTED_RESTARTS,
-            )  # fmt: skip
-            if isinstance(library, ExpQuadratics):
-                grown_from = library
+            library = refine_free_parameters(library, states, x0, dx, h, seed=seed,
+                                             restarts=VARPRO_RESTARTS)  # fmt: skip
         stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim)
         # (free parameters are fitted on all the data, so no honest prequential code exists)
         per_block = (
