@@ -160,5 +160,13 @@ class ExpQuadratics(AbstractFeatureLibrary):
 
 
 def free_parameter_count(library: AbstractFeatureLibrary) -> int:
-    """Parameters of ``library`` fitted by variable projection (0 for fixed libraries)."""
+    """Parameters of ``library`` fitted to data besides its linear coefficients: centres and
+    matrices of exponentiated quadratics, fitted length scales of Fourier terms (0 for fixed
+    libraries).  Description lengths charge each of them."""
+    return sum(p.n_free_parameters for p in library_parts(library))
+
+
+def searched_parameter_count(library: AbstractFeatureLibrary) -> int:
+    """Free parameters found by the (costly) variable-projection search: those of the
+    exponentiated quadratics.  A frequency scan (one length scale) is cheap and not counted."""
     return sum(p.n_free_parameters for p in library_parts(library) if isinstance(p, ExpQuadratics))

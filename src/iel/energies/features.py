@@ -8,7 +8,9 @@ Libraries:
 
 * :class:`Monomials` — all monomials ``Π_j x_j^{α_j}`` with ``1 ≤ |α| ≤ degree`` (cross terms
   included).  The constant is left out: it has zero gradient and is not identifiable.
-* :class:`Fourier` — ``sin(k x_j / ℓ)``, ``cos(k x_j / ℓ)`` for ``k = 1..n_frequencies``.
+* :class:`Fourier` — ``sin(k x_j / ℓ)``, ``cos(k x_j / ℓ)`` for ``k = 1..n_frequencies``; the
+  length ``ℓ`` may be a free parameter fitted to the data (a lattice of unknown spacing, see
+  :mod:`iel.estimators.frequency_scan`).
 * :class:`GaussianRBF` — ``exp(−‖x − c_i‖² / (2σ²))`` on given centres, or on centres chosen
   from the data by :meth:`GaussianRBF.adapt`.
 * :class:`CustomFeatures` — any user function ``x ↦ φ(x)`` with names.  It holds code, so a
@@ -76,6 +78,11 @@ class AbstractFeatureLibrary(eqx.Module):
     def jacobian(self, x: Array) -> Array:
         """``∇φ(x)``: shape ``(p, d)``, row ``i`` is ``∇φ_i``."""
         return jax.jacfwd(self.__call__)(x)
+
+    @property
+    def n_free_parameters(self) -> int:
+        """Parameters fitted to data besides the linear coefficients (charged in codes)."""
+        return 0
 
     def __add__(self, other: AbstractFeatureLibrary) -> ConcatLibrary:
         if not isinstance(other, AbstractFeatureLibrary):
@@ -227,18 +234,43 @@ class EvenMonomials(AbstractMonomialLibrary):
 
 @_register_library
 class Fourier(AbstractFeatureLibrary):
-    """``sin(k·x_j/ℓ)`` and ``cos(k·x_j/ℓ)`` for ``k = 1..n_frequencies`` and each coordinate."""
+    """``sin(k·x_j/ℓ)`` and ``cos(k·x_j/ℓ)`` for ``k = 1..n_frequencies`` and each coordinate.
+
+    With ``free_length`` the length ``ℓ`` (one for all coordinates: a lattice of unknown
+    spacing) is a parameter fitted to the data by a frequency scan
+    (:func:`iel.estimators.frequency_scan.scan_length_scale`) and charged as one free parameter
+    in description lengths; ``fitted`` says whether that has happened yet.
+    """
 
     dim: int = eqx.field(static=True)
     n_frequencies: int = eqx.field(static=True)
-    length_scale: float = eqx.field(static=True, default=1.0)
+    length_scale: Array  # an array leaf, so jitted code is reused across fitted lengths
+    free_length: bool = eqx.field(static=True)
+    fitted: bool = eqx.field(static=True)
 
-    def __check_init__(self):
-        if self.dim < 1 or self.n_frequencies < 1 or not self.length_scale > 0:
+    def __init__(self, dim: int, n_frequencies: int, length_scale: float = 1.0,
+                 free_length: bool = False, fitted: bool = True):  # fmt: skip
+        if dim < 1 or n_frequencies < 1 or not float(length_scale) > 0:
             raise ValueError(
                 "Fourier needs dim ≥ 1, n_frequencies ≥ 1 and length_scale > 0, got "
-                f"{self.dim}, {self.n_frequencies}, {self.length_scale}"
+                f"{dim}, {n_frequencies}, {length_scale}"
             )
+        self.dim, self.n_frequencies = int(dim), int(n_frequencies)
+        self.length_scale = jnp.asarray(float(length_scale))
+        self.free_length, self.fitted = bool(free_length), bool(fitted)
+
+    @classmethod
+    def placeholder(cls, dim: int, n_frequencies: int) -> Fourier:
+        """A library whose length scale is still to be fitted to data."""
+        return cls(dim, n_frequencies, 1.0, free_length=True, fitted=False)
+
+    def with_length_scale(self, length_scale: float) -> Fourier:
+        """This library with its (free) length scale set to a fitted value."""
+        return Fourier(self.dim, self.n_frequencies, float(length_scale), self.free_length, True)
+
+    @property
+    def n_free_parameters(self) -> int:
+        return int(self.free_length)
 
     @property
     def n_features(self) -> int:
@@ -246,16 +278,24 @@ class Fourier(AbstractFeatureLibrary):
 
     def __call__(self, x: Array) -> Array:
         k = jnp.arange(1, self.n_frequencies + 1, dtype=x.dtype)
-        arg = (k[:, None] * x[None, :] / self.length_scale).reshape(-1)  # (K*d,)
+        arg = (k[:, None] * x[None, :] / self.length_scale.astype(x.dtype)).reshape(-1)
         return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)])
 
     def names(self) -> list[str]:
-        scale = "" if self.length_scale == 1.0 else f"/{self.length_scale:g}"
-        args = [
-            f"{k}*{_var(j)}{scale}" if k > 1 else f"{_var(j)}{scale}"
-            for k in range(1, self.n_frequencies + 1)
-            for j in range(self.dim)
-        ]
+        length = float(self.length_scale)
+        if self.free_length:  # a fitted frequency reads best as a wavenumber: cos(3.14159*x0)
+            args = [
+                f"{k / length:.6g}*{_var(j)}"
+                for k in range(1, self.n_frequencies + 1)
+                for j in range(self.dim)
+            ]
+        else:
+            scale = "" if length == 1.0 else f"/{length:g}"
+            args = [
+                f"{k}*{_var(j)}{scale}" if k > 1 else f"{_var(j)}{scale}"
+                for k in range(1, self.n_frequencies + 1)
+                for j in range(self.dim)
+            ]
         return [f"sin({a})" for a in args] + [f"cos({a})" for a in args]
 
     def config(self):
@@ -263,12 +303,20 @@ class Fourier(AbstractFeatureLibrary):
             "type": "Fourier",
             "dim": self.dim,
             "n_frequencies": self.n_frequencies,
-            "length_scale": self.length_scale,
+            "length_scale": float(self.length_scale),
+            "free_length": self.free_length,
+            "fitted": self.fitted,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(config["dim"], config["n_frequencies"], config["length_scale"])
+        return cls(
+            config["dim"],
+            config["n_frequencies"],
+            config["length_scale"],
+            bool(config.get("free_length", False)),
+            bool(config.get("fitted", True)),
+        )
 
 
 @_register_library

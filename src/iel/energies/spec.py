@@ -7,7 +7,8 @@ Grammar: terms joined by ``+``; each term is one of
                    :class:`Quadratic` when the fitted matrix is positive definite
 ``poly:K``         monomials of total degree 1..K with cross terms
 ``poly:K:V``       the same, only terms in at most V distinct variables (V = 1: additive)
-``fourier:K[:L]``  ``sin(k x_j/L)``, ``cos(k x_j/L)``, k = 1..K (L defaults to 1)
+``fourier:K[:L]``  ``sin(k x_j/L)``, ``cos(k x_j/L)``, k = 1..K (L defaults to 1; ``fit``:
+                   L fitted to the data by a frequency scan, one free parameter)
 ``rbf:M``          M Gaussian bumps on centres chosen from the data (k-means)
 ``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
 ``icnn:AxB…``      an input-convex network (convex energy)
@@ -115,6 +116,9 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
             )
         elif name == "fourier" and arg:
             k, _, scale = arg.partition(":")
+            if scale == "fit":
+                parts.append(Fourier.placeholder(dim, _int(k, term)))
+                continue
             try:
                 length = float(scale) if scale else 1.0
             except ValueError:

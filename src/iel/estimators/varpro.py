@@ -32,6 +32,7 @@ import optimistix as optx
 
 from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
 from ..energies.features import AbstractFeatureLibrary, ConcatLibrary, library_parts
+from .frequency_scan import scan_length_scale
 
 GRID_CELLS = {1: 4096, 2: 60, 3: 24}  # cells per axis of the compression grid, by dimension
 COMPRESS_ABOVE = 20_000  # transitions above which the search runs on compressed transitions
@@ -109,14 +110,17 @@ def refine_free_parameters(
 ) -> AbstractFeatureLibrary:
     """``library`` with its free parameters fitted to the transitions (module docstring).
 
-    Libraries without free parameters, or whose free parts are already refined, are returned
-    unchanged.  Placement ``r`` of ``restarts`` puts the terms on ``states`` with seed
-    ``seed + r`` (the first placement is the library's own when it is already placed); the
-    placement reaching the lowest one-step loss is kept.  With ``nested_from`` (fitted terms
-    of a smaller family) and a library with one free part not yet placed, the first
-    placement is those terms plus new ones (:meth:`ExpQuadratics.grown`): the search then
-    starts where the smaller family's optimum is, so its loss can only go down.  Selection
+    A Fourier part with a free length (``fourier:K:fit``) is fitted first by the frequency
+    scan of :mod:`iel.estimators.frequency_scan`.  Libraries without free parameters, or whose
+    free parts are already refined, are returned unchanged.  Placement ``r`` of ``restarts``
+    puts the terms on ``states`` with seed ``seed + r`` (the first placement is the library's
+    own when it is already placed); the placement reaching the lowest one-step loss is kept.
+    With ``nested_from`` (fitted terms of a smaller family) and a library with one free part
+    not yet placed, the first placement is those terms plus new ones
+    (:meth:`ExpQuadratics.grown`): the search then starts where the smaller family's optimum
+    is, so its loss can only go down.  Selection
     does not use this (it places every family by k-means)."""
+    library = scan_length_scale(library, x0, dx, h, weights)  # fourier:K:fit, if any
     where = _free_parts(library)
     parts = library_parts(library)
     if not where or all(parts[i].refined for i in where):

@@ -23,8 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.trajectories import Trajectories
-from ..energies.exp_quadratics import free_parameter_count
-from ..energies.features import AbstractFeatureLibrary, FeatureEnergy, Monomials
+from ..energies.exp_quadratics import free_parameter_count, searched_parameter_count
+from ..energies.features import (
+    AbstractFeatureLibrary,
+    FeatureEnergy,
+    Fourier,
+    Monomials,
+    library_parts,
+)
 from ..energies.spec import parse_energy_spec
 from ..estimators.base import data_range, identifiability_for_trajectories, shift_to_zero_min
 from ..estimators.closed_form import normal_equations
@@ -38,11 +44,19 @@ from .codes import (
     temperature_floor,
     two_part_linear,
 )
-from .sparse import SparseResult, forward_backward, snap_constants, solve_support
+from .sparse import FreeParameters, SparseResult, forward_backward, snap_constants, solve_support
 
 SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "fourier:3",
                    "rbf:20", "poly:4+rbf:20", "poly:6+rbf:30")  # fmt: skip
-AUTO_FAMILIES = ("poly:2", "poly:4", "poly:6", "fourier:3", "poly:4+rbf:20", "poly:6+rbf:30")
+# (fourier:K:fit: a periodic part of unknown spacing, fitted by a frequency scan)
+AUTO_FAMILIES = (
+    "poly:2",
+    "poly:4",
+    "poly:6",
+    "poly:4+fourier:4:fit",
+    "poly:4+rbf:20",
+    "poly:6+rbf:30",
+)
 # compact nonlinear families tried by "auto" in up to EXP_QUADRATIC_DIMENSION dimensions (each
 # term has 1 + d + d(d+1)/2 parameters; the variable-projection search is over d + d(d+1)/2)
 EXP_QUADRATIC_FAMILIES = ("expquad:2", "expquad:4", "expquad:6")
@@ -75,6 +89,16 @@ def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     if dim <= 30:
         return ("poly:2", "poly:4:1", "poly:3:2")
     return ("poly:2:1", "poly:4:1", "poly:6:1")
+
+
+def _free_length_terms(library: AbstractFeatureLibrary) -> list[int]:
+    """Library indices of the terms of Fourier parts with a fitted length scale."""
+    out, start = [], 0
+    for part in library_parts(library):
+        if isinstance(part, Fourier) and part.free_length:
+            out.extend(range(start, start + part.n_features))
+        start += part.n_features
+    return out
 
 
 def default_epsilon(data: Trajectories) -> float:
@@ -249,17 +273,23 @@ def select(
     for spec, family in parsed:
         if not family.is_linear:
             raise ValueError(f"selection families must be linear in their parameters: {spec!r}")
-    # fixed families first; families with free parameters after them, and only when no sparse
-    # formula of a fixed family is the shortest code so far (see :func:`_formula_found`)
-    parsed.sort(key=lambda item: free_parameter_count(item[1].library))  # small to large
+    # fixed families first (a scanned Fourier length counts as fixed: the scan is cheap);
+    # families with searched parameters (exponentiated quadratics) after them, and only when
+    # no sparse formula of a fixed family is the shortest code so far (:func:`_formula_found`)
+    parsed.sort(key=lambda item: searched_parameter_count(item[1].library))  # small to large
+    exact = temperature_floor(eps, h_mean) * EXACT_FORMULA_FLOOR  # formula explains the steps
     skipped: list[str] = []
     for spec, family in parsed:
         free = free_parameter_count(family.library)
-        if free and _formula_found(candidates, always=search_free):
+        searched = searched_parameter_count(family.library)
+        if searched and _formula_found(candidates, always=search_free):
             skipped.append(spec)
             continue
+        if free and _formula_found(candidates, always=search_free, exact_within=exact):
+            skipped.append(spec)  # a scanned length: skipped only after an exact formula
+            continue
         library = family.library.adapt(states, seed=seed)
-        if free:  # centres and matrices of exponentiated quadratics: variable projection
+        if free:  # variable projection (expquad) or frequency scan (fourier:K:fit)
             library = refine_free_parameters(library, states, x0, dx, h, seed=seed,
                                              restarts=VARPRO_RESTARTS)  # fmt: skip
         stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim)
@@ -274,35 +304,36 @@ def select(
         p = library.n_features
         dense = _dense_fit(stats, eps, h_mean, free)
         # the greedy search costs O(p) code evaluations per step: libraries larger than
-        # SPARSE_SEARCH_LIBRARY are coded dense only; so are libraries with free parameters
-        # (their terms were fitted jointly, so dropping one is not a sparse model of the rest)
-        if p > SPARSE_SEARCH_LIBRARY or free:
+        # SPARSE_SEARCH_LIBRARY are coded dense only; so are libraries with searched parameters
+        # (their terms were fitted jointly, so dropping one is not a sparse model of the rest);
+        # a scanned Fourier length is charged only when the formula keeps a Fourier term
+        charge = FreeParameters(free, frozenset(_free_length_terms(library)))
+        if p > SPARSE_SEARCH_LIBRARY or searched:
             sparse = None
         else:
-            sparse = forward_backward(stats, epsilon=eps, h_mean=h_mean)
+            sparse = forward_backward(stats, epsilon=eps, h_mean=h_mean, free=charge)
             snappable = [not n.startswith("rbf") for n in names]
-            sparse = snap_constants(
-                stats, sparse, epsilon=eps, h_mean=h_mean, n_library=p, snappable=snappable
-            )
+            sparse = snap_constants(stats, sparse, epsilon=eps, h_mean=h_mean, n_library=p,
+                                    snappable=snappable, free=charge)  # fmt: skip
         fits = [(f"{spec} (dense)", dense.support, dense.theta, dense.code, None)]
         if sparse is not None:
             fits.append(
                 (f"{spec} (sparse)", sparse.support, sparse.theta, sparse.code, sparse.snapped)
             )
         for label, support, theta, code, snapped in fits:
+            n_free = free if searched else charge.charged(support)
             preq = (
                 prequential_linear(per_block, np.asarray(support, int), epsilon=eps,
                                    h_mean=h_mean) if per_block else None
             )  # fmt: skip
             candidates.append(Candidate(
-                label, "energy", code, preq, len(support) + free,
+                label, "energy", code, preq, len(support) + n_free,
                 "E(x) = " + _formula(names, support, theta, snapped),
                 math.sqrt(code.details["residual"] / max(stats.n, 1)), spec, library,
                 list(support), theta,
             ))  # fmt: skip
     for spec in networks:
-        if _formula_found(candidates, always=search_free, exact_within=temperature_floor(
-                eps, h_mean) * EXACT_FORMULA_FLOOR):  # fmt: skip
+        if _formula_found(candidates, always=search_free, exact_within=exact):
             skipped.append(spec)
             continue
         candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed,

@@ -48,10 +48,25 @@ class SparseResult:
     path: list[tuple[str, int, float]]  # (move, term, total bits)
 
 
+@dataclass(frozen=True)
+class FreeParameters:
+    """Nonlinear parameters some library terms were fitted with (a scanned Fourier length):
+    ``count`` of them, charged in a sparse model's code only when its support holds one of
+    ``terms`` (library indices)."""
+
+    count: int = 0
+    terms: frozenset[int] = frozenset()
+
+    def charged(self, support) -> int:
+        return self.count if any(j in self.terms for j in support) else 0
+
+
 class _Coder:
-    def __init__(self, stats: Stats, n_library: int, epsilon: float, h_mean: float, temperature):
+    def __init__(self, stats: Stats, n_library: int, epsilon: float, h_mean: float, temperature,
+                 free: FreeParameters = FreeParameters()):  # fmt: skip
         self.stats, self.n_library = stats, n_library
         self.epsilon, self.h_mean, self.temperature = epsilon, h_mean, temperature
+        self.free = free
 
     def __call__(self, support, theta, snapped=None) -> CodeLength:
         pos = {j: i for i, j in enumerate(support)}
@@ -59,7 +74,7 @@ class _Coder:
         return two_part_linear(
             self.stats, np.asarray(support, dtype=int), theta, n_library=self.n_library,
             epsilon=self.epsilon, h_mean=self.h_mean, snapped=local,
-            temperature=self.temperature,
+            temperature=self.temperature, free_parameters=self.free.charged(support),
         )  # fmt: skip
 
 
@@ -71,11 +86,13 @@ def forward_backward(
     candidates: list[int] | None = None,
     temperature: float | None = None,
     max_terms: int | None = None,
+    free: FreeParameters = FreeParameters(),
 ) -> SparseResult:
-    """Greedy forward–backward search minimising the two-part code."""
+    """Greedy forward–backward search minimising the two-part code (``free``: nonlinear
+    parameters charged when the support uses the terms fitted with them)."""
     p = stats.gram.shape[0]
     pool = list(range(p)) if candidates is None else list(candidates)
-    coder = _Coder(stats, len(pool), epsilon, h_mean, temperature)
+    coder = _Coder(stats, len(pool), epsilon, h_mean, temperature, free)
     support: list[int] = []
     best = coder(support, np.zeros(0))
     path = [("start", -1, best.total)]
@@ -118,13 +135,14 @@ def snap_constants(
     n_library: int,
     temperature: float | None = None,
     snappable: list[bool] | None = None,
+    free: FreeParameters = FreeParameters(),
 ) -> SparseResult:
     """Try each coefficient as the nearest simple rational; keep snaps that shorten the code.
 
     ``snappable[j]`` (by library index) limits the attempt to terms whose coefficients are
     meaningful constants (monomials, Fourier modes); amplitudes of data-placed bumps are not.
     """
-    coder = _Coder(stats, n_library, epsilon, h_mean, temperature)
+    coder = _Coder(stats, n_library, epsilon, h_mean, temperature, free)
     support = result.support
     fixed: dict[int, float] = {}
     snapped: dict[int, tuple[int, int]] = {}
