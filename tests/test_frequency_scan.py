@@ -95,3 +95,11 @@ def test_only_one_free_fourier_part_is_accepted():
     x = np.zeros((4, 1))
     with pytest.raises(ValueError, match="at most one Fourier part"):
         scan_length_scale(lib, x, x, np.ones(4))
+
+
+def test_non_finite_transitions_stop_the_scan_with_a_clear_message():
+    lib = parse_energy_spec("fourier:2:fit", 1).library
+    x = np.linspace(-1, 1, 20)[:, None]
+    dx = np.full_like(x, np.nan)
+    with pytest.raises(FloatingPointError, match="not finite at any wavenumber"):
+        scan_length_scale(lib, x, dx, np.full(20, 0.01))

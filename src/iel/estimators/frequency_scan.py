@@ -22,8 +22,10 @@ is reported as such and not as the second harmonic of ``π/2``.
 
 Cost: the Fourier features depend on one coordinate each, so per wavenumber only the blocks
 ``G_ff`` (block diagonal over coordinates), ``G_0f`` and ``b_f`` are formed — ``O(n p K)``
-with ``p`` fixed features; the fixed block is formed once.  Compressed transitions
-(:func:`iel.estimators.varpro.compress_transitions`) are used above 20 000 transitions.
+with ``p`` fixed features; the fixed block is formed once.  The fixed parts' gradients are
+held in memory (``n × p × d`` numbers), which bounds the scan to moderate ``n p d``; in up to
+three dimensions, above 20 000 transitions, the scan runs on compressed transitions
+(:func:`iel.estimators.varpro.compress_transitions`).
 """
 
 from __future__ import annotations
@@ -117,7 +119,10 @@ def scan_length_scale(
     if not where:
         return library
     if len(where) > 1:
-        raise ValueError("a library may have at most one Fourier part with a fitted length")
+        raise ValueError(
+            "a library may have at most one Fourier part with a fitted length (fourier:K:fit), "
+            f"got {len(where)}"
+        )
     from ..energies.exp_quadratics import ExpQuadratics
     from .varpro import compress_transitions
 
@@ -139,6 +144,12 @@ def scan_length_scale(
     unit = 2 * np.pi / extent  # one period across the data
     omegas = unit * np.arange(0.5, MAX_PERIODS + GRID_STEP / 2, GRID_STEP)
     values = np.array([loss(o) for o in omegas])
+    if not np.any(np.isfinite(values)):
+        raise FloatingPointError(
+            "frequency scan: the one-step loss is not finite at any wavenumber; check the "
+            "transitions for NaN or infinite values"
+        )
+    values = np.where(np.isfinite(values), values, np.inf)
     best = int(np.argmin(values))
     omega, value = _polish(loss, omegas[best], unit * GRID_STEP, values[best])
     # aliases: ω·m (m ≤ K) has a subset of the features of ω; keep the largest within noise

@@ -118,8 +118,8 @@ def refine_free_parameters(
     With ``nested_from`` (fitted terms of a smaller family) and a library with one free part
     not yet placed, the first placement is those terms plus new ones
     (:meth:`ExpQuadratics.grown`): the search then starts where the smaller family's optimum
-    is, so its loss can only go down.  Selection
-    does not use this (it places every family by k-means)."""
+    is, so its loss can only go down.  Selection does not use this (it places every family
+    by k-means)."""
     library = scan_length_scale(library, x0, dx, h, weights)  # fourier:K:fit, if any
     where = _free_parts(library)
     parts = library_parts(library)
