@@ -14,7 +14,7 @@ from iel.energies.features import ConcatLibrary, Fourier, Monomials
 from iel.energies.spec import parse_energy_spec
 from iel.estimators.frequency_scan import scan_length_scale
 from iel.selection import select
-from iel.selection.select import AUTO_FAMILIES
+from iel.selection.select import AUTO_FAMILIES, auto_families
 
 SPACING = 0.7  # lattice period: E contains cos(2πx/0.7), wavenumber 8.976
 
@@ -62,7 +62,8 @@ def test_noise_free_lattice_is_recovered_exactly_and_named_by_its_wavenumber():
 
 
 def test_auto_selects_the_periodic_family_with_the_spacing_charged():
-    assert "poly:4+fourier:4:fit" in AUTO_FAMILIES
+    assert "poly:4+fourier:4:fit" in AUTO_FAMILIES == auto_families(3, free_parameters=False)
+    assert "fourier:3:fit" in auto_families(5)  # alone from d = 4: the quartic is too large
     energy = _lattice_energy(2)
     data, *_ = _transitions(energy, Langevin(0.5), 100, 100, 0.005, seed=3)
     result = select(data, ("poly:4", "poly:4+fourier:4:fit"), prequential=False)

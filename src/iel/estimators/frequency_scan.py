@@ -23,7 +23,8 @@ is reported as such and not as the second harmonic of ``π/2``.
 Cost: the Fourier features depend on one coordinate each, so per wavenumber only the blocks
 ``G_ff`` (block diagonal over coordinates), ``G_0f`` and ``b_f`` are formed — ``O(n p K)``
 with ``p`` fixed features; the fixed block is formed once.  The fixed parts' gradients are
-held in memory (``n × p × d`` numbers), which bounds the scan to moderate ``n p d``; in up to
+held in memory (``n × p × d`` numbers); above :data:`SCAN_BUDGET` the scan runs on a random
+subset of the transitions that fits it.  In up to
 three dimensions, above 20 000 transitions, the scan runs on compressed transitions
 (:func:`iel.estimators.varpro.compress_transitions`); when the fit then leaves almost no
 residual (nearly noise-free data, where the compression's error rather than noise would
@@ -41,6 +42,7 @@ from ..energies.features import AbstractFeatureLibrary, ConcatLibrary, Fourier, 
 
 MAX_PERIODS = 24.0  # largest base wavenumber: this many periods across the data's extent
 GRID_STEP = 0.25  # grid spacing in periods across the data's extent
+SCAN_BUDGET = 20_000_000  # fixed-part gradient numbers (n × p × d) the scan may hold
 NOISE_FREE_SHARE = 1e-2  # residual share of Σ‖Δx‖²/h below which a scan is re-polished on all
 
 
@@ -135,6 +137,17 @@ def scan_length_scale(
     w = np.ones(len(h)) if weights is None else np.asarray(weights, float)
     total = float(np.sum(w * np.sum(np.asarray(dx, float) ** 2, axis=1) / np.asarray(h, float)))
     xr, dxr, hr = compress_transitions(x0, dx, h, weights)
+    n_eff = float(np.sum(w))  # transitions the scan's sums stand for
+    n_fixed = sum(p.n_features for p in fixed)
+    if len(hr) * max(n_fixed, 1) * xr.shape[1] > SCAN_BUDGET:  # a random subset for the scan
+        keep = np.sort(
+            np.random.default_rng(0).choice(
+                len(hr), SCAN_BUDGET // (max(n_fixed, 1) * xr.shape[1]), replace=False
+            )
+        )
+        share = float(np.sum(hr[keep]) / np.sum(hr))  # of the observed time
+        xr, dxr, hr = xr[keep], dxr[keep], hr[keep]
+        total, n_eff = total * share, n_eff * share
     if fixed:
         lib0 = fixed[0] if len(fixed) == 1 else ConcatLibrary(tuple(fixed))
         with jax.numpy_dtype_promotion("standard"):
@@ -156,7 +169,7 @@ def scan_length_scale(
     best = int(np.argmin(values))
     omega, value = _polish(loss, omegas[best], unit * GRID_STEP, values[best])
     # aliases: ω·m (m ≤ K) has a subset of the features of ω; keep the largest within noise
-    temperature = max(total + value, 0.0) / (2.0 * float(np.sum(w)) * xr.shape[1])
+    temperature = max(total + value, 0.0) / (2.0 * n_eff * xr.shape[1])
     noise = 2.0 * temperature * fourier.n_features + 1e-12 * total
     for m in range(fourier.n_frequencies, 1, -1):
         alias, alias_value = _polish(loss, m * omega, unit * GRID_STEP, np.inf)

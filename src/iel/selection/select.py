@@ -48,7 +48,9 @@ from .sparse import FreeParameters, SparseResult, forward_backward, snap_constan
 
 SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "fourier:3",
                    "rbf:20", "poly:4+rbf:20", "poly:6+rbf:30")  # fmt: skip
-# (fourier:K:fit: a periodic part of unknown spacing, fitted by a frequency scan)
+# (fourier:K:fit: a periodic part of unknown spacing, fitted by a frequency scan; in up to
+# PERIODIC_QUARTIC_DIMENSION dimensions on top of a quartic, above it alone — the quartic's
+# C(d+4, 4) − 1 terms make the scan's fixed gradients large)
 AUTO_FAMILIES = (
     "poly:2",
     "poly:4",
@@ -57,6 +59,8 @@ AUTO_FAMILIES = (
     "poly:4+rbf:20",
     "poly:6+rbf:30",
 )
+PERIODIC_QUARTIC_DIMENSION = 3
+PERIODIC_ALONE = "fourier:3:fit"
 # compact nonlinear families tried by "auto" in up to EXP_QUADRATIC_DIMENSION dimensions (each
 # term has 1 + d + d(d+1)/2 parameters; the variable-projection search is over d + d(d+1)/2)
 EXP_QUADRATIC_FAMILIES = ("expquad:2", "expquad:4", "expquad:6")
@@ -71,7 +75,8 @@ EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within 
 def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     """The families ``energy="auto"`` selects among in dimension ``dim``.
 
-    Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES`, and up to
+    Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES` (from d = 4 with
+    :data:`PERIODIC_ALONE` in place of the quartic-plus-Fourier family), and up to
     :data:`EXP_QUADRATIC_DIMENSION` (unless ``free_parameters`` is false) also
     :data:`EXP_QUADRATIC_FAMILIES` (few wells of any orientation, fitted by variable
     projection).  From there on the full degree-4
@@ -82,8 +87,10 @@ def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     for ``poly:3:2`` at d = 50)."""
     if dim <= EXP_QUADRATIC_DIMENSION and free_parameters:
         return AUTO_FAMILIES + EXP_QUADRATIC_FAMILIES
-    if dim < HIGH_DIMENSION:
+    if dim <= PERIODIC_QUARTIC_DIMENSION:
         return AUTO_FAMILIES
+    if dim < HIGH_DIMENSION:
+        return tuple(PERIODIC_ALONE if "fourier" in f else f for f in AUTO_FAMILIES)
     if dim <= 20:
         return ("poly:2", "poly:4:1", "poly:4:2")
     if dim <= 30:
