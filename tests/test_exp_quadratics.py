@@ -166,9 +166,8 @@ def test_auto_selects_exponentiated_quadratics_on_muller_brown():
 
 def test_exp_quadratics_are_skipped_when_a_formula_is_found():
     double_well = simulate_system("double_well", n=100, steps=200, dt=0.01, temperature=0.5, seed=0)
-    assert set(auto_families(2)) > set(AUTO_FAMILIES) and set(auto_families(5)) == set(
-        AUTO_FAMILIES
-    )
+    assert set(auto_families(2)) > set(AUTO_FAMILIES)
+    assert not any(f.startswith("expquad") for f in auto_families(5))  # up to d = 3 only
     chosen = select(double_well, ("poly:4", "expquad:2"), prequential=False, search_free=False)
     assert [c.name for c in chosen.candidates if "expquad" in c.name] == []
     assert any("not fitted: expquad:2" in n for n in chosen.model.diagnostics["notes"])

@@ -67,6 +67,13 @@ def _fourier_gradients(x: np.ndarray, omega: float, n_frequencies: int) -> np.nd
     return np.concatenate([k * np.stack(cosines, -1), -k * np.stack(sines, -1)], axis=2)
 
 
+def _minus_explained(gram: np.ndarray, rhs: np.ndarray) -> float:
+    """``−bᵀG⁻¹b`` (Jacobi-scaled, with a 1e-10 ridge, as in :func:`varpro.amplitudes`)."""
+    scale = 1.0 / (np.sqrt(np.diag(gram)) + 1e-300)
+    scaled = gram * scale[:, None] * scale[None, :] + 1e-10 * np.eye(len(rhs))
+    return -float(rhs @ (scale * np.linalg.solve(scaled, rhs * scale)))
+
+
 class _Projected:
     """``−bᵀG⁻¹b`` as a function of the wavenumber (fixed blocks precomputed)."""
 
@@ -94,10 +101,7 @@ class _Projected:
         return G, b
 
     def __call__(self, omega: float) -> float:
-        G, b = self.blocks(omega)
-        scale = 1.0 / (np.sqrt(np.diag(G)) + 1e-300)
-        scaled = G * scale[:, None] * scale[None, :] + 1e-10 * np.eye(len(b))
-        return -float(b @ (scale * np.linalg.solve(scaled, b * scale)))
+        return _minus_explained(*self.blocks(omega))
 
 
 def _polish(loss, omega, half_width, value):
@@ -198,9 +202,7 @@ class _FullDataLoss:
         parts = (*self.fixed, self.fourier.with_length_scale(1.0 / omega))
         library = parts[0] if len(parts) == 1 else ConcatLibrary(parts)
         eq = normal_equations(library, *self.args)
-        scale = 1.0 / (np.sqrt(np.diag(eq.gram)) + 1e-300)
-        scaled = eq.gram * scale[:, None] * scale[None, :] + 1e-10 * np.eye(len(eq.rhs))
-        return -float(eq.rhs @ (scale * np.linalg.solve(scaled, eq.rhs * scale)))
+        return _minus_explained(eq.gram, eq.rhs)
 
 
 __all__ = ["scan_length_scale"]
