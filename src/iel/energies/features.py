@@ -283,19 +283,14 @@ class Fourier(AbstractFeatureLibrary):
 
     def names(self) -> list[str]:
         length = float(self.length_scale)
-        if self.free_length:  # a fitted frequency reads best as a wavenumber: cos(3.14159*x0)
-            args = [
-                f"{k / length:.6g}*{_var(j)}"
-                for k in range(1, self.n_frequencies + 1)
-                for j in range(self.dim)
-            ]
-        else:
-            scale = "" if length == 1.0 else f"/{length:g}"
-            args = [
-                f"{k}*{_var(j)}{scale}" if k > 1 else f"{_var(j)}{scale}"
-                for k in range(1, self.n_frequencies + 1)
-                for j in range(self.dim)
-            ]
+        scale = "" if length == 1.0 else f"/{length:g}"
+
+        def argument(k: int, j: int) -> str:
+            if self.free_length:  # a fitted frequency reads best as a wavenumber: 3.14159*x0
+                return f"{k / length:.6g}*{_var(j)}"
+            return f"{k}*{_var(j)}{scale}" if k > 1 else f"{_var(j)}{scale}"
+
+        args = [argument(k, j) for k in range(1, self.n_frequencies + 1) for j in range(self.dim)]
         return [f"sin({a})" for a in args] + [f"cos({a})" for a in args]
 
     def config(self):
