@@ -1,5 +1,6 @@
 """Energies: modules mapping one state to a scalar ``E(x)``; gradients by autodiff."""
 
+from .additive_rbf import AdditiveRBF as AdditiveRBF
 from .base import AbstractEnergy as AbstractEnergy
 from .base import AbstractForceField as AbstractForceField
 from .base import ScaledEnergy as ScaledEnergy
@@ -20,6 +21,7 @@ from .hopfield import HopfieldEnergy as HopfieldEnergy
 from .neural import ICNNEnergy as ICNNEnergy
 from .neural import MLPEnergy as MLPEnergy
 from .particles import ParticleEnergy as ParticleEnergy
+from .projected import ProjectedEnergy as ProjectedEnergy
 from .quadratic import Quadratic as Quadratic
 from .reference import ReferenceEnergy as ReferenceEnergy
 from .reference import RotationField as RotationField

@@ -84,6 +84,13 @@ class AbstractFeatureLibrary(eqx.Module):
         """Parameters fitted to data besides the linear coefficients (charged in codes)."""
         return 0
 
+    def feature_coordinates(self) -> np.ndarray | None:
+        """For an additive library (each feature a function of one coordinate): that
+        coordinate per feature, shape ``(p,)``; ``None`` when some feature couples several.
+        Additive libraries have one nonzero per row of ``∇φ``, which the closed-form fits
+        exploit (:func:`iel.estimators.closed_form.normal_equations`)."""
+        return None
+
     def __add__(self, other: AbstractFeatureLibrary) -> ConcatLibrary:
         if not isinstance(other, AbstractFeatureLibrary):
             return NotImplemented
@@ -166,6 +173,12 @@ class AbstractMonomialLibrary(AbstractFeatureLibrary):
             "*".join(_var(j) if a == 1 else f"{_var(j)}^{a}" for j, a in enumerate(alpha) if a)
             for alpha in self.exponents
         ]
+
+    def feature_coordinates(self) -> np.ndarray | None:
+        alphas = np.asarray(self.exponents, dtype=int).reshape(-1, self.dim)
+        if alphas.size == 0 or np.any(np.count_nonzero(alphas, axis=1) != 1):
+            return None
+        return np.argmax(alphas != 0, axis=1)
 
 
 @_register_library
@@ -292,6 +305,9 @@ class Fourier(AbstractFeatureLibrary):
 
         args = [argument(k, j) for k in range(1, self.n_frequencies + 1) for j in range(self.dim)]
         return [f"sin({a})" for a in args] + [f"cos({a})" for a in args]
+
+    def feature_coordinates(self) -> np.ndarray:
+        return np.tile(np.arange(self.dim), 2 * self.n_frequencies)
 
     def config(self):
         return {
@@ -425,6 +441,10 @@ class ConcatLibrary(AbstractFeatureLibrary):
 
     def adapt(self, x, seed: int = 0):
         return ConcatLibrary(tuple(p.adapt(x, seed) for p in self.parts))
+
+    def feature_coordinates(self) -> np.ndarray | None:
+        columns = [p.feature_coordinates() for p in self.parts]
+        return None if any(c is None for c in columns) else np.concatenate(columns)
 
     def config(self):
         return {"type": "ConcatLibrary", "parts": [p.config() for p in self.parts]}

@@ -10,6 +10,7 @@ Grammar: terms joined by ``+``; each term is one of
 ``fourier:K[:L]``  ``sin(k x_j/L)``, ``cos(k x_j/L)``, k = 1..K (L defaults to 1; ``fit``:
                    L fitted to the data by a frequency scan, one free parameter)
 ``rbf:M``          M Gaussian bumps on centres chosen from the data (k-means)
+``rbf:M:1``        M one-dimensional bumps per coordinate (additive, d·M features)
 ``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
 ``icnn:AxB…``      an input-convex network (convex energy)
 ``bumps:M``        M Gaussian bumps with learned amplitudes, centres and widths
@@ -29,6 +30,7 @@ from dataclasses import dataclass, replace
 import jax
 import numpy as np
 
+from .additive_rbf import AdditiveRBF
 from .base import AbstractEnergy
 from .bumps import GaussianBumps
 from .exp_quadratics import ExpQuadratics
@@ -125,7 +127,14 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
                 raise SpecError(f"{term!r}: length scale must be a number, got {scale!r}") from None
             parts.append(Fourier(dim, _int(k, term), length))
         elif name == "rbf" and arg:
-            parts.append(GaussianRBF.placeholder(dim, _int(arg, term)))
+            count, _, additive = arg.partition(":")
+            if additive and additive != "1":
+                raise SpecError(
+                    f"{term!r}: rbf:M:1 means M one-dimensional bumps per coordinate (additive); "
+                    f"only 1 is supported after the count, got {additive!r}"
+                )
+            cls = AdditiveRBF if additive else GaussianRBF
+            parts.append(cls.placeholder(dim, _int(count, term)))
         elif name == "expquad" and arg:
             parts.append(ExpQuadratics.placeholder(dim, _int(arg, term)))
         elif name in ("mlp", "icnn") and arg:
@@ -135,8 +144,8 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
         else:
             raise SpecError(
                 f"energy spec term {raw.strip()!r} not understood; expected one of quadratic, "
-                "poly:K, poly:K:V, fourier:K, rbf:M, expquad:M, bumps:M, mlp:AxB, icnn:AxB "
-                "(joined by '+')"
+                "poly:K, poly:K:V, fourier:K, rbf:M, rbf:M:1, expquad:M, bumps:M, mlp:AxB, "
+                "icnn:AxB (joined by '+')"
             )
     quadratic = quadratic and len(parts) == 1 and not networks
     library = None if not parts else parts[0] if len(parts) == 1 else ConcatLibrary(tuple(parts))

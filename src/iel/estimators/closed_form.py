@@ -99,6 +99,29 @@ def _accumulate(library: AbstractFeatureLibrary, x0, dx, h, w):
     return out
 
 
+@eqx.filter_jit
+def _accumulate_additive(library: AbstractFeatureLibrary, columns, x0, dx, h, w):
+    """:func:`_accumulate` for an additive library: row ``i`` of ``∇φ`` has its one nonzero
+    ``s_i = ∂φ_i/∂x_{c_i}`` in column ``c_i``, so ``∇φ · 1 = s`` (one forward-mode product per
+    state instead of ``d``), ``A_ij = Σ h s_i s_j [c_i = c_j]`` and ``b_i = −Σ s_i Δx_{c_i}``."""
+    p = library.n_features
+    d = x0.shape[-1]
+    same = (columns[:, None] == columns[None, :]).astype(x0.dtype)
+
+    def body(carry, inputs):
+        gram, rhs, shared = carry
+        xs, dxs, hs, ws = inputs
+        ws = jnp.ones_like(hs) if ws is None else ws
+        slopes = jax.vmap(lambda x: jax.jvp(library, (x,), (jnp.ones_like(x),))[1])(xs)
+        gram = gram + ((slopes * (ws * hs)[:, None]).T @ slopes) * same
+        rhs = rhs - jnp.sum(slopes * dxs[:, columns] * ws[:, None], axis=0)
+        return (gram, rhs, _add_increment_sums(shared, dxs, hs, ws)), None
+
+    init = (jnp.zeros((p, p)), jnp.zeros(p), _no_increment_sums(d))
+    out, _ = jax.lax.scan(body, init, (x0, dx, h, w))
+    return out
+
+
 def _chunked(arr: np.ndarray, chunk: int, fill: float = 0.0) -> np.ndarray:
     """``arr`` padded with ``fill`` to whole chunks and reshaped to ``(n_chunks, chunk, …)``."""
     n = arr.shape[0]
@@ -255,10 +278,13 @@ def normal_equations(
         for p, j, a, head, power in b_terms:
             rhs[p] -= a * m_dx[j, head, power]
     else:
-        sums = jax.tree_util.tree_map(
-            lambda *parts: sum(np.asarray(v) for v in parts),
-            *[_accumulate(library, *g) for g in groups],
-        )
+        columns = library.feature_coordinates()
+        if columns is None:
+            chunks = [_accumulate(library, *g) for g in groups]
+        else:
+            columns = jnp.asarray(columns)
+            chunks = [_accumulate_additive(library, columns, *g) for g in groups]
+        sums = jax.tree_util.tree_map(lambda *parts: sum(np.asarray(v) for v in parts), *chunks)
         gram, rhs, (sq, sdx, sh, slh) = sums
     return NormalEquations(
         np.asarray(gram),

@@ -44,6 +44,7 @@ from .codes import (
     temperature_floor,
     two_part_linear,
 )
+from .collective import collective_candidate, is_formula
 from .sparse import FreeParameters, SparseResult, forward_backward, snap_constants, solve_support
 
 SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "fourier:3",
@@ -69,6 +70,9 @@ VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic fami
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
 HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
+# from HIGH_DIMENSION on: an additive quartic with 16 one-dimensional bumps per coordinate, for
+# sums of one-coordinate shapes no polynomial of low order fits (its Gram is block-diagonal)
+ADDITIVE_BUMPS = "poly:4:1+rbf:16:1"
 EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within this × the floor
 
 
@@ -84,7 +88,8 @@ def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     candidates are ANOVA-truncated polynomials: the full quadratic and terms in at most two
     variables (``poly:4:2`` up to d = 20, ``poly:3:2`` up to d = 30); additive ones only
     (``poly:K:1``) beyond, where the pairwise library would have thousands of terms (3 875
-    for ``poly:3:2`` at d = 50)."""
+    for ``poly:3:2`` at d = 50); and at every d ≥ 10 the additive quartic with
+    one-dimensional bumps, :data:`ADDITIVE_BUMPS`."""
     if dim <= EXP_QUADRATIC_DIMENSION and free_parameters:
         return AUTO_FAMILIES + EXP_QUADRATIC_FAMILIES
     if dim <= PERIODIC_QUARTIC_DIMENSION:
@@ -92,10 +97,10 @@ def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     if dim < HIGH_DIMENSION:
         return tuple(PERIODIC_ALONE if "fourier" in f else f for f in AUTO_FAMILIES)
     if dim <= 20:
-        return ("poly:2", "poly:4:1", "poly:4:2")
+        return ("poly:2", "poly:4:1", "poly:4:2", ADDITIVE_BUMPS)
     if dim <= 30:
-        return ("poly:2", "poly:4:1", "poly:3:2")
-    return ("poly:2:1", "poly:4:1", "poly:6:1")
+        return ("poly:2", "poly:4:1", "poly:3:2", ADDITIVE_BUMPS)
+    return ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS)
 
 
 def _free_length_terms(library: AbstractFeatureLibrary) -> list[int]:
@@ -239,6 +244,7 @@ def select(
     search_free: bool = True,
     network_optimiser: str = "adam",
     gradient_test: bool = True,
+    collective: bool = True,
 ) -> Selection:
     """Rank energy families (dense and sparse) and a non-gradient drift by code length.
 
@@ -256,6 +262,9 @@ def select(
             at all?").  Snapshot pairs pass ``False``: optimal-transport pairs are displaced
             by the gradient of a convex function (Brenier), so the test cannot fail there.
         seed: for data-chosen centres and the block split.
+        collective: in ``d ≥ 4``, when the data move along at most three directions, also
+            code an energy of those collective variables (:mod:`.collective`), selected
+            among the low-dimensional families on the projected data.
         search_free: fit families with free parameters (``expquad:M``) even when a sparse
             formula of a fixed family already has the shortest code, and networks even when
             that formula is exact (residuals at the data precision).  ``energy="auto"``
@@ -339,6 +348,17 @@ def select(
                 math.sqrt(code.details["residual"] / max(stats.n, 1)), spec, library,
                 list(support), theta,
             ))  # fmt: skip
+    if collective:  # cheap unless the data move along few directions
+        fitted = [c for c in candidates if c.kind == "energy"]
+        best_t = (
+            min(fitted, key=lambda c: c.code.total).code.details["temperature"] if fitted else None
+        )
+        found = collective_candidate(
+            data, best_t, epsilon=eps, h_mean=h_mean, seed=seed, search_free=search_free,
+            networks=networks, network_steps=network_steps, network_optimiser=network_optimiser,
+        )  # fmt: skip
+        if found is not None:
+            candidates.append(found)
     for spec in networks:
         if _formula_found(candidates, always=search_free, exact_within=exact):
             skipped.append(spec)
@@ -356,7 +376,7 @@ def select(
                           math.sqrt(base.sq_over_h / max(base.n, 1)) if base else 0.0)  # fmt: skip
     candidates.append(null_cand)
 
-    energies = [c for c in candidates if c.kind in ("energy", "null", "network")]
+    energies = [c for c in candidates if c.kind in ("energy", "null", "network", "projected")]
     chosen = min(energies, key=lambda c: c.code.total)
 
     # a general drift with the same features per coordinate (degree − 1 for polynomials); for
@@ -405,15 +425,14 @@ def _formula_found(candidates: list[Candidate], always: bool,
     terms are monomials or Fourier modes (data-placed RBF bumps are not a formula).  With
     ``exact_within``, only a formula whose coded temperature is at most that (residuals at
     the data precision: it explains the steps exactly) counts — for networks, which may find
-    the structure a formula with a residual misses."""
-    energies = [c for c in candidates if c.kind == "energy"]
+    the structure a formula with a residual misses.  A collective-variable candidate counts
+    when its energy of the collective variables is such a formula."""
+    energies = [c for c in candidates if c.kind in ("energy", "projected")]
     if always or not energies:
         return False
     best = min(energies, key=lambda c: c.code.total)
-    names = best.library.names()
-    placed = any(names[j].startswith("rbf") for j in best.support)
     exact = exact_within is None or best.code.details["temperature"] <= exact_within
-    return best.name.endswith("(sparse)") and not placed and exact
+    return is_formula(best) and exact
 
 
 def _dense_fit(stats: Stats, eps: float, h_mean: float, free_parameters: int = 0) -> SparseResult:
