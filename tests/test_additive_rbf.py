@@ -1,5 +1,6 @@
 """Additive bumps (``rbf:M:1``): one-dimensional Gaussian bumps per coordinate.  Their
-closed-form statistics (one forward-mode product per state) equal the generic Jacobian sums,
+closed-form statistics (forward-mode products per state, also for pairwise features) equal the
+generic Jacobian sums,
 they fit a sum of one-coordinate shapes no low-order polynomial fits, and they save and load."""
 
 import jax
@@ -21,21 +22,29 @@ def test_spec_and_feature_layout():
     )
     assert lib.n_features == 3 * 4 + 5 * 4
     assert isinstance(lib.parts[1], AdditiveRBF)
-    np.testing.assert_array_equal(lib.parts[1].feature_coordinates(), np.repeat(np.arange(4), 5))
+    columns = lib.parts[1].feature_coordinates()
+    np.testing.assert_array_equal(columns[:, 0], np.repeat(np.arange(4), 5))
+    assert np.all(columns[:, 1] == -1)  # each bump depends on one coordinate
     # centres on each coordinate's quantiles, inside the data
     centres = np.asarray(lib.parts[1].centres)
     assert np.all(np.diff(centres, axis=1) > 0) and np.all(np.abs(centres) < 2)
     with pytest.raises(SpecError, match="rbf:M:1"):
         parse_energy_spec("rbf:5:2", 4)
-    assert Monomials(3, 2).feature_coordinates() is None  # x0*x1 couples two coordinates
-    np.testing.assert_array_equal(Fourier(2, 1).feature_coordinates(), [0, 1, 0, 1])
+    assert Monomials(3, 3).feature_coordinates() is None  # x0*x1*x2 couples three coordinates
+    pairs = Monomials(3, 2).feature_coordinates()  # x0 … x2^2 with x0*x1 at row 4
+    np.testing.assert_array_equal(pairs[Monomials(3, 2).names().index("x0*x1")], [0, 1])
+    np.testing.assert_array_equal(Fourier(2, 1).feature_coordinates()[:, 0], [0, 1, 0, 1])
 
 
-def test_additive_statistics_equal_the_generic_jacobian_sums():
+@pytest.mark.parametrize("spec", ["poly:3:1+fourier:2+rbf:5:1", "poly:4:2+rbf:3:1"])
+def test_sparse_statistics_equal_the_generic_jacobian_sums(spec):
+    """Additive features (one coordinate each) and pairwise ones (two): the statistics from
+    forward-mode products equal the sums over full Jacobians."""
     rng = np.random.default_rng(1)
-    x0 = rng.uniform(-3, 3, size=(700, 3))
-    dx, h = 0.1 * rng.standard_normal((700, 3)), rng.uniform(0.005, 0.02, 700)
-    lib = parse_energy_spec("poly:3:1+fourier:2+rbf:5:1", 3).library.adapt(x0)
+    x0 = rng.uniform(-3, 3, size=(700, 5))
+    dx, h = 0.1 * rng.standard_normal((700, 5)), rng.uniform(0.005, 0.02, 700)
+    lib = parse_energy_spec(spec, 5).library.adapt(x0)
+    assert lib.feature_coordinates() is not None
     fast = closed_form.normal_equations(lib, x0, dx, h)
     jac = np.asarray(jax.vmap(lib.jacobian)(jnp.asarray(x0)))  # (K, p, d)
     gram = np.einsum("kpd,kqd->pq", jac * h[:, None, None], jac)

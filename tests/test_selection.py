@@ -148,10 +148,10 @@ def test_auto_in_ten_dimensions_selects_among_truncated_polynomials():
     poly:4:1, poly:4:2 and the additive bumps and finds the additive Styblinski–Tang energy
     exactly."""
     from iel.selection import auto_families
-    from iel.selection.select import ADDITIVE_BUMPS
+    from iel.selection.select import ADDITIVE_BUMPS, PAIRED_BUMPS
 
     assert auto_families(10) == ("poly:2", "poly:4:1", "poly:4:2", ADDITIVE_BUMPS)
-    assert auto_families(50) == ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS)
+    assert auto_families(50) == ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS, PAIRED_BUMPS)
     traj = simulate_system("styblinski_tang", n=300, steps=5, dt=0.01, dim=10, seed=0)
     model = iel.fit(traj)
     assert "poly:4:1" in model.energy_spec

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Array
-from .features import AbstractFeatureLibrary, _register_library
+from .features import AbstractFeatureLibrary, _register_library, one_coordinate_features
 
 
 @_register_library
@@ -63,7 +63,7 @@ class AdditiveRBF(AbstractFeatureLibrary):
         return [f"rbf(x{j})_{i}" for j in range(self.dim) for i in range(self.n_centres)]
 
     def feature_coordinates(self) -> np.ndarray:
-        return np.repeat(np.arange(self.dim), self.n_centres)
+        return one_coordinate_features(np.repeat(np.arange(self.dim), self.n_centres))
 
     def adapt(self, x: np.ndarray, seed: int = 0) -> AdditiveRBF:
         """Centres on the quantiles ``(i + ½)/M`` of each coordinate; width their mean

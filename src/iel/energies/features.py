@@ -85,16 +85,22 @@ class AbstractFeatureLibrary(eqx.Module):
         return 0
 
     def feature_coordinates(self) -> np.ndarray | None:
-        """For an additive library (each feature a function of one coordinate): that
-        coordinate per feature, shape ``(p,)``; ``None`` when some feature couples several.
-        Additive libraries have one nonzero per row of ``∇φ``, which the closed-form fits
-        exploit (:func:`iel.estimators.closed_form.normal_equations`)."""
+        """The coordinates each feature depends on, for libraries whose features each depend
+        on at most two: shape ``(p, 2)``, the second ``−1`` for a one-coordinate feature;
+        ``None`` when some feature depends on more.  Rows of ``∇φ`` then have at most two
+        nonzeros, which the closed-form fits exploit
+        (:func:`iel.estimators.closed_form.normal_equations`)."""
         return None
 
     def __add__(self, other: AbstractFeatureLibrary) -> ConcatLibrary:
         if not isinstance(other, AbstractFeatureLibrary):
             return NotImplemented
         return ConcatLibrary(library_parts(self) + library_parts(other))
+
+
+def one_coordinate_features(columns: np.ndarray) -> np.ndarray:
+    """``feature_coordinates`` of features that each depend on one coordinate."""
+    return np.stack([np.asarray(columns, dtype=int), np.full(len(columns), -1)], axis=1)
 
 
 def _var(j: int) -> str:
@@ -176,9 +182,14 @@ class AbstractMonomialLibrary(AbstractFeatureLibrary):
 
     def feature_coordinates(self) -> np.ndarray | None:
         alphas = np.asarray(self.exponents, dtype=int).reshape(-1, self.dim)
-        if alphas.size == 0 or np.any(np.count_nonzero(alphas, axis=1) != 1):
+        counts = np.count_nonzero(alphas, axis=1)
+        if alphas.size == 0 or np.any((counts < 1) | (counts > 2)):
             return None
-        return np.argmax(alphas != 0, axis=1)
+        out = np.full((len(alphas), 2), -1)
+        for row, alpha in enumerate(alphas):
+            found = np.flatnonzero(alpha)
+            out[row, : len(found)] = found
+        return out
 
 
 @_register_library
@@ -307,7 +318,7 @@ class Fourier(AbstractFeatureLibrary):
         return [f"sin({a})" for a in args] + [f"cos({a})" for a in args]
 
     def feature_coordinates(self) -> np.ndarray:
-        return np.tile(np.arange(self.dim), 2 * self.n_frequencies)
+        return one_coordinate_features(np.tile(np.arange(self.dim), 2 * self.n_frequencies))
 
     def config(self):
         return {

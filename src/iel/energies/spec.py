@@ -11,6 +11,8 @@ Grammar: terms joined by ``+``; each term is one of
                    L fitted to the data by a frequency scan, one free parameter)
 ``rbf:M``          M Gaussian bumps on centres chosen from the data (k-means)
 ``rbf:M:1``        M one-dimensional bumps per coordinate (additive, d·M features)
+``pairs:K``        additive powers up to K plus the pairwise monomials (degree ≤ K) of the
+                   coordinate pairs an additive fit's residual points to (screened from data)
 ``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
 ``icnn:AxB…``      an input-convex network (convex energy)
 ``bumps:M``        M Gaussian bumps with learned amplitudes, centres and widths
@@ -43,6 +45,7 @@ from .features import (
     Monomials,
 )
 from .neural import ICNNEnergy, MLPEnergy
+from .pair_monomials import PairMonomials
 
 
 class SpecError(ValueError):
@@ -135,6 +138,8 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
                 )
             cls = AdditiveRBF if additive else GaussianRBF
             parts.append(cls.placeholder(dim, _int(count, term)))
+        elif name == "pairs" and arg:
+            parts.append(PairMonomials.placeholder(dim, _int(arg, term)))
         elif name == "expquad" and arg:
             parts.append(ExpQuadratics.placeholder(dim, _int(arg, term)))
         elif name in ("mlp", "icnn") and arg:
@@ -144,8 +149,8 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
         else:
             raise SpecError(
                 f"energy spec term {raw.strip()!r} not understood; expected one of quadratic, "
-                "poly:K, poly:K:V, fourier:K, rbf:M, rbf:M:1, expquad:M, bumps:M, mlp:AxB, "
-                "icnn:AxB (joined by '+')"
+                "poly:K, poly:K:V, fourier:K, rbf:M, rbf:M:1, pairs:K, expquad:M, bumps:M, "
+                "mlp:AxB, icnn:AxB (joined by '+')"
             )
     quadratic = quadratic and len(parts) == 1 and not networks
     library = None if not parts else parts[0] if len(parts) == 1 else ConcatLibrary(tuple(parts))

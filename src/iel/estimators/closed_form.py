@@ -100,21 +100,40 @@ def _accumulate(library: AbstractFeatureLibrary, x0, dx, h, w):
 
 
 @eqx.filter_jit
-def _accumulate_additive(library: AbstractFeatureLibrary, columns, x0, dx, h, w):
-    """:func:`_accumulate` for an additive library: row ``i`` of ``∇φ`` has its one nonzero
-    ``s_i = ∂φ_i/∂x_{c_i}`` in column ``c_i``, so ``∇φ · 1 = s`` (one forward-mode product per
-    state instead of ``d``), ``A_ij = Σ h s_i s_j [c_i = c_j]`` and ``b_i = −Σ s_i Δx_{c_i}``."""
+def _accumulate_sparse(library: AbstractFeatureLibrary, columns, coupled: bool, x0, dx, h, w):
+    """:func:`_accumulate` for a library whose features each depend on at most two coordinates
+    (``columns``: ``(p, 2)``, see ``feature_coordinates``).  Row ``i`` of ``∇φ`` is
+    ``D1_i e_{c1} + D2_i e_{c2}``; two forward-mode products per state give both:
+    ``∇φ·1 = D1 + D2`` and ``∇φ·(0, 1, …, d−1) = c1 D1 + c2 D2`` (one product when no feature
+    is ``coupled``).  Then ``A = Σ h Σ_ab D_a D_bᵀ [c_a = c_b]`` and
+    ``b = −Σ (D1 Δx_{c1} + D2 Δx_{c2})``: ``O(p²)`` per state instead of ``O(p² d)``."""
     p = library.n_features
     d = x0.shape[-1]
-    same = (columns[:, None] == columns[None, :]).astype(x0.dtype)
+    first, second = columns[:, 0], columns[:, 1]
+    two = second >= 0
+    slots = [first, second] if coupled else [first]
+    masks = [[(a[:, None] == b[None, :]).astype(x0.dtype) for b in slots] for a in slots]
+    ones = jnp.ones(d, dtype=x0.dtype)
+    index = jnp.arange(d, dtype=x0.dtype)
+
+    def derivatives(x):
+        total = jax.jvp(library, (x,), (ones,))[1]
+        if not coupled:
+            return [total]
+        weighted = jax.jvp(library, (x,), (index,))[1]
+        gap = jnp.where(two, second - first, 1).astype(x.dtype)
+        d2 = jnp.where(two, (weighted - first.astype(x.dtype) * total) / gap, 0.0)
+        return [total - d2, d2]
 
     def body(carry, inputs):
         gram, rhs, shared = carry
         xs, dxs, hs, ws = inputs
         ws = jnp.ones_like(hs) if ws is None else ws
-        slopes = jax.vmap(lambda x: jax.jvp(library, (x,), (jnp.ones_like(x),))[1])(xs)
-        gram = gram + ((slopes * (ws * hs)[:, None]).T @ slopes) * same
-        rhs = rhs - jnp.sum(slopes * dxs[:, columns] * ws[:, None], axis=0)
+        parts = jax.vmap(derivatives)(xs)
+        for a, da in enumerate(parts):
+            for b, db in enumerate(parts):
+                gram = gram + ((da * (ws * hs)[:, None]).T @ db) * masks[a][b]
+            rhs = rhs - jnp.sum(da * dxs[:, slots[a]] * ws[:, None], axis=0)
         return (gram, rhs, _add_increment_sums(shared, dxs, hs, ws)), None
 
     init = (jnp.zeros((p, p)), jnp.zeros(p), _no_increment_sums(d))
@@ -282,8 +301,9 @@ def normal_equations(
         if columns is None:
             chunks = [_accumulate(library, *g) for g in groups]
         else:
+            coupled = bool(np.any(columns[:, 1] >= 0))
             columns = jnp.asarray(columns)
-            chunks = [_accumulate_additive(library, columns, *g) for g in groups]
+            chunks = [_accumulate_sparse(library, columns, coupled, *g) for g in groups]
         sums = jax.tree_util.tree_map(lambda *parts: sum(np.asarray(v) for v in parts), *chunks)
         gram, rhs, (sq, sdx, sh, slh) = sums
     return NormalEquations(

@@ -32,6 +32,7 @@ import optimistix as optx
 
 from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
 from ..energies.features import AbstractFeatureLibrary, ConcatLibrary, library_parts
+from ..energies.pair_monomials import PairMonomials
 from .frequency_scan import scan_length_scale
 
 GRID_CELLS = {1: 4096, 2: 60, 3: 24}  # cells per axis of the compression grid, by dimension
@@ -95,6 +96,21 @@ def _loss(free, args):
     return jnp.sum(_projected_residual(free, args) ** 2)
 
 
+def _screened(library, x0, dx, h, weights):
+    """``library`` with the pairs of its :class:`PairMonomials` parts chosen from the data."""
+    parts = library_parts(library)
+    if not any(isinstance(p, PairMonomials) and not p.screened for p in parts):
+        return library
+    if weights is not None:
+        raise ValueError("pair screening (pairs:K) does not take weighted transitions")
+    from .pair_screening import screen_pairs  # it fits by closed_form, which imports us
+
+    screened = tuple(
+        screen_pairs(p, x0, dx, h, others=tuple(q for q in parts if q is not p)) for p in parts
+    )
+    return screened[0] if len(screened) == 1 else ConcatLibrary(screened)
+
+
 def refine_free_parameters(
     library: AbstractFeatureLibrary,
     states: np.ndarray,
@@ -121,6 +137,7 @@ def refine_free_parameters(
     is, so its loss can only go down.  Selection does not use this (it places every family
     by k-means)."""
     library = scan_length_scale(library, x0, dx, h, weights)  # fourier:K:fit, if any
+    library = _screened(library, x0, dx, h, weights)  # pairs:K, if any
     where = _free_parts(library)
     parts = library_parts(library)
     if not where or all(parts[i].refined for i in where):

@@ -31,6 +31,7 @@ from ..energies.features import (
     Monomials,
     library_parts,
 )
+from ..energies.pair_monomials import PairMonomials
 from ..energies.spec import parse_energy_spec
 from ..estimators.base import data_range, identifiability_for_trajectories, shift_to_zero_min
 from ..estimators.closed_form import normal_equations
@@ -73,6 +74,9 @@ HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to 
 # from HIGH_DIMENSION on: an additive quartic with 16 one-dimensional bumps per coordinate, for
 # sums of one-coordinate shapes no polynomial of low order fits (its Gram is block-diagonal)
 ADDITIVE_BUMPS = "poly:4:1+rbf:16:1"
+# from d = 21 on: the additive bumps plus the quartic monomials of the coordinate pairs an
+# additive fit's residual points to (chains and sparse networks of couplings)
+PAIRED_BUMPS = "pairs:4+rbf:16:1"
 EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within this × the floor
 
 
@@ -88,8 +92,9 @@ def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     candidates are ANOVA-truncated polynomials: the full quadratic and terms in at most two
     variables (``poly:4:2`` up to d = 20, ``poly:3:2`` up to d = 30); additive ones only
     (``poly:K:1``) beyond, where the pairwise library would have thousands of terms (3 875
-    for ``poly:3:2`` at d = 50); and at every d ≥ 10 the additive quartic with
-    one-dimensional bumps, :data:`ADDITIVE_BUMPS`."""
+    for ``poly:3:2`` at d = 50); at every d ≥ 10 the additive quartic with
+    one-dimensional bumps, :data:`ADDITIVE_BUMPS`; from d = 21 on also those bumps with the
+    pairwise quartic terms of screened coordinate pairs, :data:`PAIRED_BUMPS`."""
     if dim <= EXP_QUADRATIC_DIMENSION and free_parameters:
         return AUTO_FAMILIES + EXP_QUADRATIC_FAMILIES
     if dim <= PERIODIC_QUARTIC_DIMENSION:
@@ -99,16 +104,20 @@ def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     if dim <= 20:
         return ("poly:2", "poly:4:1", "poly:4:2", ADDITIVE_BUMPS)
     if dim <= 30:
-        return ("poly:2", "poly:4:1", "poly:3:2", ADDITIVE_BUMPS)
-    return ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS)
+        return ("poly:2", "poly:4:1", "poly:3:2", ADDITIVE_BUMPS, PAIRED_BUMPS)
+    return ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS, PAIRED_BUMPS)
 
 
 def _free_length_terms(library: AbstractFeatureLibrary) -> list[int]:
-    """Library indices of the terms of Fourier parts with a fitted length scale."""
+    """Library indices of the terms whose presence in a formula makes the library's free
+    parameters count: Fourier terms with a fitted length scale, and the pairwise terms of
+    screened pairs."""
     out, start = [], 0
     for part in library_parts(library):
         if isinstance(part, Fourier) and part.free_length:
             out.extend(range(start, start + part.n_features))
+        elif isinstance(part, PairMonomials):
+            out.extend(start + i for i in part.pair_term_indices())
         start += part.n_features
     return out
 
@@ -305,9 +314,10 @@ def select(
             skipped.append(spec)  # a scanned length: skipped only after an exact formula
             continue
         library = family.library.adapt(states, seed=seed)
-        if free:  # variable projection (expquad) or frequency scan (fourier:K:fit)
+        if free:  # variable projection (expquad), frequency scan (fourier:K:fit), pairs:K
             library = refine_free_parameters(library, states, x0, dx, h, seed=seed,
                                              restarts=VARPRO_RESTARTS)  # fmt: skip
+            free = free_parameter_count(library)  # screened pairs: as many as were chosen
         stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim)
         # (free parameters are fitted on all the data, so no honest prequential code exists)
         per_block = (
@@ -360,7 +370,13 @@ def select(
         if found is not None:
             candidates.append(found)
     for spec in networks:
-        if _formula_found(candidates, always=search_free, exact_within=exact):
+        # after an exact fit (residuals at the data precision; dense fits too) a network, which
+        # leaves a residual, cannot code the steps shorter: not fitted
+        exact_fit = not search_free and any(
+            c.kind in ("energy", "projected") and c.code.details["temperature"] <= exact
+            for c in candidates
+        )
+        if exact_fit or _formula_found(candidates, always=search_free, exact_within=exact):
             skipped.append(spec)
             continue
         candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed,
@@ -410,8 +426,8 @@ def select(
     model.diagnostics["dynamics"] = dynamics
     if skipped:
         model.diagnostics.setdefault("notes", []).append(
-            f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code; "
-            "iel select fits them anyway)"
+            f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code, "
+            "or a fit explains the steps exactly; iel select fits them anyway)"
         )
 
     model.fit_seconds = time.perf_counter() - start
