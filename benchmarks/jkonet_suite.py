@@ -107,6 +107,7 @@ def main() -> None:
                 f"{model.temperature:.3g} | {seconds:.1f} | {model.energy_spec} |")  # fmt: skip
         print(line, flush=True)
         head += "\n" + line
+        jax.clear_caches()  # each potential compiles its own libraries: free their code
     setting = f"d = {args.dim}, N = {args.n}, beta = {args.beta}, energy = {args.energy}"
     (args.out / "jkonet_suite.md").write_text(f"JKOnet* suite, {setting}\n\n{head}\n")
     import matplotlib

@@ -267,12 +267,15 @@ def normal_equations(
     weights: np.ndarray | None = None,
     *,
     use_moments: bool | None = None,
+    use_sparse: bool | None = None,
 ) -> NormalEquations:
     """Accumulate the sufficient statistics over transitions ``x0 → x0 + dx`` taking time
     ``h``, each with an optional weight (default 1).
 
     Monomial libraries of small dimension use data moments (see :func:`_moment_plan`);
-    ``use_moments=False`` forces the generic Gram accumulation.
+    ``use_moments=False`` forces the generic Gram accumulation.  Libraries whose features
+    each depend on at most two coordinates use forward-mode products
+    (:func:`_accumulate_sparse`); ``use_sparse=False`` forces full Jacobians.
     """
     n_transitions = x0.shape[0]
     chunk = min(CHUNK, max(n_transitions, 1))
@@ -297,7 +300,7 @@ def normal_equations(
         for p, j, a, head, power in b_terms:
             rhs[p] -= a * m_dx[j, head, power]
     else:
-        columns = library.feature_coordinates()
+        columns = library.feature_coordinates() if use_sparse is not False else None
         if columns is None:
             chunks = [_accumulate(library, *g) for g in groups]
         else:
