@@ -106,9 +106,10 @@ def test_likelihood_fits_report_code_lengths(double_well):
 
 def test_end_states_select_the_true_degree_and_beat_the_flat_energy():
     """End states of gradient descent on the three-well polynomial x⁶/6 − 5x⁴/4 + 2x², fitted
-    as polynomials of degree 4–7 (the full 2–8 ladder is ``END_STATE_FAMILIES``; the ends add
-    run time, not evidence): degree 6 — the lowest with three minima — has the shortest code,
-    the richer one pays for its extra parameters, and E ≡ const loses."""
+    as polynomials of degree 4, 6 and 7 (the full 2–8 ladder is ``END_STATE_FAMILIES``; the
+    others add run time, not evidence: no quartic or quintic has three minima): degree 6 —
+    the lowest with three minima — has the shortest code, the richer one pays for its extra
+    parameters, and E ≡ const loses."""
     import jax
 
     from iel.data import Endpoints
@@ -121,7 +122,7 @@ def test_end_states_select_the_true_degree_and_beat_the_flat_energy():
     starts = np.clip(prior.sample(np.random.default_rng(3), 300), -3.2, 3.2)
     run = iel.simulate(ReferenceEnergy("three_well", 1), GradientDescent(), starts, 4000,
                        jax.random.PRNGKey(0), 0.002, save_every=4000)  # fmt: skip
-    families = ("poly:4", "poly:5", "poly:6", "poly:7")
+    families = ("poly:4", "poly:6", "poly:7")
     assert set(families) < set(END_STATE_FAMILIES)
     result = select_end_states(Endpoints(run.x[:, -1]), families, prior=prior, steps=250,
                                batch=256)  # fmt: skip
