@@ -91,6 +91,7 @@ def test_variable_projection_recovers_two_rotated_wells(rng):
     assert again is lib
 
 
+@pytest.mark.slow  # ~20 s; selection does not use the nested ladder (run with -m slow)
 def test_a_grown_family_starts_at_the_smaller_optimum_and_can_only_improve(rng):
     """Nested ladder: the one-well optimum plus a new term is a placement of the two-well
     family, so the two-well fit from it ends at a loss no higher than the one-well loss."""
@@ -144,6 +145,7 @@ def test_save_load_keeps_the_fitted_terms(tmp_path, rng):
     assert back.formula == model.formula and "eq(x; c=[1.2 0.8], P=[6 -4; -4 6])" in back.formula
 
 
+@pytest.mark.slow  # ~30 s; Müller–Brown recovery stays in the demo test and peers benchmark
 def test_auto_selects_exponentiated_quadratics_on_muller_brown():
     """No formula explains the Müller–Brown data; the selected family is a few exponentiated
     quadratics and its force error is below every polynomial family's (BENCHMARKS §B)."""
