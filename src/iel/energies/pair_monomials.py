@@ -73,8 +73,7 @@ class PairMonomials(AbstractMonomialLibrary):
 
     def pair_term_indices(self) -> list[int]:
         """Indices of the two-variable monomials (the terms that use the chosen pairs)."""
-        counts = np.count_nonzero(np.asarray(self.exponents).reshape(-1, self.dim), axis=1)
-        return [int(i) for i in np.flatnonzero(counts == 2)]
+        return [int(i) for i in np.flatnonzero(self.feature_coordinates()[:, 1] >= 0)]
 
     def config(self):
         return {"type": "PairMonomials", "dim": self.dim, "degree": self.degree,

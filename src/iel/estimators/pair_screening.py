@@ -52,11 +52,10 @@ def pair_scores(degree: int, x0: np.ndarray, residual: np.ndarray, h: np.ndarray
 
 
 def _pair_blocks(library: PairMonomials) -> dict[tuple[int, int], list[int]]:
-    alphas = np.asarray(library.exponents).reshape(-1, library.dim)
+    columns = library.feature_coordinates()
     blocks: dict[tuple[int, int], list[int]] = {}
     for row in library.pair_term_indices():
-        i, j = np.flatnonzero(alphas[row])
-        blocks.setdefault((int(i), int(j)), []).append(row)
+        blocks.setdefault((int(columns[row, 0]), int(columns[row, 1])), []).append(row)
     return blocks
 
 
