@@ -218,7 +218,8 @@ SNAPSHOT_AUTO_NOTE = (
 # the network tried by snapshot auto when no formula explains the pairs, and its L-BFGS budget:
 # 500 iterations below HIGH_DIMENSION (a fit of a few seconds in the plane), 1500 from there on,
 # where the network reads ten or more inputs and 500 iterations leave it short (JKOnet* suite,
-# d = 10: double_exp 2.1e-3 → 1.4e-3, holder_table 3.9e-2 → 3.2e-2)
+# d = 10, `python benchmarks/jkonet_suite.py --dim 10` at ce7b878 → e739485: double_exp
+# 2.1e-3 → 1.4e-3, holder_table 3.9e-2 → 3.2e-2)
 SNAPSHOT_NETWORK, SNAPSHOT_NETWORK_STEPS, HIGH_DIMENSION_NETWORK_STEPS = "mlp:32x32", 500, 1500
 
 
