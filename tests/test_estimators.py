@@ -256,3 +256,26 @@ def test_full_batch_lbfgs_fits_a_network_far_better_than_adam_in_the_same_steps(
     assert "L-BFGS iterations" in model.stop_reason
     with pytest.raises(ValueError, match="optimiser must be one of"):
         OneStepLikelihood("mlp:16", optimiser="sgd")
+
+
+def test_lbfgs_chunks_compile_once_from_a_fresh_state():
+    """The first chunk starts from a fresh L-BFGS state, the later ones from its output: the
+    chunk is traced for the first call only (a second trace would be a second compilation)."""
+    from iel.estimators.training import lbfgs_iterations, lbfgs_state
+
+    traces = []
+
+    def loss(params, target):
+        traces.append(1)  # Python side effect: runs only while tracing
+        return jnp.sum((params["w"] - target) ** 2) + jnp.sum(params["w"] ** 4)
+
+    params = {"w": jnp.zeros(3)}
+    state = lbfgs_state(params)
+    target = jnp.array([1.0, -2.0, 0.5])
+    params, state, _ = lbfgs_iterations(loss, 5, params, state, target)
+    first = len(traces)
+    for _ in range(3):
+        params, state, value = lbfgs_iterations(loss, 5, params, state, target)
+    assert first > 0 and len(traces) == first
+    grad = 2 * (params["w"] - target) + 4 * params["w"] ** 3
+    assert float(jnp.max(jnp.abs(grad))) < 1e-8  # and it did minimise

@@ -40,7 +40,7 @@ from .base import (
     shift_to_zero_min,
 )
 from .closed_form import warm_started_energy
-from .training import LBFGS, lbfgs_iterations, run_training, warmup_cosine_adam
+from .training import LBFGS, lbfgs_iterations, lbfgs_state, run_training, warmup_cosine_adam
 
 NOISE_FREE_LIKELIHOOD = 1e-6  # residual / motion below which steps count as noise-free
 LBFGS_CHUNK = 25  # L-BFGS iterations per jitted chunk (the held-out loss is checked between)
@@ -156,8 +156,11 @@ class OneStepLikelihood(AbstractEstimator):
                 return x0j[i], dxj[i], hj[i]
 
             chunks, eval_every, unit = self.steps, None, 1
-        with jax.numpy_dtype_promotion("standard"):
-            opt_state = optimiser.init(params)
+        if optimiser is LBFGS:
+            opt_state = lbfgs_state(params)  # strongly typed: the chunk compiles once
+        else:
+            with jax.numpy_dtype_promotion("standard"):
+                opt_state = optimiser.init(params)
         result = run_training(
             params,
             opt_state,

@@ -62,6 +62,18 @@ def adam_step(optimiser, loss):
 LBFGS = optax.lbfgs()  # one instance, so that compiled chunks are reused across fits
 
 
+def lbfgs_state(params):
+    """``LBFGS.init(params)`` with every leaf strongly typed.
+
+    The fresh state holds weakly typed scalars (the step count, the line search's value and
+    step size) that come back strongly typed from the first update, so a chunk called with
+    the fresh state would be compiled twice: once for the first call and once for the rest
+    (about 1.5 s for a 32×32 energy network on two cores)."""
+    with jax.numpy_dtype_promotion("standard"):
+        state = LBFGS.init(params)
+    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype=leaf.dtype), state)
+
+
 @eqx.filter_jit
 def lbfgs_iterations(loss, iterations: int, params, opt_state, *data):
     """``iterations`` full-batch L-BFGS steps (:data:`LBFGS`, zoom line search) on
