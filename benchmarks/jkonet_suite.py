@@ -10,7 +10,10 @@ t + 1 is computed; mean ± std over the 5 steps.  With noise the temperature col
 one-step residual of the drift-corrected OT pairing, calibrated for the noise the transport
 undoes (iel.estimators.snapshots); the target is T within 10 %.
 "no motion" moves nobody; the true potential
-scores 0 (without noise).  iel runs ``iel.fit(snapshots)`` with its defaults.
+scores 0 (without noise).  iel runs ``iel.fit(snapshots)`` with its defaults, and with the
+compilation cache the ``iel`` command switches on (:mod:`iel.compilation_cache`; the run prints
+how many compiled programs it held before — none: every fit time includes its compilation, as
+a first ``iel fit`` does; ``--compilation-cache off`` for none at all, or a folder).
 
 Writes ``jkonet_suite.md`` (the table) and ``jkonet_suite.png`` (error per potential, log
 scale) into ``--out``.
@@ -77,8 +80,15 @@ def main() -> None:
     parser.add_argument("--potentials", nargs="*", default=list(JKONET_POTENTIALS))
     parser.add_argument("--energy", default="auto", help="energy spec (auto: selection)")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    parser.add_argument("--compilation-cache", default="default",
+                        help="'default' (the iel command's), 'off', or a folder")  # fmt: skip
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.compilation_cache != "off":
+        folder = None if args.compilation_cache == "default" else args.compilation_cache
+        cache = iel.enable_compilation_cache(folder)
+        held = len(list(cache.iterdir())) if cache is not None else 0
+        print(f"compilation cache: {cache} ({held} compiled programs before this run)")
     rows = []
     paper = ("JKOnet* (V)", "JKOnet*_V MLP") if args.dim == 2 else ("paper low", "paper high")
     head = (

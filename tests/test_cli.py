@@ -1,6 +1,7 @@
 """The command line, run for real in a subprocess: simulate → fit → iel.load, and the demo."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,13 +11,14 @@ import pytest
 import iel
 
 
-def run_iel(*args, cwd=None, check=True):
+def run_iel(*args, cwd=None, check=True, env=None):
     proc = subprocess.run(
         [sys.executable, "-m", "iel", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=600,
+        env=env,
     )
     if check and proc.returncode != 0:
         command = " ".join(map(str, args))
@@ -162,3 +164,23 @@ def test_observed_starts_files(tmp_path):
     np.savez(tmp_path / "ends_only.npz", x=np.zeros((2, 1)))
     with pytest.raises(ValueError, match="expected an array named 'starts'"):
         _with_starts(ends, tmp_path / "ends_only.npz")
+
+
+def test_commands_keep_compiled_programs_unless_told_not_to(tmp_path):
+    """An ``iel`` command writes its compiled programs to ``$IEL_CACHE_DIR`` (for the next
+    run to load) and none with ``IEL_COMPILATION_CACHE=0``; a folder that cannot be created
+    turns the cache off with a warning that names it."""
+    from iel.compilation_cache import enable_compilation_cache
+
+    args = ("simulate", "double_well", "--n", 20, "--steps", 50, "--out")
+    on, off = tmp_path / "on", tmp_path / "off"
+    run_iel(*args, tmp_path / "a.npz", env={**os.environ, "IEL_CACHE_DIR": str(on),
+                                           "IEL_COMPILATION_CACHE": "1"})  # fmt: skip
+    assert len(list(on.iterdir())) > 0
+    run_iel(*args, tmp_path / "b.npz", env={**os.environ, "IEL_CACHE_DIR": str(off),
+                                           "IEL_COMPILATION_CACHE": "0"})  # fmt: skip
+    assert not off.exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.warns(UserWarning, match="cannot create .*a-file"):
+        assert enable_compilation_cache(blocker / "cache") is None

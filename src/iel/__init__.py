@@ -6,6 +6,7 @@ data.  Importing ``iel`` switches JAX to float64 (see :mod:`iel._config`).
 """
 
 from . import _config  # noqa: F401  (float64 on import)
+from .compilation_cache import enable_compilation_cache as enable_compilation_cache
 from .data import Endpoints as Endpoints
 from .data import Samples as Samples
 from .data import Snapshots as Snapshots

@@ -394,6 +394,9 @@ def _bar(bar: Progress, name: str, done: int, total: int) -> None:
 
 
 def main() -> None:
+    from .compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # a second run loads its compiled programs instead of compiling
     app()
 
 

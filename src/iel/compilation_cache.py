@@ -1,0 +1,64 @@
+"""A persistent cache of compiled XLA programs, so that a second ``iel`` run skips compiling.
+
+Each ``iel`` command is a fresh process, and JAX compiles every jitted function on its first
+call: a snapshot fit that also tries a 32×32 energy network spends about half of its time
+compiling on two cores (``python benchmarks/jkonet_suite.py --potentials relu``, cold against
+warm).  JAX can keep the compiled programs on disk, keyed by the program, the JAX version and
+the backend, and load them in later processes; this module switches that on.
+
+The command line enables it on start (:func:`enable_compilation_cache`); in Python it is off
+unless you call the function, since it sets process-wide JAX options.  Where it lives:
+``$IEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/iel/jax``, else ``~/.cache/iel/jax``; capped at
+:data:`CACHE_MAX_BYTES` (least recently used programs are evicted).  ``IEL_COMPILATION_CACHE=0``
+turns it off; a cache directory the user set in JAX's own options is left as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import jax
+
+CACHE_MAX_BYTES = 512 * 2**20
+OFF_VALUES = ("0", "off", "false", "no")
+
+
+def default_cache_dir() -> Path:
+    """``$IEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/iel/jax``, else ``~/.cache/iel/jax``."""
+    if os.environ.get("IEL_CACHE_DIR"):
+        return Path(os.environ["IEL_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "iel" / "jax"
+
+
+def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
+    """Keep compiled programs in ``path`` (default :func:`default_cache_dir`) for later runs.
+
+    Returns the directory in use, or ``None`` when the cache is off: ``IEL_COMPILATION_CACHE``
+    set to ``0``/``off`` (without an explicit ``path``), or the directory cannot be created
+    (a warning says why).  A directory already set in JAX's options is kept and returned.
+    Every program is cached, however short its compilation: the many small ones of a fit add
+    up to seconds.
+    """
+    if path is None and os.environ.get("IEL_COMPILATION_CACHE", "1").lower() in OFF_VALUES:
+        return None
+    configured = jax.config.jax_compilation_cache_dir
+    if configured:
+        return Path(configured)
+    path = Path(path) if path is not None else default_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        warnings.warn(
+            f"compilation cache off: cannot create {path} ({error}); set IEL_CACHE_DIR to a "
+            "writable directory, or IEL_COMPILATION_CACHE=0 to silence this",
+            stacklevel=2,
+        )
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+    return path
