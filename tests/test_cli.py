@@ -168,8 +168,9 @@ def test_observed_starts_files(tmp_path):
 
 def test_commands_keep_compiled_programs_unless_told_not_to(tmp_path):
     """An ``iel`` command writes its compiled programs to ``$IEL_CACHE_DIR`` (for the next
-    run to load) and none with ``IEL_COMPILATION_CACHE=0``; a folder that cannot be created
-    turns the cache off with a warning that names it."""
+    run to load) and none with ``IEL_COMPILATION_CACHE=0``; ``iel cache`` counts them and
+    ``--clear`` deletes them and nothing else; a folder that cannot be created turns the
+    cache off with a warning that names it."""
     from iel.compilation_cache import enable_compilation_cache
 
     args = ("simulate", "double_well", "--n", 20, "--steps", 50, "--out")
@@ -180,6 +181,14 @@ def test_commands_keep_compiled_programs_unless_told_not_to(tmp_path):
     run_iel(*args, tmp_path / "b.npz", env={**os.environ, "IEL_CACHE_DIR": str(off),
                                            "IEL_COMPILATION_CACHE": "0"})  # fmt: skip
     assert not off.exists()
+    listed = run_iel("cache", env={**os.environ, "IEL_CACHE_DIR": str(on)}).stdout
+    programs = sum(f.name.endswith("-cache") for f in on.iterdir())
+    assert f"{programs} programs" in listed and str(on) in listed.replace("\n", "")
+    (on / "notes.txt").write_text("mine")  # not the cache's: --clear leaves it
+    cleared = run_iel("cache", "--clear", env={**os.environ, "IEL_CACHE_DIR": str(on)}).stdout
+    assert f"removed {programs} compiled programs" in cleared
+    left = sorted(f.name for f in on.iterdir())
+    assert "notes.txt" in left and not [n for n in left if n.endswith(("-cache", "-atime"))]
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.warns(UserWarning, match="cannot create .*a-file"):

@@ -384,6 +384,33 @@ def demo(
     )
 
 
+@app.command()
+def cache(
+    clear: bool = typer.Option(False, "--clear", help="delete the cached compiled programs"),
+) -> None:
+    """Where compiled programs are kept between runs and how much they take (--clear: empty it).
+
+    Each command loads the programs an earlier run compiled for data of the same shapes
+    instead of compiling them again.  The folder: $IEL_CACHE_DIR, else the user cache folder;
+    IEL_COMPILATION_CACHE=0 switches the cache off."""
+    from .compilation_cache import (
+        cache_is_on,
+        clear_compilation_cache,
+        compilation_cache_contents,
+        default_cache_dir,
+    )
+
+    folder = default_cache_dir()
+    state = "on" if cache_is_on() else "off (IEL_COMPILATION_CACHE)"
+    if clear:
+        removed = clear_compilation_cache(folder)
+        console.print(f"removed {removed} compiled programs from {folder}")
+        return
+    programs, size = compilation_cache_contents(folder)
+    console.print(f"compilation cache {state}: {folder} — {programs} programs, "
+                  f"{size / 2**20:.1f} MiB")  # fmt: skip
+
+
 _TASKS: dict[str, int] = {}
 
 

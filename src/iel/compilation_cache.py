@@ -11,6 +11,8 @@ unless you call the function, since it sets process-wide JAX options.  Where it 
 ``$IEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/iel/jax``, else ``~/.cache/iel/jax``; capped at
 :data:`CACHE_MAX_BYTES` (least recently used programs are evicted).  ``IEL_COMPILATION_CACHE=0``
 turns it off; a cache directory the user set in JAX's own options is left as it is.
+``iel cache`` says where it is and how much it holds; ``iel cache --clear`` empties it
+(:func:`clear_compilation_cache`: JAX's entry files only, nothing else in the folder).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import jax
 
 CACHE_MAX_BYTES = 512 * 2**20
 OFF_VALUES = ("0", "off", "false", "no")
+ENTRY_SUFFIXES = ("-cache", "-atime")  # JAX's file per program and its last-use time
 
 
 def default_cache_dir() -> Path:
@@ -42,7 +45,7 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     Every program is cached, however short its compilation: the many small ones of a fit add
     up to seconds.
     """
-    if path is None and os.environ.get("IEL_COMPILATION_CACHE", "1").lower() in OFF_VALUES:
+    if path is None and not cache_is_on():
         return None
     configured = jax.config.jax_compilation_cache_dir
     if configured:
@@ -62,3 +65,30 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
     return path
+
+
+def cache_is_on() -> bool:
+    """False when ``IEL_COMPILATION_CACHE`` switches the cache off."""
+    return os.environ.get("IEL_COMPILATION_CACHE", "1").lower() not in OFF_VALUES
+
+
+def _entries(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    return [f for f in path.iterdir() if f.is_file() and f.name.endswith(ENTRY_SUFFIXES)]
+
+
+def compilation_cache_contents(path: str | Path | None = None) -> tuple[int, int]:
+    """``(programs, bytes)`` held in the cache folder (default :func:`default_cache_dir`)."""
+    entries = _entries(Path(path) if path is not None else default_cache_dir())
+    programs = sum(f.name.endswith("-cache") for f in entries)
+    return programs, sum(f.stat().st_size for f in entries)
+
+
+def clear_compilation_cache(path: str | Path | None = None) -> int:
+    """Delete the cached programs (JAX's ``*-cache`` / ``*-atime`` files, nothing else) from
+    the folder; returns how many programs were removed."""
+    entries = _entries(Path(path) if path is not None else default_cache_dir())
+    for f in entries:
+        f.unlink()
+    return sum(f.name.endswith("-cache") for f in entries)
