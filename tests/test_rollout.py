@@ -68,6 +68,7 @@ def test_four_dimensional_system_through_two_dimensional_projection():
     eig = np.linalg.eigvalsh(np.asarray(model.energy_module.matrix))
     np.testing.assert_allclose(eig, [0.5, 1.0, 2.0, 3.0], rtol=0.2)
     assert "hidden_coordinates" in model.identifiability
+    assert est.n_train_traces_ == 1  # the L-BFGS step compiled once, not again after step one
 
 
 def test_checkpointing_gives_the_same_gradient():

@@ -393,6 +393,8 @@ def cache(
     Each command loads the programs an earlier run compiled for data of the same shapes
     instead of compiling them again.  The folder: $IEL_CACHE_DIR, else the user cache folder;
     IEL_COMPILATION_CACHE=0 switches the cache off."""
+    import jax
+
     from .compilation_cache import (
         cache_is_on,
         clear_compilation_cache,
@@ -400,7 +402,8 @@ def cache(
         default_cache_dir,
     )
 
-    folder = default_cache_dir()
+    # the folder main() switched on (JAX's own option, when the user set one), else ours
+    folder = Path(jax.config.jax_compilation_cache_dir or default_cache_dir())
     state = "on" if cache_is_on() else "off (IEL_COMPILATION_CACHE)"
     if clear:
         removed = clear_compilation_cache(folder)

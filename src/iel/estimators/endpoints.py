@@ -59,7 +59,14 @@ from .base import AbstractEstimator, data_range, shift_to_zero_min
 from .couplings import EXACT_LIMIT, exact_plan
 from .equilibrium import ContrastiveDivergence, DenoisingScoreMatching, ScoreMatching
 from .start_priors import DEFAULT_PRIOR, NormalPrior, UniformPrior, parse_prior
-from .training import TrainingResult, adam_step, coefficient_units, run_training, trainable
+from .training import (
+    TrainingResult,
+    adam_step,
+    coefficient_units,
+    lbfgs_state,
+    run_training,
+    trainable,
+)
 
 OBJECTIVES = ("latent", "likelihood", "pushforward")
 DEFAULT_OBJECTIVE = "latent"
@@ -380,7 +387,7 @@ class EndStates(AbstractEstimator):
             return optax.apply_updates(p, updates), state, value
 
         iterations = min(self.steps, 300)
-        state = optimiser.init(params)
+        state = lbfgs_state(params, optimiser)  # strongly typed: the step compiles once
         history: dict[str, list[float]] = {"step": [], "negative_log_likelihood": []}
         best, best_params, previous = np.inf, params, np.inf
         stop = f"reached the iteration limit ({iterations})"

@@ -36,7 +36,7 @@ from ..energies.base import AbstractEnergy
 from ..model import FittedModel
 from .base import AbstractEstimator, shift_to_zero_min
 from .closed_form import warm_started_energy
-from .training import run_training, warmup_cosine_adam
+from .training import lbfgs_state, run_training, warmup_cosine_adam
 
 
 def rollout_observed(
@@ -242,7 +242,10 @@ class Rollout(AbstractEstimator):
                     updates, opt_state = optimiser.update(grads, opt_state, params)
                 return optax.apply_updates(params, updates), opt_state, loss
 
-        opt_state = optimiser.init(params)
+        if self.optimiser == "lbfgs":
+            opt_state = lbfgs_state(params, optimiser)  # strongly typed: traced once
+        else:
+            opt_state = optimiser.init(params)
 
         evaluate = jax.jit(loss_fn)
         train_idx = np.flatnonzero(~is_held)

@@ -62,15 +62,15 @@ def adam_step(optimiser, loss):
 LBFGS = optax.lbfgs()  # one instance, so that compiled chunks are reused across fits
 
 
-def lbfgs_state(params):
-    """``LBFGS.init(params)`` with every leaf strongly typed.
+def lbfgs_state(params, optimiser=LBFGS):
+    """``optimiser.init(params)`` (an ``optax.lbfgs``) with every leaf strongly typed.
 
     The fresh state holds weakly typed scalars (the step count, the line search's value and
     step size) that come back strongly typed from the first update, so a chunk called with
     the fresh state would be compiled twice: once for the first call and once for the rest
     (``tests/test_estimators.py`` counts the traces)."""
     with jax.numpy_dtype_promotion("standard"):
-        state = LBFGS.init(params)
+        state = optimiser.init(params)
     return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype=leaf.dtype), state)
 
 
