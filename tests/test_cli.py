@@ -191,5 +191,5 @@ def test_commands_keep_compiled_programs_unless_told_not_to(tmp_path):
     assert "notes.txt" in left and not [n for n in left if n.endswith(("-cache", "-atime"))]
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.warns(UserWarning, match="cannot create .*a-file"):
+    with pytest.warns(UserWarning, match="cannot use .*a-file"):
         assert enable_compilation_cache(blocker / "cache") is None

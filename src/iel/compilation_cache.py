@@ -40,8 +40,8 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     """Keep compiled programs in ``path`` (default :func:`default_cache_dir`) for later runs.
 
     Returns the directory in use, or ``None`` when the cache is off: ``IEL_COMPILATION_CACHE``
-    set to ``0``/``off`` (without an explicit ``path``), or the directory cannot be created
-    (a warning says why).  A directory already set in JAX's options is kept and returned.
+    set to ``0``/``off`` (without an explicit ``path``), or the directory cannot be created or
+    written to (a warning says why).  A directory already set in JAX's options is kept and returned.
     Every program is cached, however short its compilation: the many small ones of a fit add
     up to seconds.
     """
@@ -53,9 +53,11 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     path = Path(path) if path is not None else default_cache_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):  # else JAX would warn at every program
+            raise PermissionError("not writable")
     except OSError as error:
         warnings.warn(
-            f"compilation cache off: cannot create {path} ({error}); set IEL_CACHE_DIR to a "
+            f"compilation cache off: cannot use {path} ({error}); set IEL_CACHE_DIR to a "
             "writable directory, or IEL_COMPILATION_CACHE=0 to silence this",
             stacklevel=2,
         )
