@@ -422,6 +422,12 @@ def library_parts(library: AbstractFeatureLibrary) -> tuple[AbstractFeatureLibra
     return library.parts if isinstance(library, ConcatLibrary) else (library,)
 
 
+def join_library_parts(parts) -> AbstractFeatureLibrary:
+    """The inverse of :func:`library_parts`: one part as itself, several side by side."""
+    parts = tuple(parts)
+    return parts[0] if len(parts) == 1 else ConcatLibrary(parts)
+
+
 @_register_library
 class ConcatLibrary(AbstractFeatureLibrary):
     """Features of several libraries side by side (``lib1 + lib2``)."""

@@ -38,11 +38,11 @@ from .bumps import GaussianBumps
 from .exp_quadratics import ExpQuadratics
 from .features import (
     AbstractFeatureLibrary,
-    ConcatLibrary,
     FeatureEnergy,
     Fourier,
     GaussianRBF,
     Monomials,
+    join_library_parts,
 )
 from .neural import ICNNEnergy, MLPEnergy
 from .pair_monomials import PairMonomials
@@ -153,5 +153,5 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
                 "mlp:AxB, icnn:AxB (joined by '+')"
             )
     quadratic = quadratic and len(parts) == 1 and not networks
-    library = None if not parts else parts[0] if len(parts) == 1 else ConcatLibrary(tuple(parts))
+    library = join_library_parts(parts) if parts else None
     return EnergyFamily(spec.strip(), int(dim), library, tuple(networks), quadratic)

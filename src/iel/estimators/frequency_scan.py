@@ -38,7 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ..energies.features import AbstractFeatureLibrary, ConcatLibrary, Fourier, library_parts
+from ..energies.features import (
+    AbstractFeatureLibrary,
+    ConcatLibrary,
+    Fourier,
+    join_library_parts,
+    library_parts,
+)
 
 MAX_PERIODS = 24.0  # largest base wavenumber: this many periods across the data's extent
 GRID_STEP = 0.25  # grid spacing in periods across the data's extent
@@ -153,7 +159,7 @@ def scan_length_scale(
         xr, dxr, hr = xr[keep], dxr[keep], hr[keep]
         total, n_eff = total * share, n_eff * share
     if fixed:
-        lib0 = fixed[0] if len(fixed) == 1 else ConcatLibrary(tuple(fixed))
+        lib0 = join_library_parts(fixed)
         with jax.numpy_dtype_promotion("standard"):
             grads = np.asarray(jax.vmap(lib0.jacobian)(jnp.asarray(xr)))
     else:
@@ -200,7 +206,7 @@ class _FullDataLoss:
         from .closed_form import normal_equations
 
         parts = (*self.fixed, self.fourier.with_length_scale(1.0 / omega))
-        library = parts[0] if len(parts) == 1 else ConcatLibrary(parts)
+        library = join_library_parts(parts)
         eq = normal_equations(library, *self.args)
         return _minus_explained(eq.gram, eq.rhs)
 

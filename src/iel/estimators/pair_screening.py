@@ -26,7 +26,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from ..energies.features import ConcatLibrary, FeatureEnergy
+from ..energies.features import FeatureEnergy, join_library_parts
 from ..energies.pair_monomials import PairMonomials
 from .closed_form import normal_equations, solve_normal_equations
 
@@ -74,7 +74,7 @@ def screen_pairs(library, x0: np.ndarray, dx: np.ndarray, h: np.ndarray, others=
     chosen: list[tuple[int, int]] = []
     for _ in range(rounds):
         pairs = PairMonomials(dim, degree, chosen)
-        current = ConcatLibrary((pairs, *others)) if others else pairs
+        current = join_library_parts((pairs, *others))
         eq = normal_equations(current, x0, dx, h)
         theta = solve_normal_equations(eq).theta
         drift = np.asarray(FeatureEnergy(current, jnp.asarray(theta)).force(x0))

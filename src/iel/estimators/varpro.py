@@ -31,7 +31,12 @@ import numpy as np
 import optimistix as optx
 
 from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
-from ..energies.features import AbstractFeatureLibrary, ConcatLibrary, library_parts
+from ..energies.features import (
+    AbstractFeatureLibrary,
+    ConcatLibrary,
+    join_library_parts,
+    library_parts,
+)
 from ..energies.pair_monomials import PairMonomials
 from .frequency_scan import scan_length_scale
 
@@ -108,7 +113,7 @@ def _screened(library, x0, dx, h, weights):
     screened = tuple(
         screen_pairs(p, x0, dx, h, others=tuple(q for q in parts if q is not p)) for p in parts
     )
-    return screened[0] if len(screened) == 1 else ConcatLibrary(screened)
+    return join_library_parts(screened)
 
 
 def refine_free_parameters(
