@@ -369,14 +369,14 @@ def select(
         )  # fmt: skip
         if found is not None:
             candidates.append(found)
+    # after an exact fit (residuals at the data precision; dense fits too, so this covers an
+    # exact sparse formula) a network, which leaves a residual, cannot code the steps shorter
+    exact_fit = not search_free and any(
+        c.kind in ("energy", "projected") and c.code.details["temperature"] <= exact
+        for c in candidates
+    )
     for spec in networks:
-        # after an exact fit (residuals at the data precision; dense fits too) a network, which
-        # leaves a residual, cannot code the steps shorter: not fitted
-        exact_fit = not search_free and any(
-            c.kind in ("energy", "projected") and c.code.details["temperature"] <= exact
-            for c in candidates
-        )
-        if exact_fit or _formula_found(candidates, always=search_free, exact_within=exact):
+        if exact_fit:
             skipped.append(spec)
             continue
         candidates.append(_network_candidate(data, spec, eps, h_mean, network_steps, seed,
@@ -440,9 +440,10 @@ def _formula_found(candidates: list[Candidate], always: bool,
     """Whether the shortest code so far is a formula: a sparse fit of a fixed family whose
     terms are monomials or Fourier modes (data-placed RBF bumps are not a formula).  With
     ``exact_within``, only a formula whose coded temperature is at most that (residuals at
-    the data precision: it explains the steps exactly) counts — for networks, which may find
-    the structure a formula with a residual misses.  A collective-variable candidate counts
-    when its energy of the collective variables is such a formula."""
+    the data precision: it explains the steps exactly) counts — for families with a scanned
+    length, which may find the structure a formula with a residual misses.  A
+    collective-variable candidate counts when its energy of the collective variables is such
+    a formula."""
     energies = [c for c in candidates if c.kind in ("energy", "projected")]
     if always or not energies:
         return False
