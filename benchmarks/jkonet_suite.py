@@ -35,6 +35,7 @@ import numpy as np
 import ot
 
 import iel
+from iel.compilation_cache import compilation_cache_contents
 from iel.energies.reference import JKONET_POTENTIALS
 from iel.systems import get_system
 
@@ -100,7 +101,7 @@ def main() -> None:
     if args.compilation_cache != "off":
         folder = None if args.compilation_cache == "default" else args.compilation_cache
         cache = iel.enable_compilation_cache(folder)
-        held = len(list(cache.iterdir())) if cache is not None else 0
+        held = compilation_cache_contents(cache)[0] if cache is not None else 0
         print(f"compilation cache: {cache} ({held} compiled programs before this run)")
     rows = []
     paper = ("JKOnet* (V)", "JKOnet*_V MLP") if args.dim == 2 else ("paper low", "paper high")
