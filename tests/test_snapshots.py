@@ -11,6 +11,7 @@ from scipy.optimize import linear_sum_assignment
 import iel
 from iel.data import Snapshots
 from iel.estimators.couplings import couple, exact_plan
+from iel.estimators.noise_level import neighbour_difference_variance
 from iel.estimators.snapshots import SNAPSHOT_AUTO_NOTE, SnapshotOneStep, paired_transitions
 from iel.systems import simulate_system
 
@@ -149,6 +150,44 @@ def test_temperature_recovered_on_an_ornstein_uhlenbeck_population():
     again = SnapshotOneStep("poly:2", refinements=2).fit(_snapshots(traj, rng)).model_
     assert "re-coupled" in again.diagnostics["coupling"]
     assert again.temperature == pytest.approx(0.2, rel=0.05)
+
+
+def test_neighbour_differences_see_the_noise_past_a_smooth_mean(rng):
+    """Residuals ``m(x) + σξ`` with a smooth ``m`` far larger than the noise: the mean square
+    is mostly ``m``, the neighbour-difference statistic is the pure noise's (same points, same
+    trimming) within 5 %; shapes that do not match are refused."""
+    x = rng.uniform(-2.0, 2.0, size=(4000, 2))
+    noise = 0.3 * rng.standard_normal(x.shape)
+    smooth = np.stack([3.0 * np.sin(x[:, 0]), 2.0 * x[:, 0] * x[:, 1]], axis=1)
+    pure = neighbour_difference_variance(x, noise)
+    seen = neighbour_difference_variance(x, smooth + noise)
+    assert np.mean((smooth + noise) ** 2) > 20 * 0.3**2
+    assert seen == pytest.approx(pure, rel=0.05)
+    assert 0.7 * 0.3**2 < pure < 0.3**2  # the trimmed tenth lowers the pure noise's statistic
+    with pytest.raises(ValueError, match=r"both be \(n, d\)"):
+        neighbour_difference_variance(x, noise[:, :1])
+    with pytest.raises(ValueError, match="at least 2 points"):
+        neighbour_difference_variance(x[:1], noise[:1])
+
+
+def test_temperature_is_read_past_a_force_the_family_misses():
+    """Langevin at T = 0.2 on ``½|x|² + 0.3 x₀⁴`` fitted with ``poly:2``: the quartic's force
+    is left in the pairing residuals, which count it as noise (``residual_temperature`` 45 %
+    high); the neighbour differences cancel it and ``T`` comes back within 5 %."""
+    import jax
+
+    from iel.energies.features import FeatureEnergy, Monomials
+
+    library = Monomials(2, 4)
+    coefficients = {"x0^2": 0.5, "x1^2": 0.5, "x0^4": 0.3}
+    energy = FeatureEnergy(library, [coefficients.get(n, 0.0) for n in library.names()])
+    rng = np.random.default_rng(5)
+    x0 = rng.normal(0.0, 1.5, size=(1000, 2))
+    traj = iel.simulate(energy, iel.Langevin(0.2), x0, 5, jax.random.PRNGKey(5), 0.01)
+    model = SnapshotOneStep("poly:2").fit(_snapshots(traj, rng)).model_
+    assert model.temperature == pytest.approx(0.2, rel=0.05)
+    assert model.diagnostics["residual_temperature"] > 1.3 * 0.2
+    assert model.diagnostics["force_misfit_share"] > 0.2
 
 
 def test_snapshot_auto_takes_a_network_where_no_formula_explains(rng):

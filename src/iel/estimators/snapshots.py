@@ -9,9 +9,12 @@ Optionally (``refinements``) the snapshots are coupled again from where the fitt
 takes each particle, ``x + hF̂(x)``, and the fit is repeated.  With noise, the one-step
 residual of the pairing underestimates the temperature (transport re-pairs particles whose
 noise crossed); ``T`` is calibrated by simulating that noise on the
-drift-predicted positions and coupling again (:func:`_calibrated_temperature`).  This needs the
-same particles in consecutive snapshots, with noise per step small against their spacing (the
-JKOnet* protocol); a drift the family cannot represent inflates ``T``.
+drift-predicted positions and coupling again (:func:`_calibrated_temperature`).  A drift the
+family cannot represent would count as noise in the residual: ``T`` is read from the
+differences of neighbouring particles' residuals instead (:mod:`.noise_level`), which cancel
+a smooth misfit.  This needs the same particles in consecutive snapshots, with noise per step
+small against their spacing (the JKOnet* protocol); misfit that is not smooth on the particle
+spacing (kinks, or folds of the step map that the pairing cannot follow) still inflates ``T``.
 
 Two regimes, two estimators.  Here: the *same* particles seen at every time (colloids imaged
 but not tracked; the JKOnet* protocol), where OT pairing recovers identities and the
@@ -40,6 +43,7 @@ from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
 from .base import AbstractEstimator, column_scaled_lstsq, data_range
 from .couplings import couple
+from .noise_level import neighbour_difference_variance
 
 
 def paired_transitions(
@@ -143,13 +147,18 @@ class SnapshotOneStep(AbstractEstimator):
                 if rounds else "")  # fmt: skip
         if model.temperature > 0 and not self.interaction:
             measured = model.temperature
-            model.temperature = _calibrated_temperature(data, model, self.coupling, self.seed)
+            model.temperature, whole = _calibrated_temperature(data, model, self.coupling,
+                                                               self.seed)  # fmt: skip
             model.diagnostics["pairing_residual_temperature"] = measured
+            model.diagnostics["residual_temperature"] = whole
+            model.diagnostics["force_misfit_share"] = max(0.0, 1.0 - model.temperature / whole)
             model.diagnostics["temperature_calibration"] = (
-                "the transport undoes part of the noise (it pairs particles whose noise crossed "
-                "over with each other), so the one-step residual of the pairing underestimates "
-                "T; T is calibrated by simulating the noise on the drift-predicted positions "
-                "and coupling again, until the simulated pairing residual matches the observed"
+                "T is the noise in the neighbour differences of the pairing residuals (which "
+                "cancel a force the family misses, where it is smooth), calibrated by "
+                "simulating the noise on the drift-predicted positions and coupling again: the "
+                "transport undoes part of the noise (it pairs particles whose noise crossed "
+                "over). residual_temperature counts the whole residual as noise; "
+                "force_misfit_share is the part of it that is not"
             )
         model.data_kind = data.kind
         model.method = f"{self.method} ({model.method})"
@@ -326,30 +335,45 @@ def fit_network_interaction(data, pairs, one_body, pair_family, spec, seed, step
 
 
 def _calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, seed: int,
-                            iterations: int = 3) -> float:  # fmt: skip
-    """``T`` whose simulated pairing residual equals the observed one (indirect inference).
+                            iterations: int = 2) -> tuple[float, float]:  # fmt: skip
+    """``(T, T_residual)``: the noise temperature whose simulated pairing matches the observed
+    one (indirect inference), from neighbour differences and from the whole residual.
 
-    For a trial ``T``: ``x' = x + hF̂(x) + √(2Th) ξ`` from every snapshot but the last,
-    coupled back to ``x + hF̂(x)`` as the estimator does; the residual temperature of that
-    pairing, ``T_sim(T) ≤ T``, gives the factor by which the pairing shrinks the noise, and
-    ``T ← T_obs · T / T_sim(T)`` is repeated a few times."""
+    Each snapshot but the last is moved by the fitted drift, ``p = x + hF̂(x)``, and coupled
+    to the next; ``u = (x' − p)/√(2h)`` holds the noise (per coordinate variance ``T``) and the
+    force the family misses.  ``T`` comes from the neighbour differences of ``u``
+    (:func:`.noise_level.neighbour_difference_variance`), which cancel a smooth misfit;
+    ``T_residual`` from ``mean |u|²``, which counts it as noise.  Both statistics shrink under
+    the pairing (transport re-pairs particles whose noise crossed) and the first under its
+    trimming, so a trial ``T`` is simulated — ``p + √(2Th) ξ`` coupled back to ``p`` — and
+    ``T ← T · observed / simulated`` repeated; ``T_residual`` is the last simulation's ratio
+    applied to the whole residual."""
     rng = np.random.default_rng(seed + 1)
+    pops = data.populations()
     predictions = _drift_predicted(data, model.force)
-    observed = model.temperature
-    temperature = observed
+    gaps = np.diff(data.times)
+
+    def statistics(destinations) -> tuple[float, float]:
+        whole = differences = 0.0
+        for k, (predicted, dest) in enumerate(zip(predictions, destinations)):
+            u = (dest - predicted) / np.sqrt(2 * gaps[k])
+            whole += float(np.mean(u**2)) / len(predictions)
+            differences += neighbour_difference_variance(pops[k], u) / len(predictions)
+        return whole, differences
+
+    observed = statistics([couple(p, pops[k + 1], coupling)[0] for k, p in enumerate(predictions)])
+    temperature = model.temperature
     for _ in range(iterations):
-        squares, count = 0.0, 0
-        for k, predicted in enumerate(predictions):
-            h = data.times[k + 1] - data.times[k]
-            noisy = predicted + np.sqrt(2 * temperature * h) * rng.standard_normal(predicted.shape)
-            dest, _ = couple(predicted, noisy, coupling)
-            squares += float(np.sum((dest - predicted) ** 2) / (2 * h))
-            count += predicted.size
-        simulated = squares / count
-        if not simulated > 0:
-            return observed
-        temperature = observed * temperature / simulated
-    return float(temperature)
+        simulated = statistics([
+            couple(p, p + np.sqrt(2 * temperature * gaps[k]) * rng.standard_normal(p.shape),
+                   coupling)[0]
+            for k, p in enumerate(predictions)
+        ])  # fmt: skip
+        if not min(simulated) > 0:
+            return model.temperature, model.temperature
+        residual_temperature = temperature * observed[0] / simulated[0]
+        temperature = temperature * observed[1] / simulated[1]
+    return float(temperature), float(residual_temperature)
 
 
 @eqx.filter_jit
