@@ -170,6 +170,17 @@ def test_neighbour_differences_see_the_noise_past_a_smooth_mean(rng):
         neighbour_difference_variance(x[:1], noise[:1])
 
 
+def test_noise_is_simulated_on_enough_snapshot_pairs():
+    """Equal gaps: the first pairs holding 5000 particles; unequal gaps: every pair (the
+    pairing shrinks the noise differently)."""
+    from iel.estimators.snapshots import _calibration_pairs
+
+    equal = np.full(4, 0.01)
+    assert _calibration_pairs([3000] * 4, equal) == [0, 1]
+    assert _calibration_pairs([1000] * 4, equal) == [0, 1, 2, 3]
+    assert _calibration_pairs([3000] * 4, np.array([0.01, 0.02, 0.01, 0.01])) == [0, 1, 2, 3]
+
+
 def test_temperature_is_read_past_a_force_the_family_misses():
     """Langevin at T = 0.2 on ``½|x|² + 0.3 x₀⁴`` fitted with ``poly:2``: the quartic's force
     is left in the pairing residuals, which count it as noise (``residual_temperature`` 45 %
