@@ -91,7 +91,7 @@ def test_variable_projection_recovers_two_rotated_wells(rng):
     assert again is lib
 
 
-@pytest.mark.slow  # ~20 s; selection does not use the nested ladder (run with -m slow)
+@pytest.mark.slow  # ~20 s (run with -m slow); selection wiring: test_selection_climbs_the_ladder…
 def test_a_grown_family_starts_at_the_smaller_optimum_and_can_only_improve(rng):
     """Nested ladder: the one-well optimum plus a new term is a placement of the two-well
     family, so the two-well fit from it ends at a loss no higher than the one-well loss."""
@@ -129,6 +129,32 @@ def test_a_grown_family_starts_at_the_smaller_optimum_and_can_only_improve(rng):
     first = refine_free_parameters(ExpQuadratics.placeholder(2, 2), states, x, dx, h,
                                    restarts=1, nested_from=one, max_steps=1)  # fmt: skip
     assert fitted(first)[0] <= loss_one * (1 + 1e-9)
+
+
+def test_selection_climbs_the_ladder_from_each_rung(rng, monkeypatch):
+    """``select`` fits ``expquad:2`` from the fitted ``expquad:1`` (the nested warm start), so
+    up the ladder the residual cannot grow; a fixed family gets no warm start."""
+    import sys
+
+    x0 = rng.uniform(-0.7, 2.0, size=(20, 2))
+    data = simulate(_truth(), Langevin(0.3), x0, 40, jax.random.PRNGKey(5), 2e-3)
+    module = sys.modules["iel.selection.select"]
+    seen = []
+
+    def spy(library, *args, nested_from=None, **kwargs):
+        fitted = refine_free_parameters(library, *args, nested_from=nested_from, **kwargs)
+        seen.append((type(library).__name__, nested_from, fitted))
+        return fitted
+
+    monkeypatch.setattr(module, "refine_free_parameters", spy)
+    found = select(data, ("fourier:2:fit", "expquad:1", "expquad:2"), prequential=False,
+                   search_free=True)  # fmt: skip
+    assert [name for name, _, _ in seen] == ["Fourier", "ExpQuadratics", "ExpQuadratics"]
+    assert seen[0][1] is None and seen[1][1] is None
+    assert seen[2][1] is seen[1][2]  # expquad:2 starts from the fitted expquad:1
+    residual = {c.spec: c.code.details["residual"] for c in found.candidates
+                if c.spec and c.spec.startswith("expquad") and "dense" in c.name}  # fmt: skip
+    assert residual["expquad:2"] <= residual["expquad:1"]
 
 
 def test_save_load_keeps_the_fitted_terms(tmp_path, rng):

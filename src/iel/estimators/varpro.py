@@ -136,11 +136,11 @@ def refine_free_parameters(
     free parts are already refined, are returned unchanged.  Placement ``r`` of ``restarts``
     puts the terms on ``states`` with seed ``seed + r`` (the first placement is the library's
     own when it is already placed); the placement reaching the lowest one-step loss is kept.
-    With ``nested_from`` (fitted terms of a smaller family) and a library with one free part
-    not yet placed, the first placement is those terms plus new ones
-    (:meth:`ExpQuadratics.grown`): the search then starts where the smaller family's optimum
-    is, so its loss can only go down.  Selection does not use this (it places every family
-    by k-means)."""
+    With ``nested_from`` (fitted terms of a smaller family) and a library with one free
+    part, the first placement is those terms plus new ones (:meth:`ExpQuadratics.grown`, in
+    place of the library's own placement): the search then starts where the smaller family's
+    optimum is, so its loss can only go down.  Selection climbs the ladder this way
+    (``expquad:2`` → ``4`` → ``6``)."""
     library = scan_length_scale(library, x0, dx, h, weights)  # fourier:K:fit, if any
     library = _screened(library, x0, dx, h, weights)  # pairs:K, if any
     where = _free_parts(library)
@@ -158,8 +158,8 @@ def refine_free_parameters(
     best, best_loss = None, np.inf
     for r in range(max(restarts, 1)):
         placed = [
-            parts[i] if r == 0 and parts[i].centres.any() else
             nested_from.grown(states, parts[i].n_terms, seed) if r == 0 and nested else
+            parts[i] if r == 0 and parts[i].centres.any() else
             ExpQuadratics.placeholder(parts[i].dim, parts[i].n_terms).adapt(states, seed + r)
             for i in where
         ]  # fmt: skip

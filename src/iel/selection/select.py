@@ -23,7 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.trajectories import Trajectories
-from ..energies.exp_quadratics import free_parameter_count, searched_parameter_count
+from ..energies.exp_quadratics import (
+    ExpQuadratics,
+    free_parameter_count,
+    searched_parameter_count,
+)
 from ..energies.features import (
     AbstractFeatureLibrary,
     FeatureEnergy,
@@ -304,6 +308,7 @@ def select(
     parsed.sort(key=lambda item: searched_parameter_count(item[1].library))  # small to large
     exact = temperature_floor(eps, h_mean) * EXACT_FORMULA_FLOOR  # formula explains the steps
     skipped: list[str] = []
+    rung: ExpQuadratics | None = None  # the last fitted expquad:M, where the next one starts
     for spec, family in parsed:
         free = free_parameter_count(family.library)
         searched = searched_parameter_count(family.library)
@@ -315,8 +320,13 @@ def select(
             continue
         library = family.library.adapt(states, seed=seed)
         if free:  # variable projection (expquad), frequency scan (fourier:K:fit), pairs:K
-            library = refine_free_parameters(library, states, x0, dx, h, seed=seed,
-                                             restarts=VARPRO_RESTARTS)  # fmt: skip
+            ladder = rung if isinstance(library, ExpQuadratics) else None
+            library = refine_free_parameters(
+                library, states, x0, dx, h, seed=seed, restarts=VARPRO_RESTARTS,
+                nested_from=ladder,
+            )  # fmt: skip
+            if isinstance(library, ExpQuadratics):
+                rung = library
             free = free_parameter_count(library)  # screened pairs: as many as were chosen
         stats = _stats_from_normal_equations(normal_equations(library, x0, dx, h), data.dim)
         # (free parameters are fitted on all the data, so no honest prequential code exists)
