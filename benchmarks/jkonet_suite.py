@@ -6,9 +6,10 @@ Half the particles (chosen at random) are held out; training sees only the other
 snapshots, without identities.  Metric: one-step-ahead W1 — for t = 0..4 every held-out
 particle at t is moved one explicit step with the learned energy and the exact earth mover's
 distance (Euclidean cost, uniform weights, POT's exact solver) to the held-out population at
-t + 1 is computed; mean ± std over the 5 steps.  With noise the temperature column is the
-one-step residual of the drift-corrected OT pairing, calibrated for the noise the transport
-undoes (iel.estimators.snapshots); the target is T within 10 %.
+t + 1 is computed; mean ± std over the 5 steps.  With noise the temperature column is read
+from the neighbour differences of the drift-corrected OT pairing's residuals, calibrated for
+the noise the transport undoes (iel.estimators.snapshots, iel.estimators.noise_level); the
+target is T within 10 %.
 "no motion" moves nobody; the true potential scores 0 (without noise).  The last column says
 where one-step pairing by optimal transport cannot be exact: the largest ``τλmax(∇²V)`` of the
 true potential over the first snapshot and the share of particles where it reaches 1 (the step
