@@ -12,7 +12,12 @@ import iel
 from iel.data import Snapshots
 from iel.estimators.couplings import couple, exact_plan
 from iel.estimators.noise_level import neighbour_difference_variance
-from iel.estimators.snapshots import SNAPSHOT_AUTO_NOTE, SnapshotOneStep, paired_transitions
+from iel.estimators.snapshots import (
+    SNAPSHOT_AUTO_NOTE,
+    SNAPSHOT_NETWORK,
+    SnapshotOneStep,
+    paired_transitions,
+)
 from iel.systems import simulate_system
 
 
@@ -68,7 +73,7 @@ def test_polynomial_potentials_recovered_from_snapshots(name, rng):
     assert SNAPSHOT_AUTO_NOTE in model.diagnostics["notes"]  # the report says what auto skips
     # an exact formula: the network is not fitted, and the report says so
     skipped = [n for n in model.diagnostics["notes"] if n.startswith("not fitted:")]
-    assert skipped and "mlp:32x32" in skipped[0], model.diagnostics["notes"]
+    assert skipped and SNAPSHOT_NETWORK in skipped[0], model.diagnostics["notes"]
     # OT pairs are gradient displacements (Brenier): the non-gradient test is not made
     assert model.diagnostics["gradient_system"] is None
     assert "Brenier" in model.diagnostics["gradient_system_note"]
@@ -208,7 +213,7 @@ def test_snapshot_auto_takes_a_network_where_no_formula_explains(rng):
     traj = simulate_system("relu", n=500, steps=5, dt=0.01, seed=5)
     snaps = _snapshots(traj, rng)
     model = SnapshotOneStep().fit(snaps).model_
-    assert model.energy_spec == "auto → mlp:32x32"
+    assert model.energy_spec == f"auto → {SNAPSHOT_NETWORK}"
     linear = SnapshotOneStep("poly:6+rbf:30").fit(snaps).model_
     truth = iel.get_system("relu").energy
     states = rng.uniform(-3.5, 3.5, size=(2000, 2))
