@@ -1,10 +1,11 @@
 """A persistent cache of compiled XLA programs, so that a second ``iel`` run skips compiling.
 
 Each ``iel`` command is a fresh process, and JAX compiles every jitted function on its first
-call: a snapshot fit that also tries a 32×32 energy network spends about half of its time
+call: a snapshot fit that also tried a 32×32 energy network spent about half of its time
 compiling on two cores (``python benchmarks/jkonet_suite.py --potentials relu``, cold against
-warm).  JAX can keep the compiled programs on disk, keyed by the program, the JAX version and
-the backend, and load them in later processes; this module switches that on.
+warm, at 8a34fb3; snapshot ``auto`` now tries a smaller network below d = 10).  JAX can keep
+the compiled programs on disk, keyed by the program, the JAX version and the backend, and load
+them in later processes; this module switches that on.
 
 The command line enables it on start (:func:`enable_compilation_cache`); in Python it is off
 unless you call the function, since it sets process-wide JAX options.  Where it lives:
