@@ -15,8 +15,8 @@ where one-step pairing by optimal transport cannot be exact: the largest ``τλm
 true potential over the first snapshot and the share of particles where it reaches 1 (the step
 map folds there, Brenier).  iel runs ``iel.fit(snapshots)`` with its defaults, and with the
 compilation cache the ``iel`` command switches on (:mod:`iel.compilation_cache`; the run prints
-how many compiled programs it held before — none: every fit time includes its compilation, as
-a first ``iel fit`` does; ``--compilation-cache off`` for none at all, or a folder).
+how many compiled programs it held before — with ``--compilation-cache`` on a new folder none,
+so every fit time includes its compilation, as a first ``iel fit`` does; ``off`` for no cache).
 
 Writes ``jkonet_suite.md`` (the table) and ``jkonet_suite.png`` (error per potential, log
 scale) into ``--out``.
