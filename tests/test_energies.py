@@ -144,6 +144,26 @@ def test_quadratic_stays_positive_definite():
     assert float(q(jnp.array([2.0, 2.0]))) == pytest.approx(1.0)
 
 
+def test_softplus_derivatives_are_the_logistic_and_its_derivative():
+    """iel's softplus states its derivative as σ(x) = 1/(1 + e⁻ˣ): values and the first three
+    derivatives equal the closed forms (σ, σ(1−σ), σ(1−σ)(1−2σ)) and jax.nn.softplus's own
+    to rounding, with no overflow far out."""
+    from iel.energies.neural import softplus
+
+    x = jnp.array([-800.0, -30.0, -2.5, -1e-3, 0.0, 0.7, 3.0, 40.0, 800.0])
+    s = 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x), -700, 700)))
+    first = jax.vmap(jax.grad(softplus))(x)
+    second = jax.vmap(jax.grad(jax.grad(softplus)))(x)
+    third = jax.vmap(jax.grad(jax.grad(jax.grad(softplus))))(x)
+    np.testing.assert_allclose(softplus(x), jax.nn.softplus(x), rtol=1e-15)
+    np.testing.assert_allclose(first, s, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(second, s * (1 - s), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(third, s * (1 - s) * (1 - 2 * s), rtol=1e-10, atol=1e-300)
+    reference = jax.vmap(jax.grad(jax.grad(jax.nn.softplus)))(x)
+    np.testing.assert_allclose(second, reference, rtol=1e-12, atol=1e-300)
+    assert np.all(np.isfinite(np.asarray(third)))
+
+
 def test_icnn_is_convex(rng):
     energy = ENERGIES["icnn"]
     a, b = rng.normal(size=(2, 200, 3))

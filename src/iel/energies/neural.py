@@ -16,8 +16,28 @@ import jax.numpy as jnp
 from .._types import Array
 from .base import AbstractEnergy, register
 
+
+@jax.custom_jvp
+def softplus(x: Array) -> Array:
+    """``log(1 + eˣ)`` with its derivative stated as the logistic ``σ(x) = 1/(1 + e⁻ˣ)``.
+
+    The values are ``jax.nn.softplus``'s; only the derivative rule differs.  JAX's own
+    softplus is ``logaddexp(x, 0)``, whose derivative rule is built from exponentials of
+    ``x − max(x, 0)``: an energy's force ``−∇E`` and the one-step loss's gradient (a second
+    derivative) then carry those expressions, where ``σ`` is one primitive with the derivative
+    ``σ(1 − σ)``.  The one-step loss and its gradient of a 64-unit network on 5000 pairs cost
+    less than half as much this way (``benchmarks/network_loss.py``)."""
+    return jax.nn.softplus(x)
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return softplus(x), jax.nn.sigmoid(x) * dx
+
+
 ACTIVATIONS = {
-    "softplus": jax.nn.softplus,
+    "softplus": softplus,
     "tanh": jnp.tanh,
     "silu": jax.nn.silu,
     "gelu": jax.nn.gelu,
@@ -121,9 +141,9 @@ class ICNNEnergy(AbstractEnergy):
         self.strong_convexity = float(strong_convexity)
 
     def __call__(self, x: Array) -> Array:
-        z = jax.nn.softplus(self.input_layers[0](x))
+        z = softplus(self.input_layers[0](x))
         for layer, raw in zip(self.input_layers[1:], self.hidden_raw):
-            z = jax.nn.softplus(jax.nn.softplus(raw) @ z + layer(x))
+            z = softplus(jax.nn.softplus(raw) @ z + layer(x))
         out = jax.nn.softplus(self.output_raw) @ z + self.linear @ x
         return out + 0.5 * self.strong_convexity * jnp.sum(x**2)
 
