@@ -87,6 +87,78 @@ def test_real_number_code():
     assert real_number_bits(1000.0, 1.0) == pytest.approx(0.5 * math.log2(1 + 1e6) + 1)
 
 
+def _one_at_a_time_search(stats, eps, free, h_mean=1.0):
+    """The greedy forward–backward search spelled out: every trial support solved and coded
+    on its own (what ``forward_backward`` scores by rank-one updates)."""
+    from iel.selection.codes import two_part_linear
+    from iel.selection.sparse import solve_support
+
+    p = stats.gram.shape[0]
+
+    def bits(s):
+        return two_part_linear(stats, np.asarray(s, dtype=int), solve_support(stats, s),
+                               n_library=p, epsilon=eps, h_mean=h_mean,
+                               free_parameters=free.charged(s)).total  # fmt: skip
+
+    support, best, path = [], bits([]), []
+    while True:
+        total, j = min((bits(sorted(support + [j])), j) for j in range(p) if j not in support)
+        if total >= best - 1e-9:
+            return support, path
+        support, best = sorted(support + [j]), total
+        path.append(("add", j))
+        dropped = True
+        while dropped and len(support) > 1:
+            dropped = False
+            for i in list(support):
+                trial = [k for k in support if k != i]
+                if bits(trial) < best - 1e-9:
+                    support, best, dropped = trial, bits(trial), True
+                    path.append(("drop", i))
+                    break
+
+
+@pytest.mark.parametrize("noise", [0.2, 0.0])
+def test_greedy_search_by_updates_takes_the_same_path_as_solving_each_support(noise):
+    """Rank-one updates of the least-squares fit score the same moves as solving every trial
+    support afresh — with a nearly collinear pair of columns (the solver's fallback), a
+    charged free parameter, enough true terms that a term is dropped again, and without
+    noise (the fit turns exact and its residual is rounding: each trial is solved alone)."""
+    from iel.selection.codes import Stats, two_part_linear
+    from iel.selection.sparse import FreeParameters, _SupportFit, forward_backward, solve_support
+
+    rng = np.random.default_rng(3)
+    n, p = 2000, 30
+    x = rng.normal(size=(n, p))
+    x[:, 7] = x[:, 2] + 1e-7 * x[:, 9]
+    x[:, 11] = 0.6 * x[:, 1] + 0.8 * x[:, 4] + 0.05 * x[:, 11]  # a term that explains two
+    truth = np.zeros(p)
+    truth[[1, 2, 4, 13, 20, 21, 25]] = [3.0, -2.0, 2.5, 0.4, 1.0, -0.05, 0.02]
+    y = x @ truth + noise * rng.normal(size=n)
+    stats = Stats(x.T @ x, x.T @ y, float(y @ y), float(n), 0.0)
+    free = FreeParameters(1, frozenset({20, 21}))
+    result = forward_backward(stats, epsilon=1e-8, h_mean=1.0, free=free)
+    support, path = _one_at_a_time_search(stats, 1e-8, free)
+    assert result.support == support
+    assert [move[:2] for move in result.path[1:]] == path
+    alone = forward_backward(stats, epsilon=1e-8, h_mean=1.0, free=free, updates=False)
+    assert alone.path == result.path
+    assert {1, 4, 13, 20} <= set(support) and {2, 7} & set(support)  # 7 is 2 to 1e-7
+    assert any(move == "drop" for move, _ in path)
+    # the updates themselves, on a well-posed and on a singular support
+    for base in ([1, 4, 13], [2, 7, 9]):
+        fit = _SupportFit(stats, base, two_part_linear(
+            stats, np.array(base), solve_support(stats, base), n_library=p, epsilon=1e-8,
+            h_mean=1.0))  # fmt: skip
+        outside = [j for j in range(p) if j not in base]
+        supports, thetas = fit.extended(outside)
+        for row, theta in zip(supports, thetas):
+            np.testing.assert_allclose(theta, solve_support(stats, list(row)), atol=1e-6)
+        supports, thetas = fit.reduced()
+        for row, theta in zip(supports, thetas):
+            np.testing.assert_allclose(theta, solve_support(stats, list(row)), atol=1e-6)
+
+
 def test_network_candidates_are_coded_and_ranked(double_well):
     result = select(double_well, ("poly:4",), prequential=False, networks=("mlp:8",),
                     network_steps=200)  # fmt: skip

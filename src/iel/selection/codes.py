@@ -135,30 +135,59 @@ def two_part_linear(
     matrices of exponentiated quadratics); each costs ``½ log₂ n + 1`` bits, as in
     :func:`bic_code`.
     """
-    k = len(support)
     residual = stats.residual(theta, support)
-    floor = temperature_floor(epsilon, h_mean)
-    t_fit = residual / (2 * max(stats.n - k - free_parameters, 1.0))
-    t = max(t_fit if temperature is None else temperature, floor)
-    data = gaussian_nll_bits(residual, stats.n, stats.log_h, t)
-    params = 0.0
-    if k:
-        gram = stats.gram[np.ix_(support, support)]
-        diag = np.maximum(np.diag(gram), 1e-300)
-        sigma = np.sqrt(2 * t / diag)
-        natural = np.sqrt(stats.sq_over_h / diag)
-        for i in range(k):
-            if snapped and i in snapped:
-                params += rational_bits(*snapped[i])
-            else:
-                params += real_number_bits(float(theta[i]), float(sigma[i]), float(natural[i]))
-    params += free_parameters * (0.5 * math.log2(max(stats.n, 2.0)) + 1.0)
+    parts = linear_code_parts(
+        stats, np.asarray(support, dtype=int)[None], np.asarray(theta, dtype=float)[None],
+        np.array([residual]), temperature=temperature, epsilon=epsilon, h_mean=h_mean,
+        free_parameters=np.array([free_parameters]),
+    )  # fmt: skip
+    coefficient_bits = parts["coefficient_bits"][0]
+    for i, (p, q) in (snapped or {}).items():
+        coefficient_bits[i] = rational_bits(p, q)
+    params = float(np.sum(coefficient_bits)) + float(parts["free_parameter_bits"][0])
+    k = len(support)
     structure = math.log2(math.comb(n_library, k)) if n_library else 0.0
     quant = stats.n * math.log2(1.0 / epsilon)
+    t = float(parts["temperature"][0])
     return CodeLength(
-        data, params, structure, quant,
+        float(parts["data_bits"][0]), params, structure, quant,
         {"temperature": t, "n_terms": k, "residual": residual, "free_parameters": free_parameters},
     )  # fmt: skip
+
+
+def linear_code_parts(
+    stats: Stats,
+    supports: np.ndarray,
+    thetas: np.ndarray,
+    residuals: np.ndarray,
+    *,
+    epsilon: float,
+    h_mean: float,
+    temperature: float | None = None,
+    free_parameters: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The parts of :func:`two_part_linear` for ``m`` models of ``k`` terms at once:
+    ``supports`` and ``thetas`` are ``(m, k)``, ``residuals`` (``c − 2θ·b + θᵀAθ``) and
+    ``free_parameters`` ``(m,)``.  Returns arrays ``temperature``, ``data_bits`` and
+    ``free_parameter_bits`` of shape ``(m,)`` and ``coefficient_bits`` ``(m, k)`` (every
+    coefficient coded as a real number)."""
+    m, k = supports.shape
+    free = np.zeros(m) if free_parameters is None else np.asarray(free_parameters, dtype=float)
+    residual = np.maximum(residuals, 0.0)
+    floor = temperature_floor(epsilon, h_mean)
+    t_fit = residual / (2 * np.maximum(stats.n - k - free, 1.0))
+    t = np.maximum(t_fit if temperature is None else temperature, floor)
+    data = (residual / (4 * t) + 0.5 * stats.n * np.log(4 * math.pi * t)
+            + 0.5 * stats.log_h) / LN2  # fmt: skip
+    diag = np.maximum(np.diagonal(stats.gram)[supports], 1e-300)
+    sigma = np.sqrt(2 * t[:, None] / diag)
+    span = np.maximum(np.abs(thetas), np.sqrt(stats.sq_over_h / diag))
+    return {
+        "temperature": t,
+        "data_bits": data,
+        "coefficient_bits": 0.5 * np.log2(1.0 + (span / sigma) ** 2) + 1.0,
+        "free_parameter_bits": free * (0.5 * math.log2(max(stats.n, 2.0)) + 1.0),
+    }
 
 
 def null_code(stats: Stats, epsilon: float, h_mean: float) -> CodeLength:
