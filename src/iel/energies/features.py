@@ -409,11 +409,14 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int = 0, n_iter: int = 20) -> np
         d2 = np.minimum(d2, np.sum((x - centres[-1]) ** 2, axis=1))
     c = np.stack(centres)
     for _ in range(n_iter):
-        labels = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
-        for j in range(k):
-            members = x[labels == j]
-            if len(members):
-                c[j] = members.mean(axis=0)
+        distances = np.zeros((len(x), k))
+        for column, centre in zip(x.T, c.T):  # coordinate by coordinate: no (n, k, d) array
+            distances += (column[:, None] - centre[None, :]) ** 2
+        labels = np.argmin(distances, axis=1)
+        counts = np.bincount(labels, minlength=k)
+        sums = np.stack([np.bincount(labels, weights=column, minlength=k) for column in x.T], 1)
+        held = counts > 0  # a centre that lost all its points stays where it was
+        c[held] = sums[held] / counts[held, None]
     return c
 
 
