@@ -51,6 +51,9 @@ def test_observation_noise_rollout_with_learned_starts():
 
 
 def test_four_dimensional_system_through_two_dimensional_projection():
+    """The slowest mode (eigenvalue 0.5) decays only by e⁻¹ over the 20-step horizon, so the
+    fit is flat along it: 500 L-BFGS steps stopped anywhere in 0.05–0.45 when the data moved
+    by 1e-14; run to convergence, every such perturbation lands within 7 %."""
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
     a = q @ np.diag([0.5, 1.0, 2.0, 3.0]) @ q.T
@@ -60,13 +63,13 @@ def test_four_dimensional_system_through_two_dimensional_projection():
     proj = np.eye(4)[:2]
     observed = Trajectories(full.x[..., :2], dt=0.1)
     initial = Quadratic(jnp.zeros(4), jnp.eye(4))
-    settings = dict(horizon=20, substeps=5, optimiser="lbfgs", steps=500, patience=20)
+    settings = dict(horizon=20, substeps=5, optimiser="lbfgs", steps=2000, patience=200)
     est = Rollout(initial, projection=proj, **settings).fit(observed)
     model = est.model_
     variance = float(np.var(observed.x))
-    assert model.diagnostics["rollout_mse"] < 1e-4 * variance
+    assert model.diagnostics["rollout_mse"] < 1e-5 * variance
     eig = np.linalg.eigvalsh(np.asarray(model.energy_module.matrix))
-    np.testing.assert_allclose(eig, [0.5, 1.0, 2.0, 3.0], rtol=0.2)
+    np.testing.assert_allclose(eig, [0.5, 1.0, 2.0, 3.0], rtol=0.12)
     assert "hidden_coordinates" in model.identifiability
     assert est.n_train_traces_ == 1  # the L-BFGS step compiled once, not again after step one
 
