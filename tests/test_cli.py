@@ -181,11 +181,12 @@ def test_commands_keep_compiled_programs_unless_told_not_to(tmp_path):
     run_iel(*args, tmp_path / "b.npz", env={**os.environ, "IEL_CACHE_DIR": str(off),
                                            "IEL_COMPILATION_CACHE": "0"})  # fmt: skip
     assert not off.exists()
-    listed = run_iel("cache", env={**os.environ, "IEL_CACHE_DIR": str(on)}).stdout
+    wide = {**os.environ, "COLUMNS": "1000"}  # Rich would wrap a long folder name
+    listed = run_iel("cache", env={**wide, "IEL_CACHE_DIR": str(on)}).stdout
     programs = sum(f.name.endswith("-cache") for f in on.iterdir())
-    assert f"{programs} programs" in listed and str(on) in listed.replace("\n", "")
+    assert f"{programs} programs" in listed and str(on) in listed
     (on / "notes.txt").write_text("mine")  # not the cache's: --clear leaves it
-    cleared = run_iel("cache", "--clear", env={**os.environ, "IEL_CACHE_DIR": str(on)}).stdout
+    cleared = run_iel("cache", "--clear", env={**wide, "IEL_CACHE_DIR": str(on)}).stdout
     assert f"removed {programs} compiled programs" in cleared
     left = sorted(f.name for f in on.iterdir())
     assert "notes.txt" in left and not [n for n in left if n.endswith(("-cache", "-atime"))]
