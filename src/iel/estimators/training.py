@@ -68,7 +68,13 @@ def lbfgs_state(params, optimiser=LBFGS):
     The fresh state holds weakly typed scalars (the step count, the line search's value and
     step size) that come back strongly typed from the first update, so a chunk called with
     the fresh state would be compiled twice: once for the first call and once for the rest
-    (``tests/test_estimators.py`` counts the traces)."""
+    (``tests/test_estimators.py`` counts the traces).  Built as one compiled program: eagerly,
+    each of the state's zero-filled leaves compiled its own (about 0.25 s on two cores)."""
+    return _strong_state(optimiser, params)
+
+
+@eqx.filter_jit
+def _strong_state(optimiser, params):
     with jax.numpy_dtype_promotion("standard"):
         state = optimiser.init(params)
     return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype=leaf.dtype), state)
