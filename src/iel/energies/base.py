@@ -59,7 +59,9 @@ def _batch(fn: Callable[[Array], Array], x: Array, state_ndim: int) -> Array:
 def _vmapped(fn: Callable[[Array], Array], flat: Array) -> Array:
     """``vmap(fn)(flat)`` as one compiled program, cached by the module's structure and the
     shapes (a module's bound method is a pytree of its arrays): run eagerly, each primitive
-    of ``fn`` compiled on its own the first time — a few tenths of a second per new energy."""
+    of ``fn`` compiled on its own the first time — a few tenths of a second per new energy.
+    Static fields (a :class:`ShiftedEnergy`'s shift) are part of the key: a model with a new
+    shift compiles its program anew."""
     return jax.vmap(fn)(flat)
 
 

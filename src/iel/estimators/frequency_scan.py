@@ -212,11 +212,11 @@ class _FullDataLoss:
         return _minus_explained(eq.gram, eq.rhs)
 
 
-__all__ = ["scan_length_scale"]
-
-
 @eqx.filter_jit
 def _jacobians(library, x):
     """Feature Jacobians at every row of ``x``, as one compiled program (eagerly, each
     primitive of the library compiled on its own: about 0.4 s on two cores)."""
     return jax.vmap(library.jacobian)(x)
+
+
+__all__ = ["scan_length_scale"]
