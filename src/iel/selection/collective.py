@@ -28,7 +28,7 @@ import numpy as np
 from ..data.trajectories import Trajectories
 from ..energies.projected import ProjectedEnergy
 from ..estimators.base import data_range
-from .codes import CodeLength, gaussian_nll_bits, temperature_floor
+from .codes import CodeLength, floored_residual, gaussian_nll_bits, temperature_floor
 
 MAX_COLLECTIVE = 3  # at most this many collective variables: the low-dimensional families' range
 MIN_COLLECTIVE_DIMENSION = MAX_COLLECTIVE + 1
@@ -141,9 +141,11 @@ def collective_candidate(data: Trajectories, temperature: float | None, *, epsil
     stiefel = rank * dim - rank * (rank + 1) // 2
     n_params = chosen.n_parameters + stiefel
     floor = temperature_floor(epsilon, h_mean)
-    temperature = max(residual / (2 * max(n - n_params, 1.0)), floor)
+    dof = max(n - n_params, 1.0)
+    coded = float(floored_residual(residual, dof, floor))  # as every linear code floors it
+    temperature = coded / (2 * dof)
     code = CodeLength(
-        gaussian_nll_bits(residual, n, dim * float(np.sum(np.log(h))), temperature),
+        gaussian_nll_bits(coded, n, dim * float(np.sum(np.log(h))), temperature),
         chosen.code.parameter_bits + stiefel * (0.5 * math.log2(max(n, 2.0)) + 1.0),
         chosen.code.structure_bits + math.log2(MAX_COLLECTIVE),
         n * math.log2(1.0 / epsilon),
