@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.0)
     parser.add_argument("--potentials", nargs="*", default=list(JKONET_POTENTIALS))
     parser.add_argument("--energy", default="auto", help="energy spec (auto: selection)")
+    parser.add_argument("--refinements", type=int, default=0,
+                        help="re-couple from the fitted drift's predictions, R times")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--compilation-cache", default="default",
                         help="'default' (the iel command's), 'off', or a folder")  # fmt: skip
@@ -121,7 +123,8 @@ def main() -> None:
             np.repeat(np.arange(6) * 0.01, len(train)),
         )
         start = time.perf_counter()
-        model = iel.fit(snaps, args.energy)
+        options = {"refinements": args.refinements} if args.refinements else {}
+        model = iel.fit(snaps, args.energy, **options)
         seconds = time.perf_counter() - start
         err, spread = one_step_w1(lambda s, m=model: np.asarray(m.force(s)), test)
         still, _ = one_step_w1(lambda s: np.zeros_like(s), test)

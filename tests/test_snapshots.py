@@ -152,8 +152,10 @@ def test_temperature_recovered_on_an_ornstein_uhlenbeck_population():
     assert model.temperature == pytest.approx(0.2, rel=0.05)
     raw = model.diagnostics["pairing_residual_temperature"]
     assert raw < 0.85 * 0.2  # the plain pairing residual is 20 % low here
-    again = SnapshotOneStep("poly:2", refinements=2).fit(_snapshots(traj, rng)).model_
+    again = iel.fit(_snapshots(traj, rng), "poly:2", refinements=2)  # iel.fit passes it on
     assert "re-coupled" in again.diagnostics["coupling"]
+    with pytest.raises(ValueError, match="rollout takes no .*refinements"):
+        iel.fit(_snapshots(traj, rng), "poly:2", method="rollout", refinements=2)
     assert again.temperature == pytest.approx(0.2, rel=0.05)
 
 

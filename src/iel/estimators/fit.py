@@ -143,7 +143,9 @@ def fit(
         projection: ``(observed dims, state dims)`` observation matrix (implies rollout).
         hidden_starts: learn the segment starts (implies rollout).
         progress: callback ``progress(step, steps, loss)`` for iterative fits.
-        options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`).
+        options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
+            snapshots ``coupling``, ``interaction``, ``resampled`` and ``refinements``
+            (:class:`~iel.estimators.snapshots.SnapshotOneStep`).
 
     Example:
         >>> model = iel.fit("walk.npz", energy="poly:4")
@@ -267,6 +269,7 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     coupling = options.pop("coupling", "auto")
     interaction = options.pop("interaction", None)
     resampled = options.pop("resampled", False)
+    refinements = options.pop("refinements", 0)
     if projection is not None or hidden_starts:
         raise ValueError("projections and hidden starts are for trajectories, not snapshots")
     if method not in METHODS:
@@ -274,8 +277,8 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     if method == "rollout":
         from .snapshot_rollout import SnapshotRollout
 
-        if interaction or resampled:
-            raise ValueError("the snapshot rollout takes neither an interaction nor resampled")
+        if interaction or resampled or refinements:
+            raise ValueError("the snapshot rollout takes no interaction, resampled or refinements")
         options.setdefault("steps", min(steps, 400))
         return SnapshotRollout(energy, coupling=coupling, temperature=temperature, seed=seed,
                                progress=progress, **options).fit(data).model_  # fmt: skip
@@ -284,12 +287,12 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     if resampled:
         from .resampled import fit_resampled
 
-        if interaction:
-            raise ValueError("re-sampled populations are fitted without an interaction")
+        if interaction or refinements:
+            raise ValueError("re-sampled populations are fitted without an interaction or "
+                             "refinements")  # fmt: skip
         return fit_resampled(data, energy, coupling=coupling, seed=seed)
     from .snapshots import SnapshotOneStep
 
-    est = SnapshotOneStep(
-        energy, coupling=coupling, interaction=interaction, steps=steps, seed=seed
-    )
+    est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction,
+                          refinements=refinements, steps=steps, seed=seed)  # fmt: skip
     return est.fit(data).model_
