@@ -345,9 +345,10 @@ def _calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, 
     """``(T, T_residual)``: the noise temperature whose simulated pairing matches the observed
     one (indirect inference), from neighbour differences and from the whole residual.
 
-    Each snapshot but the last is moved by the fitted drift, ``p = x + hF̂(x)``, and coupled
-    to the next; ``u = (x' − p)/√(2h)`` holds the noise (per coordinate variance ``T``) and the
-    force the family misses.  ``T`` comes from the neighbour differences of ``u``
+    Each snapshot of the calibration pairs (:func:`_calibration_pairs`) is moved by the
+    fitted drift, ``p = x + hF̂(x)``, and coupled to the next; ``u = (x' − p)/√(2h)`` holds
+    the noise (per coordinate variance ``T``) and the force the family misses.  ``T`` comes
+    from the neighbour differences of ``u``
     (:func:`.noise_level.neighbour_difference_variance`), which cancel a smooth misfit;
     ``T_residual`` from ``mean |u|²``, which counts it as noise.  Both statistics shrink under
     the pairing (transport re-pairs particles whose noise crossed) and the first under its
@@ -367,9 +368,12 @@ def _calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, 
             differences += neighbour_difference_variance(pops[k], u) / len(pairs)
         return whole, differences
 
-    every = range(len(predictions))
-    observed = statistics(every, [couple(predictions[k], pops[k + 1], coupling)[0] for k in every])
+    # observed and simulated on the same pairs: the ratio compares like with like, and large
+    # populations couple one pair instead of all (five fewer exact couplings of 5000 particles)
     simulated_pairs = _calibration_pairs([len(p) for p in predictions], gaps)
+    observed = statistics(simulated_pairs, [
+        couple(predictions[k], pops[k + 1], coupling)[0] for k in simulated_pairs
+    ])  # fmt: skip
     temperature = model.temperature
     for _ in range(iterations):
         noisy = [
@@ -391,11 +395,11 @@ CALIBRATION_PARTICLES = 5000  # simulated particles per calibration round, at le
 
 
 def _calibration_pairs(sizes: list[int], gaps: np.ndarray) -> list[int]:
-    """The snapshot pairs the noise is simulated on: with equal gaps the pairing shrinks the
-    noise alike on every pair, so the first pairs holding :data:`CALIBRATION_PARTICLES`
-    particles give the factor (with 5000 particles per snapshot, one pair instead of all:
-    large populations spend most of the calibration in these couplings); with unequal gaps
-    every pair."""
+    """The snapshot pairs the noise is observed and simulated on: with equal gaps the pairing
+    shrinks the noise alike on every pair, so the first pairs holding
+    :data:`CALIBRATION_PARTICLES` particles give the factor (with 5000 particles per
+    snapshot, one pair instead of all: large populations spend most of the calibration in
+    these couplings); with unequal gaps every pair."""
     if not np.allclose(gaps, gaps[0], rtol=1e-6):
         return list(range(len(sizes)))
     chosen, total = [], 0
