@@ -20,8 +20,7 @@ import re
 import tempfile
 import time
 
-import numpy as np
-from jkonet_suite import simulate
+from jkonet_suite import simulate, split_snapshots
 
 import iel
 
@@ -51,14 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.cache or tempfile.mkdtemp(prefix="iel-compile-profile-")
     iel.enable_compilation_cache(folder)
-    n = 2000
-    x = simulate(args.potential, n, 2, 0.0, seed=0)
-    train = x[np.random.default_rng(1).permutation(n)[: n // 2]]
-    shuffle = np.random.default_rng(2)
-    snaps = iel.Snapshots(
-        np.concatenate([train[shuffle.permutation(len(train)), k] for k in range(6)]),
-        np.repeat(np.arange(6) * 0.01, len(train)),
-    )
+    snaps, _ = split_snapshots(simulate(args.potential, 2000, 2, 0.0, seed=0))
     import jax
 
     log = _CompileLog()

@@ -66,6 +66,20 @@ def simulate(name, n, dim, beta, seed):
     return iel.simulate(system.energy, dynamics, x0, 5, jax.random.PRNGKey(seed), 0.01).x
 
 
+def split_snapshots(x):
+    """Half the particles (chosen at random) as unpaired training snapshots (each snapshot
+    shuffled, times 0, 0.01, …), the other half as the tracked test set."""
+    n = len(x)
+    order = np.random.default_rng(1).permutation(n)
+    train, test = x[order[: n // 2]], x[order[n // 2 :]]
+    shuffle = np.random.default_rng(2)
+    snaps = iel.Snapshots(
+        np.concatenate([train[shuffle.permutation(len(train)), k] for k in range(6)]),
+        np.repeat(np.arange(6) * 0.01, len(train)),
+    )
+    return snaps, test
+
+
 def folds(name, dim, x0, dt=0.01):
     """How far the true step map ``x − dt∇V(x)`` is from a gradient of a convex function
     (Brenier's condition for optimal transport to pair each particle with itself): the largest
@@ -115,16 +129,9 @@ def main() -> None:
     print(head)
     for name in args.potentials:
         x = simulate(name, args.n, args.dim, args.beta, seed=0)
-        order = np.random.default_rng(1).permutation(args.n)
-        train, test = x[order[: args.n // 2]], x[order[args.n // 2 :]]
-        shuffle = np.random.default_rng(2)
-        snaps = iel.Snapshots(
-            np.concatenate([train[shuffle.permutation(len(train)), k] for k in range(6)]),
-            np.repeat(np.arange(6) * 0.01, len(train)),
-        )
+        snaps, test = split_snapshots(x)
         start = time.perf_counter()
-        options = {"refinements": args.refinements} if args.refinements else {}
-        model = iel.fit(snaps, args.energy, **options)
+        model = iel.fit(snaps, args.energy, refinements=args.refinements)
         seconds = time.perf_counter() - start
         err, spread = one_step_w1(lambda s, m=model: np.asarray(m.force(s)), test)
         still, _ = one_step_w1(lambda s: np.zeros_like(s), test)

@@ -51,12 +51,12 @@ def _batch(fn: Callable[[Array], Array], x: Array, state_ndim: int) -> Array:
         )
     lead = x.shape[: x.ndim - state_ndim]
     flat = x.reshape((-1, *x.shape[x.ndim - state_ndim :]))
-    out = _vmapped(fn, flat)
+    out = compiled_vmap(fn, flat)
     return out.reshape(lead + out.shape[1:])
 
 
 @eqx.filter_jit
-def _vmapped(fn: Callable[[Array], Array], flat: Array) -> Array:
+def compiled_vmap(fn: Callable[[Array], Array], flat: Array) -> Array:
     """``vmap(fn)(flat)`` as one compiled program, cached by the module's structure and the
     shapes (a module's bound method is a pytree of its arrays): run eagerly, each primitive
     of ``fn`` compiled on its own the first time — a few tenths of a second per new energy.

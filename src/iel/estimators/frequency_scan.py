@@ -33,12 +33,12 @@ limit the wavenumber) it is polished once more on all of them.
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from ..energies.base import compiled_vmap
 from ..energies.features import (
     AbstractFeatureLibrary,
     ConcatLibrary,
@@ -162,7 +162,7 @@ def scan_length_scale(
     if fixed:
         lib0 = join_library_parts(fixed)
         with jax.numpy_dtype_promotion("standard"):
-            grads = np.asarray(_jacobians(lib0, jnp.asarray(xr)))
+            grads = np.asarray(compiled_vmap(lib0.jacobian, jnp.asarray(xr)))
     else:
         grads = np.zeros((len(hr), 0, xr.shape[1]))
     loss = _Projected(grads, xr, dxr, hr, fourier.n_frequencies)
@@ -210,13 +210,6 @@ class _FullDataLoss:
         library = join_library_parts(parts)
         eq = normal_equations(library, *self.args)
         return _minus_explained(eq.gram, eq.rhs)
-
-
-@eqx.filter_jit
-def _jacobians(library, x):
-    """Feature Jacobians at every row of ``x``, as one compiled program (eagerly, each
-    primitive of the library compiled on its own: about 0.4 s on two cores)."""
-    return jax.vmap(library.jacobian)(x)
 
 
 __all__ = ["scan_length_scale"]

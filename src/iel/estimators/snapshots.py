@@ -369,20 +369,20 @@ def _calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, 
         return whole, differences
 
     # observed and simulated on the same pairs: the ratio compares like with like, and large
-    # populations couple one pair instead of all (five fewer exact couplings of 5000 particles)
-    simulated_pairs = _calibration_pairs([len(p) for p in predictions], gaps)
-    observed = statistics(simulated_pairs, [
-        couple(predictions[k], pops[k + 1], coupling)[0] for k in simulated_pairs
+    # populations couple one pair instead of all (four fewer exact couplings of 5000 particles)
+    calibration_pairs = _calibration_pairs([len(p) for p in predictions], gaps)
+    observed = statistics(calibration_pairs, [
+        couple(predictions[k], pops[k + 1], coupling)[0] for k in calibration_pairs
     ])  # fmt: skip
     temperature = model.temperature
     for _ in range(iterations):
         noisy = [
             predictions[k]
             + np.sqrt(2 * temperature * gaps[k]) * rng.standard_normal(predictions[k].shape)
-            for k in simulated_pairs
+            for k in calibration_pairs
         ]
-        simulated = statistics(simulated_pairs, [
-            couple(predictions[k], y, coupling)[0] for k, y in zip(simulated_pairs, noisy)
+        simulated = statistics(calibration_pairs, [
+            couple(predictions[k], y, coupling)[0] for k, y in zip(calibration_pairs, noisy)
         ])  # fmt: skip
         if not min(simulated) > 0:
             return model.temperature, model.temperature

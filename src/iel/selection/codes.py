@@ -9,7 +9,7 @@ one-step model says ``Δx_k ~ N(h_k F(x_k), 2 T h_k I)``; its code length for th
 A noise-free model (gradient descent) is coded the same way with the residual scale it fits,
 floored at the quantisation noise ``ε²/12`` per coordinate (a residual cannot be coded more
 finely than the data were recorded).  The residual itself is floored there too
-(:func:`floored_residual`): below it, a residual is quantisation and float64 rounding of the
+(:func:`floored_fit`): below it, a residual is quantisation and float64 rounding of the
 normal equations, and two exact formulas must not differ by the bits of their rounding.
 
 Parameters (two-part code): each active coefficient is coded at the precision ``δ_i = σ_i`` of
@@ -79,12 +79,15 @@ def temperature_floor(epsilon: float, h_mean: float) -> float:
     return epsilon**2 / (24.0 * h_mean)
 
 
-def floored_residual(residual, dof, floor: float):
-    """``max(residual, 2·dof·floor)``: the residual of ``dof`` coded coordinates at the
-    floor temperature.  Below it a residual is quantisation and rounding; coding it at the floor
-    temperature would still pay ``residual/(4T)`` nats, which rounding can change by hundreds
-    of bits between two exact fits."""
-    return np.maximum(residual, 2.0 * np.maximum(dof, 1.0) * floor)
+def floored_fit(residual, dof, floor: float):
+    """``(R, R/(2·dof))``: the residual coded, ``R = max(residual, 2·dof·T_floor)``, and the
+    temperature it fits, over ``dof`` coded coordinates (at least one).  Below ``2·dof·T_floor``
+    a residual is quantisation and rounding; coding it at the floor temperature would still
+    pay ``residual/(4T)`` nats, which rounding can change by hundreds of bits between two
+    exact fits."""
+    dof = np.maximum(dof, 1.0)
+    coded = np.maximum(residual, 2.0 * dof * floor)
+    return coded, coded / (2.0 * dof)
 
 
 def real_number_bits(value: float, precision: float, scale: float = 0.0) -> float:
@@ -184,9 +187,7 @@ def linear_code_parts(
     m, k = supports.shape
     free = np.zeros(m) if free_parameters is None else np.asarray(free_parameters, dtype=float)
     floor = temperature_floor(epsilon, h_mean)
-    dof = np.maximum(stats.n - k - free, 1.0)
-    residual = floored_residual(residuals, dof, floor)
-    t_fit = residual / (2 * dof)
+    residual, t_fit = floored_fit(residuals, stats.n - k - free, floor)
     t = np.maximum(t_fit if temperature is None else temperature, floor)
     data = (residual / (4 * t) + 0.5 * stats.n * np.log(4 * math.pi * t)
             + 0.5 * stats.log_h) / LN2  # fmt: skip
@@ -222,8 +223,8 @@ def prequential_linear(
     seen: Stats | None = None
     for block in blocks:
         if seen is None:
-            first = float(floored_residual(block.sq_over_h, block.n, floor))
-            total += gaussian_nll_bits(first, block.n, block.log_h, first / (2 * block.n))
+            first, t0 = floored_fit(block.sq_over_h, block.n, floor)
+            total += gaussian_nll_bits(first, block.n, block.log_h, t0)
         else:
             k = len(support)
             if k:
@@ -232,9 +233,8 @@ def prequential_linear(
                 theta = np.linalg.solve(a, seen.rhs[support])
             else:
                 theta = np.zeros(0)
-            dof = max(seen.n - k, 1.0)
-            t = float(floored_residual(seen.residual(theta, support), dof, floor)) / (2 * dof)
-            coded = float(floored_residual(block.residual(theta, support), block.n, floor))
+            _, t = floored_fit(seen.residual(theta, support), seen.n - k, floor)
+            coded, _ = floored_fit(block.residual(theta, support), block.n, floor)
             total += gaussian_nll_bits(coded, block.n, block.log_h, t)
         seen = block if seen is None else seen + block
     n_total = sum(b.n for b in blocks)
@@ -248,9 +248,7 @@ def bic_code(
     at the fitted temperature plus ``½ log₂ n + 1`` bits per parameter — what the precision
     code above gives each coefficient at its natural scale, without per-parameter Fisher
     information."""
-    dof = max(n - n_params, 1.0)
-    floored = float(floored_residual(residual, dof, temperature_floor(epsilon, h_mean)))
-    t = floored / (2 * dof)
+    floored, t = floored_fit(residual, n - n_params, temperature_floor(epsilon, h_mean))
     data = gaussian_nll_bits(floored, n, log_h, t)
     params = n_params * (0.5 * math.log2(max(n, 2.0)) + 1.0)
     return CodeLength(

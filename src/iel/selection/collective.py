@@ -28,7 +28,7 @@ import numpy as np
 from ..data.trajectories import Trajectories
 from ..energies.projected import ProjectedEnergy
 from ..estimators.base import data_range
-from .codes import CodeLength, floored_residual, gaussian_nll_bits, temperature_floor
+from .codes import CodeLength, floored_fit, gaussian_nll_bits, temperature_floor
 
 MAX_COLLECTIVE = 3  # at most this many collective variables: the low-dimensional families' range
 MIN_COLLECTIVE_DIMENSION = MAX_COLLECTIVE + 1
@@ -141,9 +141,7 @@ def collective_candidate(data: Trajectories, temperature: float | None, *, epsil
     stiefel = rank * dim - rank * (rank + 1) // 2
     n_params = chosen.n_parameters + stiefel
     floor = temperature_floor(epsilon, h_mean)
-    dof = max(n - n_params, 1.0)
-    coded = float(floored_residual(residual, dof, floor))  # as every linear code floors it
-    temperature = coded / (2 * dof)
+    coded, temperature = floored_fit(residual, n - n_params, floor)  # as the linear codes do
     code = CodeLength(
         gaussian_nll_bits(coded, n, dim * float(np.sum(np.log(h))), temperature),
         chosen.code.parameter_bits + stiefel * (0.5 * math.log2(max(n, 2.0)) + 1.0),
