@@ -52,8 +52,9 @@ def test_observation_noise_rollout_with_learned_starts():
 
 def test_four_dimensional_system_through_two_dimensional_projection():
     """The slowest mode (eigenvalue 0.5) decays only by e⁻¹ over the 20-step horizon, so the
-    fit is flat along it: 500 L-BFGS steps stopped anywhere in 0.05–0.45 when the data moved
-    by 1e-14; run to convergence, every such perturbation lands within 7 %."""
+    fit is flat along it: 500 L-BFGS steps stopped far from 0.5 when the data moved by
+    rounding-sized amounts (as on a CI machine with other vector kernels); the fit is run to
+    convergence instead."""
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
     a = q @ np.diag([0.5, 1.0, 2.0, 3.0]) @ q.T
