@@ -17,6 +17,9 @@ map folds there, Brenier).  iel runs ``iel.fit(snapshots)`` with its defaults, a
 compilation cache the ``iel`` command switches on (:mod:`iel.compilation_cache`; the run prints
 how many compiled programs it held before — with ``--compilation-cache`` on a new folder none,
 so every fit time includes its compilation, as a first ``iel fit`` does; ``off`` for no cache).
+``--identities`` adds the error of the same fit on the training half's true pairs (the
+identities the estimator is not given): where it is as large as iel's, the fitted family, not
+the optimal-transport pairing, sets the error.
 
 Writes ``jkonet_suite.md`` (the table) and ``jkonet_suite.png`` (error per potential, log
 scale) into ``--out``.
@@ -37,8 +40,10 @@ import ot
 
 import iel
 from iel.compilation_cache import compilation_cache_contents
+from iel.data.trajectories import Trajectories
 from iel.energies.particles import ParticleEnergy
 from iel.energies.reference import JKONET_POTENTIALS
+from iel.estimators.snapshots import SnapshotOneStep
 from iel.systems import get_system
 
 JKONET_2D = {  # BENCHMARKS §A: closed form (V), MLP (V)
@@ -78,18 +83,50 @@ def true_energy(name, dim, interaction=False):
     return ParticleEnergy(None, energy) if interaction else energy
 
 
+def _split(x):
+    """``(train, test, orders)``: half the particles (chosen at random) for training, the other
+    half for testing, and the order each training snapshot is shuffled into."""
+    order = np.random.default_rng(1).permutation(len(x))
+    train, test = x[order[: len(x) // 2]], x[order[len(x) // 2 :]]
+    shuffle = np.random.default_rng(2)
+    return train, test, [shuffle.permutation(len(train)) for _ in range(train.shape[1])]
+
+
 def split_snapshots(x):
     """Half the particles (chosen at random) as unpaired training snapshots (each snapshot
     shuffled, times 0, 0.01, …), the other half as the tracked test set."""
-    n = len(x)
-    order = np.random.default_rng(1).permutation(n)
-    train, test = x[order[: n // 2]], x[order[n // 2 :]]
-    shuffle = np.random.default_rng(2)
+    train, test, orders = _split(x)
     snaps = iel.Snapshots(
-        np.concatenate([train[shuffle.permutation(len(train)), k] for k in range(6)]),
-        np.repeat(np.arange(6) * 0.01, len(train)),
+        np.concatenate([train[o, k] for k, o in enumerate(orders)]),
+        np.repeat(np.arange(len(orders)) * 0.01, len(train)),
     )
     return snaps, test
+
+
+def identity_pairs(x) -> Trajectories:
+    """The training snapshots' true transitions ``(x_k, x_{k+1})`` (identities kept), each
+    snapshot's particles in the order :func:`split_snapshots` gives them."""
+    train, _, orders = _split(x)
+    steps = range(train.shape[1] - 1)
+    states = np.concatenate([train[orders[k]][:, k : k + 2] for k in steps])
+    times = np.concatenate([np.broadcast_to([k * 0.01, (k + 1) * 0.01], (len(train), 2))
+                            for k in steps])  # fmt: skip
+    return Trajectories(states, t=times)
+
+
+def fit_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` → ``(key, value)``, the value read as a number or boolean where it is one."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--fit-option expects KEY=VALUE, got {text!r}")
+    if value in ("True", "False"):
+        return key, value == "True"
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def folds(name, dim, x0, dt=0.01):
@@ -124,6 +161,11 @@ def main() -> None:
                         help="re-couple from the fitted drift's predictions, R times")  # fmt: skip
     parser.add_argument("--interaction", default=None,
                         help="potentials as pair energies W, fitted with this spec")  # fmt: skip
+    parser.add_argument("--method", default="auto", help="iel.fit's method (onestep, rollout)")
+    parser.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="more iel.fit options, e.g. batch_size=1000 (repeatable)")  # fmt: skip
+    parser.add_argument("--identities", action="store_true",
+                        help="also fit on the true pairs: pairing vs model error")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--compilation-cache", default="default",
                         help="'default' (the iel command's), 'off', or a folder")  # fmt: skip
@@ -138,9 +180,10 @@ def main() -> None:
     paper = ("JKOnet* (V)", "JKOnet*_V MLP") if args.dim == 2 else ("paper low", "paper high")
     if args.interaction:  # no published figures; the true W's own error instead of 0
         paper = ("true W (test half's mean field)", "-")
+    extra = ("| W1, true pairs ", "|---") if args.identities else ("", "")
     head = (
         f"| potential | iel W1 | no motion | {paper[0]} | {paper[1]} | T̂ | fit s | energy | "
-        "max τλ (share ≥ 1) |\n|---|---|---|---|---|---|---|---|---|"
+        f"max τλ (share ≥ 1) {extra[0]}|\n|---|---|---|---|---|---|---|---|---{extra[1]}|"
     )
     print(head)
     for name in args.potentials:
@@ -148,8 +191,11 @@ def main() -> None:
         snaps, test = split_snapshots(x)
         spec = args.interaction
         options = {"interaction": int(spec) if spec.isdigit() else spec} if spec else {}
+        more = dict(fit_option(text) for text in args.fit_option)
+        if args.refinements:
+            more["refinements"] = args.refinements
         start = time.perf_counter()
-        model = iel.fit(snaps, args.energy, refinements=args.refinements, **options)
+        model = iel.fit(snaps, args.energy, method=args.method, **options, **more)
         seconds = time.perf_counter() - start
         err, spread = one_step_w1(lambda s, m=model: np.asarray(m.force(s)), test)
         still, _ = one_step_w1(lambda s: np.zeros_like(s), test)
@@ -165,6 +211,10 @@ def main() -> None:
             f"| {name} | {err:.2e} ± {spread:.1e} | {still:.2e} | {lin:.2e} | {mlp:.2e} | "
             f"{model.temperature:.3g} | {seconds:.1f} | {model.energy_spec} | {fold} |"
         )
+        if args.identities:  # the same fit on the true pairing: what the pairing costs
+            estimator = SnapshotOneStep(args.energy, **options)
+            known = estimator.fit_pairs(snaps, identity_pairs(x))
+            line += f" {one_step_w1(lambda s, m=known: np.asarray(m.force(s)), test)[0]:.2e} |"
         print(line, flush=True)
         head += "\n" + line
         jax.clear_caches()  # each potential compiles its own libraries: free their code

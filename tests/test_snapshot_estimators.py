@@ -117,6 +117,15 @@ def test_sinkhorn_divergence_matches_ott_and_its_gradient_finite_differences(rng
     minus = float(divergence(x - step * direction, y, 0.05, 400))
     numeric = (plus - minus) / (2 * step)
     assert np.sum(grad * direction) == pytest.approx(numeric, rel=1e-3)
+    # without the targets' own term: the value drops by ½OT_ε(y, y), the gradient in x stays
+    partial = jax.jit(sinkhorn_divergence, static_argnums=(2, 3, 4))
+    target_self = float(partial(y, y, 0.05, 400, False)) * 2  # OT(y,y) − ½OT(y,y) = ½OT(y,y)
+    whole, part = float(divergence(x, y, 0.05, 400)), float(partial(x, y, 0.05, 400, False))
+    assert part - whole == pytest.approx(0.5 * target_self, rel=1e-6)
+    grad_part = jax.jit(jax.grad(sinkhorn_divergence), static_argnums=(2, 3, 4))(
+        x, y, 0.05, 400, False
+    )
+    np.testing.assert_allclose(np.asarray(grad_part), grad, rtol=1e-9, atol=1e-12)
 
 
 def _force_error(model, energy, states):
