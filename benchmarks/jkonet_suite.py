@@ -170,6 +170,12 @@ def main() -> None:
     parser.add_argument("--compilation-cache", default="default",
                         help="'default' (the iel command's), 'off', or a folder")  # fmt: skip
     args = parser.parse_args()
+    if args.identities and args.method == "rollout":
+        parser.error("--identities fits one step on the true pairs: it compares with "
+                     "--method onestep or auto, not rollout")  # fmt: skip
+    more = dict(fit_option(text) for text in args.fit_option)
+    if args.refinements:
+        more["refinements"] = args.refinements
     args.out.mkdir(parents=True, exist_ok=True)
     if args.compilation_cache != "off":
         folder = None if args.compilation_cache == "default" else args.compilation_cache
@@ -191,9 +197,6 @@ def main() -> None:
         snaps, test = split_snapshots(x)
         spec = args.interaction
         options = {"interaction": int(spec) if spec.isdigit() else spec} if spec else {}
-        more = dict(fit_option(text) for text in args.fit_option)
-        if args.refinements:
-            more["refinements"] = args.refinements
         start = time.perf_counter()
         model = iel.fit(snaps, args.energy, method=args.method, **options, **more)
         seconds = time.perf_counter() - start

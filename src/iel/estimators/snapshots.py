@@ -169,7 +169,9 @@ class SnapshotOneStep(AbstractEstimator):
         """The energy (``T`` from the pairs' residual) fitted to given transitions ``pairs``
         between consecutive snapshots of ``data`` — the step :meth:`fit` takes on each
         pairing.  Given the true pairing (when identities are known, as in a benchmark), it
-        tells the error of the fit apart from the error of the optimal-transport pairing."""
+        tells the error of the fit apart from the error of the optimal-transport pairing.
+        With an interaction, ``pairs`` lists each snapshot's particles in the order ``data``
+        gives them (the mean field of each source is read from its own snapshot)."""
         from .fit import fit as fit_trajectories
 
         if self.interaction:
