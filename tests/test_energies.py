@@ -1,5 +1,6 @@
 """Energies: gradients against finite differences, formulas, algebra, invariants."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -203,6 +204,24 @@ def test_particle_energy_forces(rng):
     )
     assert float(energy(jnp.asarray(x))) == pytest.approx(manual)
     assert energy.energy(rng.normal(size=(3, 4, 2))).shape == (3,)
+
+
+def test_particle_energy_forces_with_a_pair_energy_not_differentiable_at_zero(rng):
+    """A particle does not interact with itself: a pair energy with a kink at 0 (``‖v‖``, as
+    in holder_table's ``exp(|1 − ‖v‖/π|)``) must give finite forces, equal to the sum over
+    the other particles."""
+
+    class Distance(eqx.Module):
+        def __call__(self, v):
+            return jnp.linalg.norm(v)
+
+    energy = ParticleEnergy(None, Distance())
+    x = rng.normal(size=(5, 2))
+    force = np.asarray(energy.gradient(jnp.asarray(x)))
+    unit = (x[:, None] - x[None]) / (
+        np.linalg.norm(x[:, None] - x[None], axis=-1)[..., None] + np.eye(5)[..., None]
+    )
+    np.testing.assert_allclose(force, unit.sum(axis=1) / 5, rtol=1e-12)
 
 
 def test_energy_algebra(rng):

@@ -157,6 +157,41 @@ def test_interaction_energy_recovered_on_a_particle_system():
     assert "confounded" in model.identifiability["energy"]
 
 
+def test_interaction_alone_is_chosen_by_description_length_and_transfers(tmp_path):
+    """Particles moved by a pair energy alone: with ``energy="auto"`` the shortest code keeps
+    W without V, and its forces hold on another population (shifted and stretched).  Fitting
+    V + W as well (``energy="poly:4"``) explains the training snapshots as closely, with
+    cancelling V and W — its forces on the other population are wrong."""
+    import jax
+
+    from iel.energies import FeatureEnergy, ParticleEnergy
+    from iel.energies.features import EvenMonomials
+
+    pair = FeatureEnergy(EvenMonomials(2, 4), [1.0, 0, 1.0, -0.05, 0, -0.1, 0, -0.05])
+    truth = ParticleEnergy(None, pair)  # |r|² − |r|⁴/20
+    x0 = np.random.default_rng(0).uniform(-2, 2, size=(1, 300, 2))
+    traj = iel.simulate(truth, iel.GradientDescent(), x0, 5, jax.random.PRNGKey(0), 0.01)
+    rng = np.random.default_rng(1)
+    snaps = Snapshots(np.concatenate([traj.x[0, k][rng.permutation(300)] for k in range(6)]),
+                      np.repeat(traj.t[0], 300))  # fmt: skip
+    other = 1.5 * np.random.default_rng(2).normal(size=(200, 2)) + np.array([1.0, -0.5])
+    chosen = iel.fit(snaps, interaction=4)
+    assert chosen.energy_spec == "interaction even poly:4"
+    assert chosen.energy_module.one_body is None
+    bits = chosen.diagnostics["interaction_codes_bits"]
+    assert bits["W"] < min(bits["V + W"], bits["V"])
+    np.testing.assert_allclose(np.asarray(chosen.force(other)), np.asarray(truth.force(other)),
+                               atol=1e-5)  # fmt: skip
+    chosen.save(tmp_path / "w")  # a particle energy without V saves and loads
+    np.testing.assert_array_equal(np.asarray(iel.load(tmp_path / "w").force(other)),
+                                  np.asarray(chosen.force(other)))  # fmt: skip
+    both = iel.fit(snaps, "poly:4", interaction=4)
+    assert "interaction_codes_bits" not in both.diagnostics
+    on_data = np.asarray(both.force(traj.x[0, 2])) - np.asarray(truth.force(traj.x[0, 2]))
+    off_data = np.asarray(both.force(other)) - np.asarray(truth.force(other))
+    assert np.max(np.abs(on_data)) < 1e-3 < np.max(np.abs(off_data))
+
+
 def test_temperature_recovered_on_an_ornstein_uhlenbeck_population():
     """Langevin on V = ½|x|² (an Ornstein–Uhlenbeck population, Gaussian at every time) at
     T = 0.2, seen only as unpaired snapshots: the drift comes back, and the temperature —

@@ -44,11 +44,14 @@ class ParticleEnergy(AbstractEnergy):
         if self.one_body is not None:
             total = total + jnp.sum(jax.vmap(self.one_body)(x))
         if self.pair is not None:
-            diff = x[:, None, :] - x[None, :, :]
+            off_diagonal = ~jnp.eye(n, dtype=bool)
+            # The diagonal's differences are replaced before W sees them, not only masked
+            # after: a W with a kink or pole at 0 (``‖v‖``, ``1/‖v‖``) would otherwise put
+            # 0 · NaN = NaN into every gradient.
+            diff = jnp.where(off_diagonal[..., None], x[:, None, :] - x[None, :, :], 1.0)
             w = jax.vmap(jax.vmap(self.pair))(diff)
-            off_diagonal = 1.0 - jnp.eye(n, dtype=x.dtype)
             scale = 0.5 / n if self.pair_normalisation == "mean" else 0.5
-            total = total + scale * jnp.sum(w * off_diagonal)
+            total = total + scale * jnp.sum(jnp.where(off_diagonal, w, 0.0))
         return total
 
     def formula(self, precision: int = 3) -> str:

@@ -82,7 +82,11 @@ class SnapshotOneStep(AbstractEstimator):
             degrees 2…K) or any energy spec (``"rbf:10"``, ``"mlp:16"``): the particles of
             each snapshot are one system with energy
             ``Σ_i V(x_i) + 1/(2n) Σ_{i≠j} W(x_i − x_j)`` — closed form for linear families,
-            Adam for networks.
+            Adam for networks.  With ``energy="auto"`` and a linear W the shortest
+            description among ``V + W``, ``W`` alone and ``V`` alone (``V`` from ``poly:4``) is
+            kept: one population's mean field of a polynomial W is a polynomial in ``x``, so
+            V and W are separated only by how the population changes, and a fit of both
+            that the data do not separate cancels itself and fails on other populations.
         refinements: for noisy data, after the first fit couple again from the
             drift-predicted positions ``x + hF̂(x)`` and refit, up to this many times (stops
             when the pairing no longer changes).  The transport then only has the noise to
@@ -217,14 +221,28 @@ class SnapshotOneStep(AbstractEstimator):
         design = np.concatenate(blocks)  # (K, d, p + q)
         rows = (np.sqrt(h)[:, None, None] * design).reshape(-1, design.shape[-1])
         target = (dx / np.sqrt(h)[:, None]).reshape(-1)
-        coef = column_scaled_lstsq(rows, target, rcond=1e-12)  # odd W features: zero columns
         p = one_body.n_features
-        energy = ParticleEnergy(FeatureEnergy(one_body, coef[:p]), FeatureEnergy(pair, coef[p:]))
+        parts = _interaction_parts(self.energy == "auto", p, rows.shape[1])
+        from ..selection.select import default_epsilon
+
+        codes = _part_codes(rows, target, parts, default_epsilon(pairs), float(np.mean(h)))
+        chosen = min(codes, key=lambda name: codes[name][0]) if len(codes) > 1 else "V + W"
+        coef = codes[chosen][1]
+        energy = ParticleEnergy(
+            FeatureEnergy(one_body, coef[:p]) if chosen != "W" else None,
+            FeatureEnergy(pair, coef[p:]) if chosen != "V" else None,
+        )
         resid = target - rows @ coef
-        temperature = float(resid @ resid / (2 * max(len(target) - len(coef), 1)))
-        return _interaction_model(data, energy, temperature, f"{spec} + interaction {pair_spec}",
-                                  "onestep-closed-form with pair interaction", len(x0),
-                                  "closed form: least squares")  # fmt: skip
+        temperature = float(resid @ resid / (2 * max(len(target) - len(parts[chosen]), 1)))
+        described = {"V + W": f"{spec} + interaction {pair_spec}", "W": f"interaction {pair_spec}",
+                     "V": f"{spec} (no interaction)"}[chosen]  # fmt: skip
+        model = _interaction_model(data, energy, temperature, described,
+                                   "onestep-closed-form with pair interaction", len(x0),
+                                   "closed form: least squares")  # fmt: skip
+        if len(codes) > 1:
+            model.diagnostics["interaction_codes_bits"] = {k: v[0] for k, v in codes.items()}
+            model.diagnostics["notes"].append(INTERACTION_CHOICE_NOTE.format(chosen=chosen))
+        return model
 
 
 SNAPSHOT_AUTO_NOTE = (
@@ -270,6 +288,44 @@ def _selected_on_pairs(pairs: Trajectories, seed: int) -> FittedModel:
     if pairs.dim <= EXP_QUADRATIC_DIMENSION:
         model.diagnostics.setdefault("notes", []).append(SNAPSHOT_AUTO_NOTE)
     return model
+
+
+INTERACTION_CHOICE_NOTE = (
+    "interaction with energy='auto': the shortest description among V + W, W alone and V "
+    "alone was kept ({chosen}). The mean field of a polynomial W over one population is a "
+    "polynomial in x, so V and W are told apart only by how the population changes between "
+    "snapshots; fitting both when the data do not separate them gives large cancelling "
+    "coefficients that fail on any other population. Name the one-body family (energy='poly:4') "
+    "to fit V + W regardless"
+)
+
+
+def _interaction_parts(choose: bool, p: int, columns: int) -> dict[str, np.ndarray]:
+    """The design's columns of each candidate: ``V`` the first ``p``, ``W`` the rest."""
+    both = {"V + W": np.arange(columns)}
+    if not choose:
+        return both
+    return {**both, "W": np.arange(p, columns), "V": np.arange(p)}
+
+
+def _part_codes(rows, target, parts, epsilon, h_mean) -> dict[str, tuple[float, np.ndarray]]:
+    """``{name: (bits, coefficients)}``: each candidate's least-squares fit on its columns and
+    its two-part code (:func:`iel.selection.codes.two_part_linear`).  Columns that are zero on
+    the data (odd monomials of W, whose even part vanishes) are neither fitted nor coded."""
+    from ..selection.codes import Stats, two_part_linear
+
+    live = np.flatnonzero(np.any(rows != 0, axis=0))
+    stats = Stats(rows.T @ rows, rows.T @ target, float(target @ target), float(len(target)),
+                  0.0)  # fmt: skip
+    out = {}
+    for name, columns in parts.items():
+        support = np.intersect1d(columns, live)
+        coef = np.zeros(rows.shape[1])
+        coef[support] = column_scaled_lstsq(rows[:, support], target, rcond=1e-12)
+        code = two_part_linear(stats, support, coef[support], n_library=0, epsilon=epsilon,
+                               h_mean=h_mean)  # fmt: skip
+        out[name] = (code.total, coef)
+    return out
 
 
 def _pair_differences(data: Snapshots, limit: int = 20000) -> np.ndarray:
