@@ -9,12 +9,19 @@
 3. Long gaps (double well, Langevin T = 0.1, a snapshot every 25 steps of 0.005): one step on
    OT pairs against the Sinkhorn rollout — force relMSE on [−1.5, 1.5] and ``T̂``.
 
-Run: ``python benchmarks/snapshot_estimators.py`` (about 5 minutes on 2 cores).
+4. ``--large N`` instead: Sinkhorn on ``N`` particles per snapshot with the whole kernel held
+   (OTT, dense) against the cost computed a block of rows at a time (the ``auto`` choice beyond
+   ``DENSE_SINKHORN_ENTRIES``), each in its own process: seconds and peak resident memory,
+   and the ratio of each.
+
+Run: ``python benchmarks/snapshot_estimators.py`` (about 5 minutes on 2 cores), or
+``python benchmarks/snapshot_estimators.py --large 12000``.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -98,7 +105,68 @@ def long_gaps() -> None:
     print()
 
 
+def large_coupling_run(n: int, rows: int | None) -> tuple[float, float, np.ndarray]:
+    """Seconds, peak resident memory (GB) and destinations of one Sinkhorn coupling of ``n``
+    particles (``rows``: ``None`` dense, else rows of the cost at a time), compiled first on a
+    small problem.  Meant to run alone in a process, so that the peak is its own."""
+    import resource
+
+    from iel.estimators.couplings import entropic_targets
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-4, 4, size=(n, 2))
+    b = (a - 0.01 * a**3)[rng.permutation(n)]
+    entropic_targets(a[:500], b[:500], None, rows=None if rows is None else 64)
+    start = time.perf_counter()
+    dest, _ = entropic_targets(a, b, None, rows=rows)
+    seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, dest
+
+
+def large_couplings(n: int) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from iel.estimators.couplings import online_rows
+
+    rows = online_rows(n, n) or max(1, 2**24 // n)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, arg in (("dense", "None"), (f"{rows} rows at a time", str(rows))):
+            code = (f"import numpy as np, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                    "from snapshot_estimators import large_coupling_run; "
+                    f"s, gb, d = large_coupling_run({n}, {arg}); "
+                    f"np.save({folder!r} + '/{len(results)}.npy', d); print(s, gb)")  # fmt: skip
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if out.returncode != 0:
+                results[name] = None
+                print(f"{name}: failed ({out.stderr.strip().splitlines()[-1]})")
+                continue
+            seconds, gb = map(float, out.stdout.split()[-2:])
+            results[name] = (seconds, gb, np.load(f"{folder}/{len(results)}.npy"))
+    print(f"## Sinkhorn couplings, {n} particles in 2-D\n")
+    print("| kernel | s | peak GB |\n|---|---|---|")
+    for name, result in results.items():
+        if result is not None:
+            print(f"| {name} | {result[0]:.1f} | {result[1]:.2f} |")
+    dense, online = results.values()
+    if dense is not None and online is not None:
+        gap = np.max(np.abs(dense[2] - online[2]))
+        print(f"\nratio (blocks / dense): time {online[0] / dense[0]:.2f}, memory "
+              f"{online[1] / dense[1]:.2f}; destinations differ by at most {gap:.1e}")  # fmt: skip
+
+
 if __name__ == "__main__":
-    couplings()
-    resampled()
-    long_gaps()
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--large", type=int, default=None,
+                        help="only: dense against blockwise Sinkhorn on N particles")  # fmt: skip
+    args = parser.parse_args()
+    if args.large:
+        large_couplings(args.large)
+    else:
+        couplings()
+        resampled()
+        long_gaps()

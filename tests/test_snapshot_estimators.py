@@ -94,6 +94,21 @@ def test_sinkhorn_coupling_approaches_the_exact_one(rng):
         couple(a, b, "greedy")
 
 
+def test_online_sinkhorn_equals_the_dense_one(rng):
+    """Populations too large for Sinkhorn's dense kernel are coupled a block of cost rows at a
+    time: the same plan, to float32 precision, with memory that does not grow as ``n·m``."""
+    from iel.estimators.couplings import DENSE_SINKHORN_ENTRIES, entropic_targets, online_rows
+
+    a = rng.uniform(-1, 1, size=(300, 2))
+    b = (a - 0.1 * a**3)[rng.permutation(300)]
+    dense, eps = entropic_targets(a, b, 1e-3, rows=None)
+    online, _ = entropic_targets(a, b, 1e-3, rows=32)
+    np.testing.assert_allclose(online, dense, atol=1e-4)
+    assert online_rows(300, 300) is None
+    big = int(np.sqrt(DENSE_SINKHORN_ENTRIES)) + 1
+    assert online_rows(big, big) * big <= 2**24 + big
+
+
 def test_sinkhorn_divergence_matches_ott_and_its_gradient_finite_differences(rng):
     from ott.geometry import pointcloud
     from ott.tools import sinkhorn_divergence as ott_divergence

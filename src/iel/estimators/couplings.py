@@ -15,6 +15,9 @@ import ot
 
 EXACT_LIMIT = 6000  # particles per block for the end-state assignment's exact solves
 EXACT_ENTRIES = 1.6e8  # n·m above which the exact solver's dense cost and plan (16·n·m B) get big
+# n·m above which Sinkhorn stops holding its kernel (4·n·m B in float32: 1 GB here) and computes
+# it a block of rows at a time instead (OTT's online point clouds): memory ~4·ONLINE_BLOCK B
+DENSE_SINKHORN_ENTRIES, ONLINE_BLOCK = 2.5e8, 2**24
 COUPLINGS = ("auto", "exact", "sinkhorn")
 
 
@@ -39,11 +42,23 @@ def barycentric_targets(plan, target: np.ndarray) -> np.ndarray:
     return np.asarray(plan @ target) / np.maximum(mass, 1e-300)
 
 
-def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | None = None):
+def online_rows(n: int, m: int) -> int | None:
+    """Rows of the cost computed at a time for an ``n × m`` Sinkhorn problem: ``None`` (the
+    whole kernel held) up to :data:`DENSE_SINKHORN_ENTRIES`, blocks of about
+    :data:`ONLINE_BLOCK` entries beyond, so memory stays flat however many particles."""
+    if n * m <= DENSE_SINKHORN_ENTRIES:
+        return None
+    return max(1, ONLINE_BLOCK // max(m, 1))
+
+
+def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | None = None,
+                     rows: int | None = -1):  # fmt: skip
     """Barycentric destinations under OTT-JAX's entropic plan, and the ``ε`` used.
 
     ``ε`` defaults to ``10⁻³ ×`` the mean squared distance between the two populations' points:
-    the plan blurs each destination over a radius ``≈ √ε``.  Dense Sinkhorn in float32."""
+    the plan blurs each destination over a radius ``≈ √ε``.  Sinkhorn in float32; ``rows``
+    the cost rows computed at a time (``None``: the whole kernel is held; ``-1``: chosen by
+    :func:`online_rows` from the sizes)."""
     import jax
     import jax.numpy as jnp
     from ott.geometry import pointcloud
@@ -54,6 +69,10 @@ def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | No
         spread = np.var(source, axis=0).sum() + np.var(target, axis=0).sum()
         shift = np.sum((source.mean(axis=0) - target.mean(axis=0)) ** 2)
         epsilon = 1e-3 * float(spread + shift)
+    if rows == -1:
+        rows = online_rows(len(source), len(target))
+    if rows is not None:
+        return blockwise_sinkhorn_targets(source, target, epsilon, rows), epsilon
     geom = pointcloud.PointCloud(
         jnp.asarray(source, jnp.float32), jnp.asarray(target, jnp.float32), epsilon=epsilon
     )
@@ -69,6 +88,81 @@ def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | No
             "coupling='exact'"
         )
     return moved.astype(float) / np.maximum(mass, 1e-30), epsilon
+
+
+SINKHORN_ITERATIONS, SINKHORN_THRESHOLD = 5000, 1e-3
+
+
+def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: float,
+                               rows: int) -> np.ndarray:  # fmt: skip
+    """Barycentric destinations under the entropic plan, the cost computed ``rows`` source
+    particles at a time (memory ``O(rows · m)``, not ``O(n · m)``).
+
+    Log-domain Sinkhorn for uniform weights ``a = 1/n``, ``b = 1/m`` and ``C_ij = ‖x_i − y_j‖²``:
+
+        ``f_i = −ε log Σ_j b_j exp((g_j − C_ij)/ε)``,  ``g_j = −ε log Σ_i a_i exp((f_i − C_ij)/ε)``,
+
+    the second summed block by block with a running log-sum-exp, until the row marginals are
+    within ``Σ_i |a'_i − a_i| ≤ 10⁻³`` (OTT's default threshold).  Destination
+    ``T(x_i) = Σ_j softmax_j((g_j − C_ij)/ε + log b_j) y_j``.  OTT's own online point clouds
+    would do this, but OTT 0.6 calls ``jax.interpreters.batching.is_vmappable``, which JAX
+    0.10 no longer has."""
+    import jax
+    import jax.numpy as jnp
+
+    n, m, d = len(source), len(target), source.shape[1]
+    rows = min(rows, n)
+    pad = (-n) % rows
+    x = jnp.asarray(np.concatenate([source, np.zeros((pad, d))]), jnp.float32)
+    x = x.reshape(-1, rows, d)
+    log_a = np.concatenate([np.full(n, -np.log(n)), np.full(pad, -np.inf)]).reshape(-1, rows)
+    log_a = jnp.asarray(log_a, jnp.float32)
+    y = jnp.asarray(target, jnp.float32)
+    log_b = jnp.full(m, -np.log(m), jnp.float32)
+    eps = jnp.float32(epsilon)
+
+    def cost(block):
+        return jnp.sum(block**2, 1)[:, None] + jnp.sum(y**2, 1)[None] - 2 * block @ y.T
+
+    def row_logits(g):  # (blocks, rows, m) would be the whole kernel: one block at a time
+        return lambda block: (g[None] - cost(block)) / eps + log_b[None]
+
+    def f_of(g):
+        return jax.lax.map(lambda block: -eps * jax.nn.logsumexp(row_logits(g)(block), 1), x)
+
+    def g_of(f):
+        def add(total, args):
+            block, f_block, log_a_block = args
+            z = (f_block[:, None] - cost(block)) / eps + log_a_block[:, None]
+            return jnp.logaddexp(total, jax.nn.logsumexp(z, 0)), None
+
+        return -eps * jax.lax.scan(add, jnp.full(m, -jnp.inf, jnp.float32), (x, f, log_a))[0]
+
+    def not_done(state):
+        return (state[2] > SINKHORN_THRESHOLD) & (state[3] < SINKHORN_ITERATIONS)
+
+    def iterate(state):
+        f, _, _, k = state
+        g = g_of(f)
+        new_f = f_of(g)
+        error = jnp.sum(jnp.exp(log_a) * jnp.abs(jnp.expm1((f - new_f) / eps)))
+        return new_f, g, error, k + 1
+
+    @jax.jit
+    def solve():
+        start = (jnp.zeros(x.shape[:2], jnp.float32), jnp.zeros(m, jnp.float32),
+                 jnp.float32(jnp.inf), 0)  # fmt: skip
+        _, g, error, k = jax.lax.while_loop(not_done, iterate, start)
+        moved = jax.lax.map(lambda block: jax.nn.softmax(row_logits(g)(block), 1) @ y, x)
+        return moved.reshape(-1, d)[:n], error
+
+    moved, error = solve()
+    if not float(error) <= SINKHORN_THRESHOLD:
+        raise RuntimeError(
+            f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
+            f"{epsilon:.3g}; raise ε or use coupling='exact'"
+        )
+    return np.asarray(moved, dtype=float)
 
 
 def couple(source: np.ndarray, target: np.ndarray, method: str = "auto",
@@ -93,7 +187,10 @@ def couple(source: np.ndarray, target: np.ndarray, method: str = "auto",
             )
     if method == "sinkhorn":
         dest, eps = entropic_targets(source, target, epsilon)
-        return dest, f"entropic optimal transport, Sinkhorn ε = {eps:.3g} ({n} → {m} particles)"
+        rows = online_rows(n, m)
+        held = f", the cost computed {rows} rows at a time" if rows is not None else ""
+        return dest, (f"entropic optimal transport, Sinkhorn ε = {eps:.3g} ({n} → {m} "
+                      f"particles{held})")  # fmt: skip
     if line:
         plan = exact_plan_1d(source, target)
         how = f"exact optimal transport on the line, monotone rearrangement ({n} → {m} particles)"
