@@ -58,6 +58,10 @@ class AbstractEstimator(abc.ABC):
 
 @eqx.filter_jit
 def _min_energy(energy: AbstractEnergy, states: jax.Array) -> jax.Array:
+    """``min E`` over ``states``: all at once up to ``2¹⁶`` states (one copy of ``E`` to
+    compile), in batches of 1024 beyond (memory)."""
+    if len(states) <= 2**16:
+        return jnp.min(jax.vmap(energy)(states))
     return jnp.min(jax.lax.map(energy, states, batch_size=1024))
 
 
