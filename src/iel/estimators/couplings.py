@@ -91,6 +91,7 @@ def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | No
 
 
 SINKHORN_ITERATIONS, SINKHORN_THRESHOLD = 5000, 1e-3
+SCALING_ITERATIONS = 50  # at most, for each ε of the scaling before the last
 
 
 def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: float,
@@ -119,18 +120,24 @@ def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: 
     log_a = jnp.asarray(log_a, jnp.float32)
     y = jnp.asarray(target, jnp.float32)
     log_b = jnp.full(m, -np.log(m), jnp.float32)
-    eps = jnp.float32(epsilon)
+    target_eps = jnp.float32(epsilon)
+    # ε-scaling: halve ε from the populations' spread down to the one asked for, a few
+    # iterations each, so that the last stage starts near its solution
+    spread = float(np.var(source, axis=0).sum() + np.var(target, axis=0).sum()) or 1.0
+    stages = max(0, int(np.ceil(np.log2(max(spread / epsilon, 1.0)))))
+    schedule = jnp.asarray(epsilon * 2.0 ** np.arange(stages, 0, -1), jnp.float32)
 
     def cost(block):
         return jnp.sum(block**2, 1)[:, None] + jnp.sum(y**2, 1)[None] - 2 * block @ y.T
 
-    def row_logits(g):  # (blocks, rows, m) would be the whole kernel: one block at a time
+    def row_logits(g, eps):  # (blocks, rows, m) would be the whole kernel: a block at a time
         return lambda block: (g[None] - cost(block)) / eps + log_b[None]
 
-    def f_of(g):
-        return jax.lax.map(lambda block: -eps * jax.nn.logsumexp(row_logits(g)(block), 1), x)
+    def f_of(g, eps):
+        return jax.lax.map(lambda block: -eps * jax.nn.logsumexp(row_logits(g, eps)(block), 1),
+                           x)  # fmt: skip
 
-    def g_of(f):
+    def g_of(f, eps):
         def add(total, args):
             block, f_block, log_a_block = args
             z = (f_block[:, None] - cost(block)) / eps + log_a_block[:, None]
@@ -138,25 +145,34 @@ def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: 
 
         return -eps * jax.lax.scan(add, jnp.full(m, -jnp.inf, jnp.float32), (x, f, log_a))[0]
 
-    def not_done(state):
-        return (state[2] > SINKHORN_THRESHOLD) & (state[3] < SINKHORN_ITERATIONS)
+    def iterate(eps):
+        def one(state):
+            f, _, _, k = state
+            g = g_of(f, eps)
+            new_f = f_of(g, eps)
+            error = jnp.sum(jnp.exp(log_a) * jnp.abs(jnp.expm1((f - new_f) / eps)))
+            return new_f, g, error, k + 1
 
-    def iterate(state):
-        f, _, _, k = state
-        g = g_of(f)
-        new_f = f_of(g)
-        error = jnp.sum(jnp.exp(log_a) * jnp.abs(jnp.expm1((f - new_f) / eps)))
-        return new_f, g, error, k + 1
+        return one
+
+    def run(f, eps, limit, threshold):
+        start = (f, jnp.zeros(m, jnp.float32), jnp.float32(jnp.inf), 0)
+        return jax.lax.while_loop(lambda s: (s[2] > threshold) & (s[3] < limit), iterate(eps),
+                                  start)  # fmt: skip
 
     @jax.jit
-    def solve():
-        start = (jnp.zeros(x.shape[:2], jnp.float32), jnp.zeros(m, jnp.float32),
-                 jnp.float32(jnp.inf), 0)  # fmt: skip
-        _, g, error, k = jax.lax.while_loop(not_done, iterate, start)
-        moved = jax.lax.map(lambda block: jax.nn.softmax(row_logits(g)(block), 1) @ y, x)
-        return moved.reshape(-1, d)[:n], error
+    def solve(schedule):
+        def stage(f, eps):
+            f, _, _, k = run(f, eps, SCALING_ITERATIONS, 10 * SINKHORN_THRESHOLD)
+            return f, k
 
-    moved, error = solve()
+        f, ks = jax.lax.scan(stage, jnp.zeros(x.shape[:2], jnp.float32), schedule)
+        _, g, error, k = run(f, target_eps, SINKHORN_ITERATIONS, SINKHORN_THRESHOLD)
+        moved = jax.lax.map(lambda block: jax.nn.softmax(row_logits(g, target_eps)(block), 1) @ y,
+                            x)  # fmt: skip
+        return moved.reshape(-1, d)[:n], error, jnp.sum(ks) + k
+
+    moved, error, _ = solve(schedule)
     if not float(error) <= SINKHORN_THRESHOLD:
         raise RuntimeError(
             f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
