@@ -125,6 +125,14 @@ def test_snapshots_through_the_cli(tmp_path):
     assert rollout.returncode == 0, rollout.stdout + rollout.stderr
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["method"] == "snapshots-rollout-sinkhorn"
+    # an interacting system: the report, and a landscape with a panel for V and one for W
+    inter = subprocess.run([*run, "fit", str(path), "--energy", "poly:2", "--interaction", "2",
+                            "--out", str(tmp_path / "w")],
+                           capture_output=True, text=True)  # fmt: skip
+    assert inter.returncode == 0, inter.stdout + inter.stderr
+    report = json.loads((tmp_path / "w" / "report.json").read_text())
+    assert "interaction even poly:2" in report["energy_spec"]
+    assert (tmp_path / "w" / "landscape.png").stat().st_size > 0
     bad = subprocess.run([*run, "fit", str(path), "--coupling", "greedy", "--out",
                           str(tmp_path / "b")], capture_output=True, text=True)  # fmt: skip
     message = " ".join(bad.stdout.split())  # rich wraps long lines

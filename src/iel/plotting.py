@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -96,16 +98,56 @@ def plot_landscape_2d(
     return ax
 
 
+@dataclass(frozen=True)
+class _Landscape:
+    """What the landscape plots read of a model: ``energy`` on ``(..., d)``, a title."""
+
+    energy: Callable
+    formula: str
+    energy_spec: str
+
+
+def particle_landscapes(model: FittedModel, states: np.ndarray, seed: int = 0):
+    """``[(landscape, points), …]`` for a particle energy ``Σ_i V(x_i) + 1/(2n) Σ W(x_i − x_j)``:
+    ``V`` over the particles' states and ``W`` over differences of particles of the same
+    snapshot (a sample), each shifted to 0 at its minimum over its points."""
+    particle = model.energy_module
+    rng = np.random.default_rng(seed)
+    parts = []
+    if particle.one_body is not None:
+        parts.append((particle.one_body, states, "V(x)"))
+    if particle.pair is not None:
+        i, j = rng.integers(0, len(states), (2, min(20000, len(states) ** 2)))
+        parts.append((particle.pair, states[i[i != j]] - states[j[i != j]], "W(r), r = x_i − x_j"))
+    out = []
+    for energy, points, name in parts:
+        floor = float(np.min(np.asarray(energy.energy(points))))
+        formula = f"{name}: {energy.formula().split('= ', 1)[-1]}"
+        shifted = _Landscape(lambda x, e=energy, c=floor: e.energy(x) - c, formula,
+                             f"{name}: {model.energy_spec}")  # fmt: skip
+        out.append((shifted, points))
+    return out
+
+
 def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Path:
     """Write ``landscape.png`` for a model and its data container: 1-D curve with the data
-    histogram, 2-D contours with the trajectories, or a 2-D slice for higher ``d``."""
+    histogram, 2-D contours with the trajectories, or a 2-D slice for higher ``d``.  A particle
+    energy gets one panel for ``V`` and one for ``W`` (over particle differences)."""
+    from .energies.particles import ParticleEnergy
+
     states = data.observed_states()
     paths = data.x if isinstance(data, Trajectories) else None
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    if states.shape[-1] == 1:
-        plot_landscape_1d(model, states, ax=ax, truth=truth)
+    if isinstance(model.energy_module, ParticleEnergy):
+        panels = particle_landscapes(model, states)
+        truth, paths = None, None
     else:
-        plot_landscape_2d(model, states, ax=ax, paths=paths)
+        panels = [(model, states)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+    for ax, (shown, points) in zip(axes[0], panels):
+        if states.shape[-1] == 1:
+            plot_landscape_1d(shown, points, ax=ax, truth=truth)
+        else:
+            plot_landscape_2d(shown, points, ax=ax, paths=paths)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -240,7 +240,9 @@ class SnapshotOneStep(AbstractEstimator):
                                    "onestep-closed-form with pair interaction", len(x0),
                                    "closed form: least squares")  # fmt: skip
         if len(codes) > 1:
-            model.diagnostics["interaction_codes_bits"] = {k: v[0] for k, v in codes.items()}
+            model.diagnostics["interaction_codes_bits"] = {
+                k: round(v[0], 1) for k, v in codes.items()
+            }
             model.diagnostics["notes"].append(INTERACTION_CHOICE_NOTE.format(chosen=chosen))
         return model
 
