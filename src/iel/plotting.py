@@ -107,18 +107,21 @@ class _Landscape:
     energy_spec: str
 
 
-def particle_landscapes(model: FittedModel, states: np.ndarray, seed: int = 0):
+def particle_landscapes(model: FittedModel, populations: list[np.ndarray], seed: int = 0):
     """``[(landscape, points), …]`` for a particle energy ``Σ_i V(x_i) + 1/(2n) Σ W(x_i − x_j)``:
     ``V`` over the particles' states and ``W`` over differences of particles of the same
-    snapshot (a sample), each shifted to 0 at its minimum over its points."""
+    snapshot (a sample of at most 20 000), each shifted to 0 at its minimum over its points."""
     particle = model.energy_module
     rng = np.random.default_rng(seed)
     parts = []
     if particle.one_body is not None:
-        parts.append((particle.one_body, states, "V(x)"))
+        parts.append((particle.one_body, np.concatenate(populations), "V(x)"))
     if particle.pair is not None:
-        i, j = rng.integers(0, len(states), (2, min(20000, len(states) ** 2)))
-        parts.append((particle.pair, states[i[i != j]] - states[j[i != j]], "W(r), r = x_i − x_j"))
+        differences = []
+        for population in populations:
+            i, j = rng.integers(0, len(population), (2, 20000 // len(populations) + 1))
+            differences.append(population[i[i != j]] - population[j[i != j]])
+        parts.append((particle.pair, np.concatenate(differences), "W(r), r = x_i − x_j"))
     out = []
     for energy, points, name in parts:
         floor = float(np.min(np.asarray(energy.energy(points))))
@@ -138,7 +141,8 @@ def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Pa
     states = data.observed_states()
     paths = data.x if isinstance(data, Trajectories) else None
     if isinstance(model.energy_module, ParticleEnergy):
-        panels = particle_landscapes(model, states)
+        populations = data.populations() if hasattr(data, "populations") else [states]
+        panels = particle_landscapes(model, populations)
         truth, paths = None, None
     else:
         panels = [(model, states)]

@@ -194,6 +194,8 @@ class SnapshotOneStep(AbstractEstimator):
         Linear ``V`` and ``W`` (``interaction`` a degree or a linear spec): least squares.
         A network ``W`` (``"mlp:16"``): Adam on the same squared residual, ``V`` starting from
         the closed form without interaction (see :func:`fit_network_interaction`)."""
+        from ..selection.select import default_epsilon  # selection imports estimators
+
         spec = "poly:4" if self.energy == "auto" else self.energy
         family = parse_energy_spec(spec, data.dim)
         if not family.is_linear:
@@ -223,8 +225,6 @@ class SnapshotOneStep(AbstractEstimator):
         target = (dx / np.sqrt(h)[:, None]).reshape(-1)
         p = one_body.n_features
         parts = _interaction_parts(self.energy == "auto", p, rows.shape[1])
-        from ..selection.select import default_epsilon
-
         codes = _part_codes(rows, target, parts, default_epsilon(pairs), float(np.mean(h)))
         chosen = min(codes, key=lambda name: codes[name][0]) if len(codes) > 1 else "V + W"
         coef = codes[chosen][1]
