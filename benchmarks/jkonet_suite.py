@@ -19,7 +19,8 @@ how many compiled programs it held before — with ``--compilation-cache`` on a 
 so every fit time includes its compilation, as a first ``iel fit`` does; ``off`` for no cache).
 ``--identities`` adds the error of the same fit on the training half's true pairs (the
 identities the estimator is not given): where it is as large as iel's, the fitted family, not
-the optimal-transport pairing, sets the error.
+the optimal-transport pairing, sets the error.  "unexplained" is the share of the paired
+displacements the fitted drift leaves as residual (the report's ``unexplained_motion_share``).
 
 Writes ``jkonet_suite.md`` (the table) and ``jkonet_suite.png`` (error per potential, log
 scale) into ``--out``.
@@ -188,8 +189,9 @@ def main() -> None:
         paper = ("true W (test half's mean field)", "-")
     extra = ("| W1, true pairs ", "|---") if args.identities else ("", "")
     head = (
-        f"| potential | iel W1 | no motion | {paper[0]} | {paper[1]} | T̂ | fit s | energy | "
-        f"max τλ (share ≥ 1) {extra[0]}|\n|---|---|---|---|---|---|---|---|---{extra[1]}|"
+        f"| potential | iel W1 | no motion | {paper[0]} | {paper[1]} | T̂ | unexplained | fit s | "
+        f"energy | max τλ (share ≥ 1) {extra[0]}|\n|---|---|---|---|---|---|---|---|---|---"
+        f"{extra[1]}|"
     )
     print(head)
     for name in args.potentials:
@@ -210,9 +212,12 @@ def main() -> None:
             lin, mlp = one_step_w1(lambda s, w=truth: np.asarray(w.force(s)), test)[0], float("nan")
             fold = "-"
         rows.append((name, err, still, lin, mlp))
+        share = model.diagnostics.get("unexplained_motion_share")
+        unexplained = "-" if share is None else f"{share:.2g}"
         line = (
             f"| {name} | {err:.2e} ± {spread:.1e} | {still:.2e} | {lin:.2e} | {mlp:.2e} | "
-            f"{model.temperature:.3g} | {seconds:.1f} | {model.energy_spec} | {fold} |"
+            f"{model.temperature:.3g} | {unexplained} | {seconds:.1f} | {model.energy_spec} | "
+            f"{fold} |"
         )
         if args.identities:  # the same fit on the true pairing: what the pairing costs
             estimator = SnapshotOneStep(args.energy, **options)

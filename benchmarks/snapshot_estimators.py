@@ -15,7 +15,7 @@
    and the ratio of each.
 
 Run: ``python benchmarks/snapshot_estimators.py`` (about 5 minutes on 2 cores), or
-``python benchmarks/snapshot_estimators.py --large 12000``.
+``python benchmarks/snapshot_estimators.py --large 16000`` (about 12 minutes).
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ def test_polynomial_potentials_recovered_from_snapshots(name, rng):
     err = np.sum((np.asarray(model.force(states)) - f_true) ** 2) / np.sum(f_true**2)
     assert err < 1e-12
     assert model.data_kind == "snapshots" and "optimal transport" in model.diagnostics["coupling"]
+    assert model.diagnostics["unexplained_motion_share"] < 1e-12
     assert SNAPSHOT_AUTO_NOTE in model.diagnostics["notes"]  # the report says what auto skips
     # an exact formula: the network is not fitted, and the report says so
     skipped = [n for n in model.diagnostics["notes"] if n.startswith("not fitted:")]
@@ -107,6 +108,20 @@ def test_polynomial_potentials_recovered_from_snapshots(name, rng):
     # OT pairs are gradient displacements (Brenier): the non-gradient test is not made
     assert model.diagnostics["gradient_system"] is None
     assert "Brenier" in model.diagnostics["gradient_system_note"]
+
+
+def test_a_family_that_misses_the_force_leaves_motion_unexplained_and_says_so(rng):
+    """Styblinski–Tang's quartic fitted with quadratics: the report gives the share of the
+    paired displacements the drift leaves unexplained, ``Σ‖Δx − hF‖² / Σ‖Δx‖²`` (checked
+    here by hand), and a note where it passes 5 %."""
+    traj = simulate_system("styblinski_tang", n=300, steps=5, dt=0.01, seed=4)
+    estimator = SnapshotOneStep("poly:2").fit(_snapshots(traj, rng))
+    model = estimator.model_
+    x0, dx, h = estimator.pairs_.increments()
+    by_hand = np.sum((dx - h[:, None] * np.asarray(model.force(x0))) ** 2) / np.sum(dx**2)
+    share = model.diagnostics["unexplained_motion_share"]
+    assert share == pytest.approx(by_hand, rel=1e-9) and share > 0.05
+    assert any("unexplained" in note for note in model.diagnostics["notes"])
 
 
 def test_snapshots_through_the_cli(tmp_path):

@@ -64,6 +64,24 @@ def paired_transitions(
     return Trajectories(np.concatenate(xs), t=np.concatenate(ts)), how
 
 
+UNEXPLAINED_NOTE_SHARE = 0.05
+UNEXPLAINED_NOTE = (
+    "the fitted drift leaves {:.0%} of the paired displacements unexplained: noise, a force "
+    "the family misses, or pairs optimal transport cannot get right — where the step map "
+    "folds (τ·λmax(∇²V) ≥ 1) it is not the gradient of a convex function (Brenier) and "
+    "transport pairs particles with others' images; matching whole populations "
+    "(method='rollout') does not need the pairs"
+)
+
+
+def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
+    """``Σ‖Δx − hF(x)‖² / Σ‖Δx‖²`` over the paired steps: the share of the paired motion the
+    fitted drift ``F`` leaves as residual (0 for an exact fit on exact pairs)."""
+    x0, dx, h = pairs.increments()
+    residual = dx - h[:, None] * np.asarray(model.force(x0))
+    return float(np.sum(residual**2) / max(float(np.sum(dx**2)), 1e-300))
+
+
 def _drift_predicted(data: Snapshots, force) -> list[np.ndarray]:
     """``x + hF(x)`` for every snapshot but the last, ``h`` the time to the next one."""
     pops = data.populations()
@@ -153,6 +171,11 @@ class SnapshotOneStep(AbstractEstimator):
                 "over). residual_temperature counts the whole residual as noise; "
                 "force_misfit_share is the part of it that is not"
             )
+        if not self.interaction:
+            share = unexplained_share(model, pairs)
+            model.diagnostics["unexplained_motion_share"] = share
+            if share > UNEXPLAINED_NOTE_SHARE:
+                model.diagnostics.setdefault("notes", []).append(UNEXPLAINED_NOTE.format(share))
         model.data_kind = data.kind
         model.method = f"{self.method} ({model.method})"
         model.diagnostics["coupling"] = how
