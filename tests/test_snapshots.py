@@ -122,6 +122,13 @@ def test_a_family_that_misses_the_force_leaves_motion_unexplained_and_says_so(rn
     share = model.diagnostics["unexplained_motion_share"]
     assert share == pytest.approx(by_hand, rel=1e-9) and share > 0.05
     assert any("unexplained" in note for note in model.diagnostics["notes"])
+    # a population that does not move: transport's rounding is no motion to explain
+    still = traj.x[:, 0]
+    resting = Snapshots(np.concatenate([still[rng.permutation(len(still))] for _ in range(3)]),
+                        np.repeat([0.0, 0.01, 0.02], len(still)))  # fmt: skip
+    quiet = SnapshotOneStep("poly:2").fit(resting).model_
+    assert quiet.diagnostics["unexplained_motion_share"] == 0.0
+    assert not any("unexplained" in note for note in quiet.diagnostics["notes"])
 
 
 def test_snapshots_through_the_cli(tmp_path):
