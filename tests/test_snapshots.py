@@ -110,6 +110,21 @@ def test_polynomial_potentials_recovered_from_snapshots(name, rng):
     assert "Brenier" in model.diagnostics["gradient_system_note"]
 
 
+def test_simulated_interacting_snapshots_move_by_the_mean_field():
+    """``simulate_system(..., interaction=True)``: the system's energy is the pair energy of
+    one system of all particles.  For sphere, ``W(r) = −10‖r‖²``, each particle moves by
+    ``20(x_i − x̄)`` — the second snapshot is that step of the first, as a set."""
+    data = simulate_system("sphere", n=50, steps=1, dt=0.01, snapshots=True, interaction=True)
+    first, second = data.populations()
+    expected = first + 0.01 * 20 * (first - first.mean(axis=0))
+    rows = lambda points: points[np.argsort(points[:, 0])]  # noqa: E731 (a set's rows, in order)
+    np.testing.assert_allclose(rows(second), rows(expected), atol=1e-12)
+    with pytest.raises(ValueError, match="writes snapshots"):
+        simulate_system("sphere", n=10, steps=1, interaction=True)
+    with pytest.raises(ValueError, match="no energy"):
+        simulate_system("rotation", n=10, steps=1, snapshots=True, interaction=True)
+
+
 def test_a_family_that_misses_the_force_leaves_motion_unexplained_and_says_so(rng):
     """Styblinski–Tang's quartic fitted with quadratics: the report gives the share of the
     paired displacements the drift leaves unexplained, ``Σ‖Δx − hF‖² / Σ‖Δx‖²`` (checked
@@ -147,9 +162,14 @@ def test_snapshots_through_the_cli(tmp_path):
     assert rollout.returncode == 0, rollout.stdout + rollout.stderr
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["method"] == "snapshots-rollout-sinkhorn"
-    # an interacting system: the report, and a landscape with a panel for V and one for W
-    inter = subprocess.run([*run, "fit", str(path), "--energy", "poly:2", "--interaction", "2",
-                            "--out", str(tmp_path / "w")],
+    # an interacting system, simulated and fitted: the report, and a landscape with a panel
+    # for V and one for W
+    particles = tmp_path / "sphere_w.npz"
+    subprocess.run([*run, "simulate", "sphere", "--n", "100", "--steps", "5", "--snapshots",
+                    "--interaction", "--out", str(particles)], check=True,
+                   capture_output=True)  # fmt: skip
+    inter = subprocess.run([*run, "fit", str(particles), "--energy", "poly:2", "--interaction",
+                            "2", "--out", str(tmp_path / "w")],
                            capture_output=True, text=True)  # fmt: skip
     assert inter.returncode == 0, inter.stdout + inter.stderr
     report = json.loads((tmp_path / "w" / "report.json").read_text())

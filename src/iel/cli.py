@@ -62,6 +62,12 @@ def simulate(
     save_every: int = typer.Option(1, "--save-every", help="record every k-th state"),
     dim: int | None = typer.Option(None, "--dim", help="dimension (scalable systems)"),
     seed: int = typer.Option(0, "--seed"),
+    interaction: bool = typer.Option(
+        False,
+        "--interaction",
+        help="with --snapshots: the system's energy as the pair energy W of one system of all "
+        "--n particles (JKOnet*'s interaction benchmark)",
+    ),
 ) -> None:
     """Simulate a reference system and write a data file."""
     from .data import save_data
@@ -82,6 +88,7 @@ def simulate(
                 dim=dim,
                 seed=seed,
                 progress=lambda done, total: bar.update(task, completed=done),
+                interaction=interaction,
             )
         if endpoints:
             import numpy as np

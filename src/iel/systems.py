@@ -109,35 +109,46 @@ def simulate_system(
     seed: int = 0,
     x0: np.ndarray | None = None,
     progress=None,
+    interaction: bool = False,
 ):
     """Simulate a reference system from uniform starts in its box.
 
     Gradient descent when ``temperature == 0``, Langevin (Euler–Maruyama) otherwise.  With
     ``snapshots=True`` identities are dropped: the result is :class:`~iel.data.Snapshots` with
     the rows of each time shuffled; with ``endpoints=True`` only the last state of each run is
-    kept: :class:`~iel.data.Endpoints` with the starts attached.
+    kept: :class:`~iel.data.Endpoints` with the starts attached.  With ``interaction=True``
+    (snapshots only) the system's energy is the pair energy ``W`` of one system of all ``n``
+    particles, each moved by ``−(1/n) Σ_j ∇W(x_i − x_j)`` (JKOnet*'s experiment 4.3).
     """
     import jax
 
     from .data.populations import Snapshots
+    from .data.trajectories import Trajectories
     from .dynamics import GradientDescent, Langevin, simulate
+    from .energies.particles import ParticleEnergy
 
     if snapshots and endpoints:
         raise ValueError("choose snapshots or endpoints, not both")
+    if interaction and not snapshots:
+        raise ValueError("interaction simulates one system of all n particles: it writes "
+                         "snapshots (pass snapshots=True / --snapshots)")  # fmt: skip
     system = get_system(name, dim)
     rng = np.random.default_rng(seed)
     starts = system.initial_states(n, rng) if x0 is None else np.asarray(x0, dtype=float)
     dynamics = Langevin(float(temperature)) if temperature > 0 else GradientDescent()
+    field = ParticleEnergy(None, system.energy) if interaction else system.field  # or raises
     traj = simulate(
-        system.field,
+        field,
         dynamics,
-        starts,
+        starts[None] if interaction else starts,
         steps,
         jax.random.PRNGKey(seed),
         dt,
         save_every=steps if endpoints else save_every,  # end states need only the last
         progress=progress,
     )
+    if interaction:  # one trajectory of the whole system → one trajectory per particle
+        traj = Trajectories(np.swapaxes(np.asarray(traj.x[0]), 0, 1), t=np.asarray(traj.t[0]))
     if endpoints:
         from .data.populations import Endpoints
 
