@@ -94,6 +94,32 @@ def test_sinkhorn_coupling_approaches_the_exact_one(rng):
         couple(a, b, "greedy")
 
 
+def test_a_sinkhorn_coupling_that_does_not_converge_stops_with_a_clear_error(
+    rng, tmp_path, monkeypatch
+):
+    """Both Sinkhorn paths (OTT's dense one, the blockwise one) raise ``CouplingError`` when
+    they run out of iterations; ``iel fit`` prints it as an error line and exits 2, writing
+    no model."""
+    from typer.testing import CliRunner
+
+    from iel.cli import app
+    from iel.estimators import couplings
+
+    monkeypatch.setattr(couplings, "SINKHORN_ITERATIONS", 2)
+    a = rng.uniform(-1, 1, size=(200, 2))
+    b = a - 0.1 * a**3
+    for rows in (None, 16):
+        with pytest.raises(couplings.CouplingError, match="did not converge in 2 iterations"):
+            couplings.entropic_targets(a, b, 1e-3, rows=rows)
+    path = tmp_path / "snaps.npz"
+    np.savez(path, x=np.concatenate([a, b[rng.permutation(200)]]), t=np.repeat([0.0, 0.1], 200))
+    result = CliRunner().invoke(app, ["fit", str(path), "--coupling", "sinkhorn", "--energy",
+                                      "poly:2", "--out", str(tmp_path / "m")])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "did not converge" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m" / "model.json").exists()
+
+
 def test_online_sinkhorn_equals_the_dense_one(rng, monkeypatch):
     """Populations too large for Sinkhorn's dense kernel are coupled a block of cost rows at a
     time (with ε-scaling): the plan OTT's dense solver finds, both solved to a marginal error

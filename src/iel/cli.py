@@ -170,6 +170,7 @@ def fit(
     from .data import load_data
     from .data.populations import Endpoints
     from .estimators import fit as fit_energy
+    from .estimators.couplings import CouplingError
     from .plotting import save_landscape
 
     out = out or data.with_suffix(".iel")
@@ -219,7 +220,8 @@ def fit(
         save_landscape(model, loaded, out / "landscape.png")
         if model.starts is not None:
             np.savez(out / "starts.npz", starts=model.starts, x=loaded.x)
-    except (ValueError, TypeError, NotImplementedError, FileExistsError, OSError) as err:
+    except (ValueError, TypeError, NotImplementedError, FileExistsError, OSError,
+            CouplingError) as err:  # fmt: skip
         _fail(str(err))
     _print_model(model)
     console.print(f"wrote [bold]{out}/[/bold] (report.json, model.json, model.npz, landscape.png)")

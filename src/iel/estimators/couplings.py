@@ -21,6 +21,14 @@ DENSE_SINKHORN_ENTRIES, ONLINE_BLOCK = 2.5e8, 2**24
 COUPLINGS = ("auto", "exact", "sinkhorn")
 
 
+SINKHORN_ITERATIONS, SINKHORN_THRESHOLD = 5000, 1e-3
+SCALING_ITERATIONS = 50  # at most, for each ε of the scaling before the last
+
+
+class CouplingError(RuntimeError):
+    """An entropic coupling that did not converge (raise ε, or use the exact solver)."""
+
+
 def exact_plan(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The exact optimal plan (``n × m``, rows sum to ``1/n``) for squared Euclidean cost."""
     n, m = len(source), len(target)
@@ -78,20 +86,16 @@ def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | No
     )
     # OTT broadcasts ranks and mixes dtypes implicitly: allow that here only
     with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
-        solve = sinkhorn.Sinkhorn(max_iterations=5000, threshold=1e-3)
+        solve = sinkhorn.Sinkhorn(max_iterations=SINKHORN_ITERATIONS, threshold=SINKHORN_THRESHOLD)
         out = solve(linear_problem.LinearProblem(geom))
         moved = np.asarray(out.apply(jnp.asarray(target.T, jnp.float32), axis=1)).T
         mass = np.asarray(out.apply(jnp.ones((1, len(target)), jnp.float32), axis=1)).T
     if not bool(out.converged):
-        raise RuntimeError(
-            f"Sinkhorn did not converge in 5000 iterations at ε = {epsilon:.3g}; raise ε or use "
-            "coupling='exact'"
+        raise CouplingError(
+            f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
+            f"{epsilon:.3g}; raise ε or use coupling='exact'"
         )
     return moved.astype(float) / np.maximum(mass, 1e-30), epsilon
-
-
-SINKHORN_ITERATIONS, SINKHORN_THRESHOLD = 5000, 1e-3
-SCALING_ITERATIONS = 50  # at most, for each ε of the scaling before the last
 
 
 def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: float,
@@ -174,7 +178,7 @@ def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: 
 
     moved, error, _ = solve(schedule)
     if not float(error) <= SINKHORN_THRESHOLD:
-        raise RuntimeError(
+        raise CouplingError(
             f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
             f"{epsilon:.3g}; raise ε or use coupling='exact'"
         )
