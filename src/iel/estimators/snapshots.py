@@ -70,7 +70,7 @@ UNEXPLAINED_NOTE = (
     "the family misses, or pairs optimal transport cannot get right — where the step map "
     "folds (τ·λmax(∇²V) ≥ 1) it is not the gradient of a convex function (Brenier) and "
     "transport pairs particles with others' images; matching whole populations "
-    "(method='rollout') does not need the pairs"
+    "(method='rollout'; `iel fit --method rollout`) does not need the pairs"
 )
 
 
