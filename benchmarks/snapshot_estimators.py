@@ -133,18 +133,20 @@ def large_couplings(n: int) -> None:
     rows = online_rows(n, n) or max(1, 2**24 // n)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name, arg in (("dense", "None"), (f"{rows} rows at a time", str(rows))):
+        for index, (name, arg) in enumerate((("dense", "None"),
+                                             (f"{rows} rows at a time", str(rows)))):  # fmt: skip
+            saved = f"{folder}/{index}.npy"
             code = (f"import numpy as np, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                     "from snapshot_estimators import large_coupling_run; "
                     f"s, gb, d = large_coupling_run({n}, {arg}); "
-                    f"np.save({folder!r} + '/{len(results)}.npy', d); print(s, gb)")  # fmt: skip
+                    f"np.save({saved!r}, d); print(s, gb)")  # fmt: skip
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if out.returncode != 0:
                 results[name] = None
                 print(f"{name}: failed ({out.stderr.strip().splitlines()[-1]})")
                 continue
             seconds, gb = map(float, out.stdout.split()[-2:])
-            results[name] = (seconds, gb, np.load(f"{folder}/{len(results)}.npy"))
+            results[name] = (seconds, gb, np.load(saved))
     print(f"## Sinkhorn couplings, {n} particles in 2-D\n")
     print("| kernel | s | peak GB |\n|---|---|---|")
     for name, result in results.items():

@@ -107,21 +107,18 @@ class _Landscape:
     energy_spec: str
 
 
-def particle_landscapes(model: FittedModel, populations: list[np.ndarray], seed: int = 0):
+def particle_landscapes(model: FittedModel, populations: list[np.ndarray]):
     """``[(landscape, points), …]`` for a particle energy ``Σ_i V(x_i) + 1/(2n) Σ W(x_i − x_j)``:
     ``V`` over the particles' states and ``W`` over differences of particles of the same
     snapshot (a sample of at most 20 000), each shifted to 0 at its minimum over its points."""
+    from .estimators.snapshots import pair_differences
+
     particle = model.energy_module
-    rng = np.random.default_rng(seed)
     parts = []
     if particle.one_body is not None:
         parts.append((particle.one_body, np.concatenate(populations), "V(x)"))
     if particle.pair is not None:
-        differences = []
-        for population in populations:
-            i, j = rng.integers(0, len(population), (2, 20000 // len(populations) + 1))
-            differences.append(population[i[i != j]] - population[j[i != j]])
-        parts.append((particle.pair, np.concatenate(differences), "W(r), r = x_i − x_j"))
+        parts.append((particle.pair, pair_differences(populations), "W(r), r = x_i − x_j"))
     out = []
     for energy, points, name in parts:
         floor = float(np.min(np.asarray(energy.energy(points))))

@@ -77,9 +77,11 @@ UNEXPLAINED_NOTE = (
 def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
     """``Σ‖Δx − hF(x)‖² / Σ‖Δx‖²`` over the paired steps: the share of the paired motion the
     fitted drift ``F`` leaves as residual (0 for an exact fit on exact pairs).  Motion below
-    the data precision (``10⁻⁸`` of the largest coordinate, as in the codes) is none: 0."""
+    the data precision the codes use (:func:`iel.selection.select.default_epsilon`) is none: 0."""
+    from ..selection.select import default_epsilon  # selection imports estimators
+
     x0, dx, h = pairs.increments()
-    if np.sqrt(np.mean(dx**2)) <= 1e-8 * float(np.max(np.abs(x0))):
+    if np.sqrt(np.mean(dx**2)) <= default_epsilon(pairs):
         return 0.0
     residual = dx - h[:, None] * np.asarray(model.force(x0))
     return float(np.sum(residual**2) / float(np.sum(dx**2)))
@@ -239,7 +241,7 @@ class SnapshotOneStep(AbstractEstimator):
             if not pair_family.is_linear:
                 return fit_network_interaction(data, pairs, one_body, pair_family, spec,
                                                self.seed)  # fmt: skip
-            diffs = _pair_differences(data)
+            diffs = pair_differences(data.populations())
             pair = pair_family.library.adapt(diffs, seed=self.seed)
         x0, dx, h = pairs.increments()
         blocks = [
@@ -356,12 +358,13 @@ def _part_codes(rows, target, parts, epsilon, h_mean) -> dict[str, tuple[float, 
     return out
 
 
-def _pair_differences(data: Snapshots, limit: int = 20000) -> np.ndarray:
-    """Differences ``x_i − x_j`` within snapshots (a sample of them), to place features on."""
+def pair_differences(populations: list[np.ndarray], limit: int = 20000) -> np.ndarray:
+    """Differences ``x_i − x_j`` within each population (a sample of about ``limit``, ``i ≠ j``):
+    where a pair energy is evaluated — to place its features on, or to plot it."""
     rng = np.random.default_rng(0)
     out = []
-    for population in data.populations():
-        i, j = rng.integers(0, len(population), (2, limit // len(data.times) + 1))
+    for population in populations:
+        i, j = rng.integers(0, len(population), (2, limit // len(populations) + 1))
         keep = i != j
         out.append(population[i[keep]] - population[j[keep]])
     return np.concatenate(out)
@@ -399,7 +402,7 @@ def fit_network_interaction(data, pairs, one_body, pair_family, spec, seed, step
     from .training import adam_step, run_training, warmup_cosine_adam
 
     linear = OneStepClosedForm(one_body).fit(pairs).energy_
-    pair = pair_family.build(jax.random.PRNGKey(seed), _pair_differences(data))
+    pair = pair_family.build(jax.random.PRNGKey(seed), pair_differences(data.populations()))
     params, static = eqx.partition((linear, pair), eqx.is_inexact_array)
     x0, dx, h = pairs.increments()
     sizes = [len(p) for p in data.populations()[:-1]]
