@@ -167,16 +167,15 @@ def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: 
     @jax.jit
     def solve(schedule):
         def stage(f, eps):
-            f, _, _, k = run(f, eps, SCALING_ITERATIONS, 10 * SINKHORN_THRESHOLD)
-            return f, k
+            return run(f, eps, SCALING_ITERATIONS, 10 * SINKHORN_THRESHOLD)[0], None
 
-        f, ks = jax.lax.scan(stage, jnp.zeros(x.shape[:2], jnp.float32), schedule)
-        _, g, error, k = run(f, target_eps, SINKHORN_ITERATIONS, SINKHORN_THRESHOLD)
+        f = jax.lax.scan(stage, jnp.zeros(x.shape[:2], jnp.float32), schedule)[0]
+        _, g, error, _ = run(f, target_eps, SINKHORN_ITERATIONS, SINKHORN_THRESHOLD)
         moved = jax.lax.map(lambda block: jax.nn.softmax(row_logits(g, target_eps)(block), 1) @ y,
                             x)  # fmt: skip
-        return moved.reshape(-1, d)[:n], error, jnp.sum(ks) + k
+        return moved.reshape(-1, d)[:n], error
 
-    moved, error, _ = solve(schedule)
+    moved, error = solve(schedule)
     if not float(error) <= SINKHORN_THRESHOLD:
         raise CouplingError(
             f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
