@@ -45,7 +45,7 @@ from iel.data.trajectories import Trajectories
 from iel.energies.particles import ParticleEnergy
 from iel.energies.reference import JKONET_POTENTIALS
 from iel.estimators.snapshots import SnapshotOneStep
-from iel.systems import get_system
+from iel.systems import get_system, simulate_system
 
 JKONET_2D = {  # BENCHMARKS §A: closed form (V), MLP (V)
     "styblinski_tang": (4.15e-04, 9.06e-02), "holder_table": (4.74e-02, 4.48e-02),
@@ -68,15 +68,11 @@ PAPER_HIGH_D = {  # BENCHMARKS §A: JKOnet*_V at d = 10–50, read off the paper
 def simulate(name, n, dim, beta, seed, interaction=False):
     """``(n, 6, d)`` states: 5 explicit steps from uniform on [−4, 4]^d.  ``interaction``:
     the potential is the pair energy ``W`` of one system of all ``n`` particles (no ``V``),
-    each moved by ``−(1/n) Σ_j ∇W(x_i − x_j)`` (its even part: the paper's experiment 4.3)."""
-    energy = true_energy(name, dim, interaction)
-    rng = np.random.default_rng(seed)
-    x0 = rng.uniform(-4, 4, size=(n, dim))
-    dynamics = iel.Langevin(beta) if beta > 0 else iel.GradientDescent()
-    if not interaction:
-        return iel.simulate(energy, dynamics, x0, 5, jax.random.PRNGKey(seed), 0.01).x
-    run = iel.simulate(energy, dynamics, x0[None], 5, jax.random.PRNGKey(seed), 0.01)
-    return np.swapaxes(np.asarray(run.x[0]), 0, 1)  # (6, n, d) -> (n, 6, d)
+    each moved by ``−(1/n) Σ_j ∇W(x_i − x_j)`` (its even part: the paper's experiment 4.3) —
+    what ``iel simulate NAME --interaction`` writes."""
+    x0 = np.random.default_rng(seed).uniform(-4, 4, size=(n, dim))
+    return np.asarray(simulate_system(name, n=n, steps=5, dt=0.01, temperature=beta, dim=dim,
+                                      seed=seed, x0=x0, interaction=interaction).x)  # fmt: skip
 
 
 def true_energy(name, dim, interaction=False):

@@ -113,14 +113,18 @@ def test_polynomial_potentials_recovered_from_snapshots(name, rng):
 def test_simulated_interacting_snapshots_move_by_the_mean_field():
     """``simulate_system(..., interaction=True)``: the system's energy is the pair energy of
     one system of all particles.  For sphere, ``W(r) = −10‖r‖²``, each particle moves by
-    ``20(x_i − x̄)`` — the second snapshot is that step of the first, as a set."""
+    ``20(x_i − x̄)`` — the second snapshot is that step of the first, as a set; tracked, each
+    particle's second state is its own step."""
     data = simulate_system("sphere", n=50, steps=1, dt=0.01, snapshots=True, interaction=True)
     first, second = data.populations()
     expected = first + 0.01 * 20 * (first - first.mean(axis=0))
     rows = lambda points: points[np.argsort(points[:, 0])]  # noqa: E731 (a set's rows, in order)
     np.testing.assert_allclose(rows(second), rows(expected), atol=1e-12)
-    with pytest.raises(ValueError, match="writes snapshots"):
-        simulate_system("sphere", n=10, steps=1, interaction=True)
+    tracked = simulate_system("sphere", n=50, steps=1, dt=0.01, interaction=True)
+    np.testing.assert_allclose(tracked.x[:, 1], tracked.x[:, 0] + 0.01 * 20 * (
+        tracked.x[:, 0] - tracked.x[:, 0].mean(axis=0)), atol=1e-12)  # fmt: skip
+    with pytest.raises(ValueError, match="independent runs"):
+        simulate_system("sphere", n=10, steps=1, endpoints=True, interaction=True)
     with pytest.raises(ValueError, match="no energy"):
         simulate_system("rotation", n=10, steps=1, snapshots=True, interaction=True)
 

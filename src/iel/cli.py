@@ -65,8 +65,8 @@ def simulate(
     interaction: bool = typer.Option(
         False,
         "--interaction",
-        help="with --snapshots: the system's energy as the pair energy W of one system of all "
-        "--n particles (JKOnet*'s interaction benchmark)",
+        help="the system's energy as the pair energy W of one system of all --n particles "
+        "(JKOnet*'s interaction benchmark; trajectories or --snapshots)",
     ),
 ) -> None:
     """Simulate a reference system and write a data file."""

@@ -117,8 +117,9 @@ def simulate_system(
     ``snapshots=True`` identities are dropped: the result is :class:`~iel.data.Snapshots` with
     the rows of each time shuffled; with ``endpoints=True`` only the last state of each run is
     kept: :class:`~iel.data.Endpoints` with the starts attached.  With ``interaction=True``
-    (snapshots only) the system's energy is the pair energy ``W`` of one system of all ``n``
-    particles, each moved by ``−(1/n) Σ_j ∇W(x_i − x_j)`` (JKOnet*'s experiment 4.3).
+    the system's energy is the pair energy ``W`` of one system of all ``n`` particles, each
+    moved by ``−(1/n) Σ_j ∇W(x_i − x_j)`` (JKOnet*'s experiment 4.3): tracked, one trajectory
+    per particle, or as snapshots; not as end states, which stand for independent runs.
     """
     import jax
 
@@ -129,9 +130,9 @@ def simulate_system(
 
     if snapshots and endpoints:
         raise ValueError("choose snapshots or endpoints, not both")
-    if interaction and not snapshots:
-        raise ValueError("interaction simulates one system of all n particles: it writes "
-                         "snapshots (pass snapshots=True / --snapshots)")  # fmt: skip
+    if interaction and endpoints:
+        raise ValueError("interaction simulates one system of all n particles; end states "
+                         "stand for independent runs: write trajectories or snapshots")  # fmt: skip
     system = get_system(name, dim)
     rng = np.random.default_rng(seed)
     starts = system.initial_states(n, rng) if x0 is None else np.asarray(x0, dtype=float)
