@@ -97,8 +97,8 @@ def test_sinkhorn_coupling_approaches_the_exact_one(rng):
 def test_a_sinkhorn_coupling_that_does_not_converge_stops_with_a_clear_error(
     rng, tmp_path, monkeypatch
 ):
-    """Both Sinkhorn paths (OTT's dense one, the blockwise one) raise ``CouplingError`` when
-    they run out of iterations; ``iel fit`` prints it as an error line and exits 2, writing
+    """Sinkhorn raises ``CouplingError`` when it runs out of iterations, whole kernel or a
+    block of rows at a time; ``iel fit`` prints it as an error line and exits 2, writing
     no model."""
     from typer.testing import CliRunner
 
@@ -120,16 +120,17 @@ def test_a_sinkhorn_coupling_that_does_not_converge_stops_with_a_clear_error(
     assert not (tmp_path / "m" / "model.json").exists()
 
 
-def test_online_sinkhorn_equals_the_dense_one(rng, monkeypatch):
-    """Populations too large for Sinkhorn's dense kernel are coupled a block of cost rows at a
-    time (with ε-scaling): the plan OTT's dense solver finds, both solved to a marginal error
-    of 1e-5, with memory that does not grow as ``n·m``."""
+def test_sinkhorn_coupling_equals_otts_dense_plan_and_holds_memory_flat(rng, monkeypatch):
+    """Entropic couplings (log-domain Sinkhorn with ε-scaling, the cost a block of rows at a
+    time when it is large) reach the plan OTT-JAX's dense solver finds, both solved to a
+    marginal error of 1e-5 — whole kernel or blocks of 32 rows — with memory that does not
+    grow as ``n·m``."""
     from ott.geometry import pointcloud
     from ott.problems.linear import linear_problem
     from ott.solvers.linear import sinkhorn
 
     from iel.estimators import couplings
-    from iel.estimators.couplings import DENSE_SINKHORN_ENTRIES, entropic_targets, online_rows
+    from iel.estimators.couplings import ONLINE_BLOCK, entropic_targets, online_rows
 
     a = rng.uniform(-1, 1, size=(300, 2))
     b = (a - 0.1 * a**3)[rng.permutation(300)]
@@ -141,11 +142,11 @@ def test_online_sinkhorn_equals_the_dense_one(rng, monkeypatch):
     plan = np.asarray(out.matrix, dtype=float)
     dense = plan @ b / plan.sum(axis=1, keepdims=True)
     monkeypatch.setattr(couplings, "SINKHORN_THRESHOLD", 1e-5)
-    online, _ = entropic_targets(a, b, 1e-2, rows=32)
-    np.testing.assert_allclose(online, dense, atol=2e-4)  # displacements are 3e-2 on average
-    assert online_rows(300, 300) is None
-    big = int(np.sqrt(DENSE_SINKHORN_ENTRIES)) + 1
-    assert online_rows(big, big) * big <= 2**24 + big
+    for rows in (None, 32):  # displacements are 3e-2 on average
+        np.testing.assert_allclose(entropic_targets(a, b, 1e-2, rows=rows)[0], dense, atol=2e-4)
+    assert online_rows(300, 300) == 300
+    big = int(np.sqrt(ONLINE_BLOCK)) + 1
+    assert online_rows(big, big) * big <= ONLINE_BLOCK < big * big
 
 
 def test_sinkhorn_divergence_matches_ott_and_its_gradient_finite_differences(rng):

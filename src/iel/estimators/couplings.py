@@ -15,9 +15,9 @@ import ot
 
 EXACT_LIMIT = 6000  # particles per block for the end-state assignment's exact solves
 EXACT_ENTRIES = 1.6e8  # n·m above which the exact solver's dense cost and plan (16·n·m B) get big
-# n·m above which Sinkhorn stops holding its kernel (4·n·m B in float32: 1 GB here) and computes
-# it a block of rows at a time instead (OTT's online point clouds): memory ~4·ONLINE_BLOCK B
-DENSE_SINKHORN_ENTRIES, ONLINE_BLOCK = 2.5e8, 2**24
+# Sinkhorn computes its cost a block of about this many entries at a time (the whole kernel
+# when it is smaller): memory ~4·ONLINE_BLOCK B in float32 however many particles
+ONLINE_BLOCK = 2**24
 COUPLINGS = ("auto", "exact", "sinkhorn")
 
 
@@ -50,52 +50,35 @@ def barycentric_targets(plan, target: np.ndarray) -> np.ndarray:
     return np.asarray(plan @ target) / np.maximum(mass, 1e-300)
 
 
-def online_rows(n: int, m: int) -> int | None:
-    """Rows of the cost computed at a time for an ``n × m`` Sinkhorn problem: ``None`` (the
-    whole kernel held) up to :data:`DENSE_SINKHORN_ENTRIES`, blocks of about
-    :data:`ONLINE_BLOCK` entries beyond, so memory stays flat however many particles."""
-    if n * m <= DENSE_SINKHORN_ENTRIES:
-        return None
-    return max(1, ONLINE_BLOCK // max(m, 1))
+def online_rows(n: int, m: int) -> int:
+    """Rows of the cost computed at a time for an ``n × m`` Sinkhorn problem: all ``n`` (the
+    whole kernel at once) up to :data:`ONLINE_BLOCK` entries, blocks of about that many
+    entries beyond, so memory stays flat however many particles."""
+    return min(n, max(1, ONLINE_BLOCK // max(m, 1)))
+
+
+def sinkhorn_epsilon(source: np.ndarray, target: np.ndarray) -> float:
+    """The default entropic blur: ``10⁻³ ×`` the mean squared distance between the two
+    populations' points (sum of both variances and the squared shift of the means)."""
+    spread = np.var(source, axis=0).sum() + np.var(target, axis=0).sum()
+    shift = np.sum((source.mean(axis=0) - target.mean(axis=0)) ** 2)
+    return 1e-3 * float(spread + shift)
 
 
 def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | None = None,
-                     rows: int | None = -1):  # fmt: skip
-    """Barycentric destinations under OTT-JAX's entropic plan, and the ``ε`` used.
+                     rows: int | None = None):  # fmt: skip
+    """Barycentric destinations under the entropic plan, and the ``ε`` used.
 
-    ``ε`` defaults to ``10⁻³ ×`` the mean squared distance between the two populations' points:
-    the plan blurs each destination over a radius ``≈ √ε``.  Sinkhorn in float32; ``rows``
-    the cost rows computed at a time (``None``: the whole kernel is held; ``-1``: chosen by
-    :func:`online_rows` from the sizes)."""
-    import jax
-    import jax.numpy as jnp
-    from ott.geometry import pointcloud
-    from ott.problems.linear import linear_problem
-    from ott.solvers.linear import sinkhorn
-
-    if epsilon is None:
-        spread = np.var(source, axis=0).sum() + np.var(target, axis=0).sum()
-        shift = np.sum((source.mean(axis=0) - target.mean(axis=0)) ** 2)
-        epsilon = 1e-3 * float(spread + shift)
-    if rows == -1:
-        rows = online_rows(len(source), len(target))
-    if rows is not None:
-        return blockwise_sinkhorn_targets(source, target, epsilon, rows), epsilon
-    geom = pointcloud.PointCloud(
-        jnp.asarray(source, jnp.float32), jnp.asarray(target, jnp.float32), epsilon=epsilon
-    )
-    # OTT broadcasts ranks and mixes dtypes implicitly: allow that here only
-    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
-        solve = sinkhorn.Sinkhorn(max_iterations=SINKHORN_ITERATIONS, threshold=SINKHORN_THRESHOLD)
-        out = solve(linear_problem.LinearProblem(geom))
-        moved = np.asarray(out.apply(jnp.asarray(target.T, jnp.float32), axis=1)).T
-        mass = np.asarray(out.apply(jnp.ones((1, len(target)), jnp.float32), axis=1)).T
-    if not bool(out.converged):
-        raise CouplingError(
-            f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
-            f"{epsilon:.3g}; raise ε or use coupling='exact'"
-        )
-    return moved.astype(float) / np.maximum(mass, 1e-30), epsilon
+    ``ε`` defaults to :func:`sinkhorn_epsilon`: the plan blurs each destination over a radius
+    ``≈ √ε``.  Solved by
+    :func:`blockwise_sinkhorn_targets` in float32, ``rows`` cost rows at a time (default
+    :func:`online_rows`).  OTT-JAX's dense Sinkhorn reaches the same plan (a test compares
+    them) but was the slower one at every size measured on a 2-core CPU — 800 to 16 000
+    particles per snapshot, ``python benchmarks/snapshot_estimators.py --large N`` — and its
+    online point clouds, which would keep memory flat, fail on JAX 0.10."""
+    epsilon = sinkhorn_epsilon(source, target) if epsilon is None else epsilon
+    rows = online_rows(len(source), len(target)) if rows is None else rows
+    return blockwise_sinkhorn_targets(source, target, epsilon, rows), epsilon
 
 
 def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: float,
@@ -108,7 +91,8 @@ def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: 
         ``f_i = −ε log Σ_j b_j exp((g_j − C_ij)/ε)``,  ``g_j = −ε log Σ_i a_i exp((f_i − C_ij)/ε)``,
 
     the second summed block by block with a running log-sum-exp, until the row marginals are
-    within ``Σ_i |a'_i − a_i| ≤ 10⁻³`` (OTT's default threshold).  Destination
+    within ``Σ_i |a'_i − a_i| ≤ 10⁻³`` (OTT's default threshold), after ε-scaling: ε halved
+    from the populations' spread down to its target, a few iterations each.  Destination
     ``T(x_i) = Σ_j softmax_j((g_j − C_ij)/ε + log b_j) y_j``.  OTT's own online point clouds
     would do this, but OTT 0.6 calls ``jax.interpreters.batching.is_vmappable``, which JAX
     0.10 no longer has."""
@@ -189,10 +173,10 @@ def couple(source: np.ndarray, target: np.ndarray, method: str = "auto",
     """Destinations of the ``source`` particles in ``target`` and a line saying how.
 
     ``method``: ``"exact"`` (network simplex; the monotone rearrangement on the line),
-    ``"sinkhorn"`` (entropic, OTT-JAX) or ``"auto"``: exact on the line and while the dense
-    cost matrix fits (``n·m ≤ EXACT_ENTRIES``), entropic beyond.  On a CPU the exact solver is
-    the faster one wherever it fits (``benchmarks/snapshot_estimators.py`` measures both), so
-    ``auto`` turns to Sinkhorn only for memory."""
+    ``"sinkhorn"`` (entropic, :func:`entropic_targets`) or ``"auto"``: exact on the line and
+    while the dense cost matrix fits (``n·m ≤ EXACT_ENTRIES``), entropic beyond.  On a CPU the
+    exact solver is the faster one wherever it fits (``benchmarks/snapshot_estimators.py``
+    measures both), so ``auto`` turns to Sinkhorn only for memory."""
     n, m = len(source), len(target)
     if method not in COUPLINGS:
         raise ValueError(f"coupling must be one of {COUPLINGS}, got {method!r}")
@@ -207,7 +191,7 @@ def couple(source: np.ndarray, target: np.ndarray, method: str = "auto",
     if method == "sinkhorn":
         dest, eps = entropic_targets(source, target, epsilon)
         rows = online_rows(n, m)
-        held = f", the cost computed {rows} rows at a time" if rows is not None else ""
+        held = f", the cost computed {rows} rows at a time" if rows < n else ""
         return dest, (f"entropic optimal transport, Sinkhorn ε = {eps:.3g} ({n} → {m} "
                       f"particles{held})")  # fmt: skip
     if line:
