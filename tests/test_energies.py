@@ -35,6 +35,7 @@ ENERGIES = {
     "rbf": _random_feature_energy(GaussianRBF(np.random.default_rng(1).normal(size=(5, 3)), 0.8)),
     "sum_of_libraries": _random_feature_energy(Monomials(3, 2) + Fourier(3, 1)),
     "mlp": MLPEnergy(3, (16, 16), jax.random.PRNGKey(0)),
+    "mlp_radial": MLPEnergy(3, (8,), jax.random.PRNGKey(4), radial=True),
     "icnn": ICNNEnergy(3, (16, 16), jax.random.PRNGKey(1)),
     "hopfield": HopfieldEnergy.from_weights(
         np.random.default_rng(2).normal(size=(3, 3)), [0.1, -0.2, 0.3], rho="sigmoid"

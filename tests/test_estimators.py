@@ -258,6 +258,28 @@ def test_full_batch_lbfgs_fits_a_network_far_better_than_adam_in_the_same_steps(
         OneStepLikelihood("mlp:16", optimiser="sgd")
 
 
+def test_a_radial_input_lets_a_small_network_follow_a_radial_energy_in_twelve_dimensions():
+    """``E = 5 exp(ρ)``, ``ρ = √(1 + ‖x‖²/d)``, d = 12: with ``ρ`` as one more input
+    (``mlp:8:radial``) a network of 8 units follows the force; from the twelve coordinates
+    alone the same network, same steps, has to build ``‖x‖`` from squares and does not."""
+    from iel.energies.neural import radial_input
+
+    dim, rng = 12, np.random.default_rng(5)
+    force = jax.jit(jax.vmap(jax.grad(lambda x: -5.0 * jnp.exp(radial_input(x)))))
+    x0 = rng.uniform(-2, 2, size=(1500, dim))
+    data = Trajectories(np.stack([x0, x0 + 0.01 * np.asarray(force(x0))], axis=1), dt=0.01)
+    states = rng.uniform(-2, 2, size=(1000, dim))
+    f_true = np.asarray(force(states))
+
+    def error(spec):
+        model = OneStepLikelihood(spec, steps=200, optimiser="lbfgs", patience=200).fit(data)
+        f = np.asarray(model.model_.force(states))
+        return float(np.sum((f - f_true) ** 2) / np.sum(f_true**2))
+
+    radial, plain = error("mlp:8:radial"), error("mlp:8")
+    assert radial < 1e-3 and plain > 20 * radial, (radial, plain)
+
+
 def test_lbfgs_chunks_compile_once_from_a_fresh_state():
     """The first chunk starts from a fresh L-BFGS state, the later ones from its output: the
     chunk is traced for the first call only (a second trace would be a second compilation)."""

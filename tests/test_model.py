@@ -43,6 +43,7 @@ ENERGIES = [
     Quadratic.from_matrix([0.1, 0.2], [[2.0, 0.1], [0.1, 1.0]]),
     shift_to_zero_min(MLPEnergy(2, (8, 8), jax.random.PRNGKey(0)), np.zeros((3, 2))),
     ICNNEnergy(2, (4, 4), jax.random.PRNGKey(1)),
+    MLPEnergy(2, (4,), jax.random.PRNGKey(2), radial=True),
     HopfieldEnergy.from_weights(np.ones((2, 2)), [0.5, -0.5], rho="hard_sigmoid"),
     ReferenceEnergy("muller_brown", 2) + 2.0 * Quadratic.from_matrix(np.zeros(2), np.eye(2)),
 ]

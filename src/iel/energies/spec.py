@@ -13,7 +13,8 @@ Grammar: terms joined by ``+``; each term is one of
 ``rbf:M:1``        M one-dimensional bumps per coordinate (additive, d·M features)
 ``pairs:K``        additive powers up to K plus the pairwise monomials (degree ≤ K) of the
                    coordinate pairs an additive fit's residual points to (screened from data)
-``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus)
+``mlp:AxB…``       a smooth MLP energy with hidden widths A, B, … (softplus);
+                   ``mlp:AxB…:radial`` reads the radius ``√(1 + ‖x‖²/d)`` as one more input
 ``icnn:AxB…``      an input-convex network (convex energy)
 ``bumps:M``        M Gaussian bumps with learned amplitudes, centres and widths
 ``expquad:M``      M exponentiated quadratics ``exp(−½(x−c)ᵀP(x−c))``, any symmetric P
@@ -79,8 +80,10 @@ class EnergyFamily:
                     raise ValueError("a bumps energy needs data states to place its centres")
                 terms.append(GaussianBumps.from_data(states, widths[0]))
             else:
-                cls = MLPEnergy if kind == "mlp" else ICNNEnergy
-                terms.append(cls(self.dim, widths, k))
+                if kind == "icnn":
+                    terms.append(ICNNEnergy(self.dim, widths, k))
+                else:
+                    terms.append(MLPEnergy(self.dim, widths, k, radial=kind == "mlp-radial"))
         return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
 
     def with_library(self, library: AbstractFeatureLibrary | None) -> EnergyFamily:
@@ -143,14 +146,18 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
         elif name == "expquad" and arg:
             parts.append(ExpQuadratics.placeholder(dim, _int(arg, term)))
         elif name in ("mlp", "icnn") and arg:
-            networks.append((name, _widths(arg, term)))
+            widths, _, option = arg.partition(":")
+            if option and (name, option) != ("mlp", "radial"):
+                raise SpecError(f"{term!r}: after the widths only mlp takes ':radial', "
+                                f"got {option!r}")  # fmt: skip
+            networks.append((f"{name}-radial" if option else name, _widths(widths, term)))
         elif name == "bumps" and arg:
             networks.append((name, (_int(arg, term),)))
         else:
             raise SpecError(
                 f"energy spec term {raw.strip()!r} not understood; expected one of quadratic, "
                 "poly:K, poly:K:V, fourier:K, rbf:M, rbf:M:1, pairs:K, expquad:M, bumps:M, "
-                "mlp:AxB, icnn:AxB (joined by '+')"
+                "mlp:AxB, mlp:AxB:radial, icnn:AxB (joined by '+')"
             )
     quadratic = quadratic and len(parts) == 1 and not networks
     library = join_library_parts(parts) if parts else None

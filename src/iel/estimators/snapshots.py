@@ -290,7 +290,7 @@ SNAPSHOT_NETWORK_STEPS, HIGH_DIMENSION_NETWORK_STEPS = 500, 1500
 # fifth of the 32×32 network's, so its code is shorter and each iteration cheaper (JKOnet*
 # suite, d = 2: see the README's table); from HIGH_DIMENSION on the 32×32 network is kept (the
 # d = 10–50 tables were measured with it; one hidden layer was not tried there)
-SNAPSHOT_NETWORK, HIGH_DIMENSION_NETWORK = "mlp:64", "mlp:32x32"
+SNAPSHOT_NETWORK, HIGH_DIMENSION_NETWORK = "mlp:64", "mlp:32x32:radial"
 
 
 def _selected_on_pairs(pairs: Trajectories, seed: int) -> FittedModel:
