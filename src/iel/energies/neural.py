@@ -90,7 +90,7 @@ def mlp_apply(layers: Sequence[eqx.nn.Linear], activation: str, x: Array) -> Arr
 def radial_input(x: Array) -> Array:
     """``ρ(x) = √(1 + ‖x‖²/d)``: the root-mean-square coordinate, smoothed at the origin so an
     energy of it has no cone there (``≈ ‖x‖/√d`` once ``‖x‖² ≫ d``)."""
-    return jnp.sqrt(1.0 + jnp.sum(x**2) / x.shape[-1])
+    return jnp.sqrt(1.0 + jnp.sum(x**2, axis=-1) / x.shape[-1])
 
 
 @register

@@ -70,12 +70,11 @@ def entropic_targets(source: np.ndarray, target: np.ndarray, epsilon: float | No
     """Barycentric destinations under the entropic plan, and the ``ε`` used.
 
     ``ε`` defaults to :func:`sinkhorn_epsilon`: the plan blurs each destination over a radius
-    ``≈ √ε``.  Solved by
-    :func:`blockwise_sinkhorn_targets` in float32, ``rows`` cost rows at a time (default
-    :func:`online_rows`).  OTT-JAX's dense Sinkhorn reaches the same plan (a test compares
-    them) but was the slower one at every size measured on a 2-core CPU — 800 to 16 000
-    particles per snapshot, ``python benchmarks/snapshot_estimators.py --large N`` — and its
-    online point clouds, which would keep memory flat, fail on JAX 0.10."""
+    ``≈ √ε``.  Solved by :func:`blockwise_sinkhorn_targets` in float32, ``rows`` cost rows at
+    a time (default :func:`online_rows`).  OTT-JAX's dense Sinkhorn reaches the same plan (a
+    test compares them) but was the slower one at every size measured on a 2-core CPU — 800
+    to 16 000 particles per snapshot, ``python benchmarks/snapshot_estimators.py --large N``
+    — and its online point clouds, which would keep memory flat, fail on JAX 0.10."""
     epsilon = sinkhorn_epsilon(source, target) if epsilon is None else epsilon
     rows = online_rows(len(source), len(target)) if rows is None else rows
     return blockwise_sinkhorn_targets(source, target, epsilon, rows), epsilon
