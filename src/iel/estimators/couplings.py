@@ -10,6 +10,10 @@ convex function (``τ ∇²V ≺ I``), Brenier's theorem makes this pairing the 
 
 from __future__ import annotations
 
+import functools
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import ot
 
@@ -95,24 +99,38 @@ def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: 
     ``T(x_i) = Σ_j softmax_j((g_j − C_ij)/ε + log b_j) y_j``.  OTT's own online point clouds
     would do this, but OTT 0.6 calls ``jax.interpreters.batching.is_vmappable``, which JAX
     0.10 no longer has."""
-    import jax
-    import jax.numpy as jnp
-
-    n, m, d = len(source), len(target), source.shape[1]
+    n, d = len(source), source.shape[1]
     rows = min(rows, n)
     pad = (-n) % rows
     x = jnp.asarray(np.concatenate([source, np.zeros((pad, d))]), jnp.float32)
-    x = x.reshape(-1, rows, d)
     log_a = np.concatenate([np.full(n, -np.log(n)), np.full(pad, -np.inf)]).reshape(-1, rows)
-    log_a = jnp.asarray(log_a, jnp.float32)
-    y = jnp.asarray(target, jnp.float32)
-    log_b = jnp.full(m, -np.log(m), jnp.float32)
-    target_eps = jnp.float32(epsilon)
     # ε-scaling: halve ε from the populations' spread down to the one asked for, a few
     # iterations each, so that the last stage starts near its solution
     spread = float(np.var(source, axis=0).sum() + np.var(target, axis=0).sum()) or 1.0
     stages = max(0, int(np.ceil(np.log2(max(spread / epsilon, 1.0)))))
     schedule = jnp.asarray(epsilon * 2.0 ** np.arange(stages, 0, -1), jnp.float32)
+    moved, error = _blockwise_sinkhorn(
+        x.reshape(-1, rows, d), jnp.asarray(log_a, jnp.float32), jnp.asarray(target, jnp.float32),
+        jnp.float32(epsilon), schedule, scaling_iterations=SCALING_ITERATIONS,
+        iterations=SINKHORN_ITERATIONS, threshold=SINKHORN_THRESHOLD,
+    )  # fmt: skip
+    if not float(error) <= SINKHORN_THRESHOLD:
+        raise CouplingError(
+            f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
+            f"{epsilon:.3g}; raise ε or use coupling='exact'"
+        )
+    return np.asarray(moved, dtype=float).reshape(-1, d)[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("scaling_iterations", "iterations", "threshold"))
+def _blockwise_sinkhorn(x, log_a, y, epsilon, schedule, *, scaling_iterations: int,
+                        iterations: int, threshold: float):  # fmt: skip
+    """:func:`blockwise_sinkhorn_targets`' solve, compiled once per shape (``x``: source
+    blocks ``(blocks, rows, d)``, ``log_a`` their log weights, ``-inf`` on padding; ``y`` the
+    target; ``schedule`` the ε-scaling stages before ``epsilon``): ``(destinations by block,
+    final marginal error)``."""
+    m = y.shape[0]
+    log_b = jnp.full(m, -jnp.log(m), jnp.float32)
 
     def cost(block):
         return jnp.sum(block**2, 1)[:, None] + jnp.sum(y**2, 1)[None] - 2 * block @ y.T
@@ -142,29 +160,18 @@ def blockwise_sinkhorn_targets(source: np.ndarray, target: np.ndarray, epsilon: 
 
         return one
 
-    def run(f, eps, limit, threshold):
+    def run(f, eps, limit, tolerance):
         start = (f, jnp.zeros(m, jnp.float32), jnp.float32(jnp.inf), 0)
-        return jax.lax.while_loop(lambda s: (s[2] > threshold) & (s[3] < limit), iterate(eps),
+        return jax.lax.while_loop(lambda s: (s[2] > tolerance) & (s[3] < limit), iterate(eps),
                                   start)  # fmt: skip
 
-    @jax.jit
-    def solve(schedule):
-        def stage(f, eps):
-            return run(f, eps, SCALING_ITERATIONS, 10 * SINKHORN_THRESHOLD)[0], None
+    def stage(f, eps):
+        return run(f, eps, scaling_iterations, 10 * threshold)[0], None
 
-        f = jax.lax.scan(stage, jnp.zeros(x.shape[:2], jnp.float32), schedule)[0]
-        _, g, error, _ = run(f, target_eps, SINKHORN_ITERATIONS, SINKHORN_THRESHOLD)
-        moved = jax.lax.map(lambda block: jax.nn.softmax(row_logits(g, target_eps)(block), 1) @ y,
-                            x)  # fmt: skip
-        return moved.reshape(-1, d)[:n], error
-
-    moved, error = solve(schedule)
-    if not float(error) <= SINKHORN_THRESHOLD:
-        raise CouplingError(
-            f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations at ε = "
-            f"{epsilon:.3g}; raise ε or use coupling='exact'"
-        )
-    return np.asarray(moved, dtype=float)
+    f = jax.lax.scan(stage, jnp.zeros(x.shape[:2], jnp.float32), schedule)[0]
+    _, g, error, _ = run(f, epsilon, iterations, threshold)
+    moved = jax.lax.map(lambda block: jax.nn.softmax(row_logits(g, epsilon)(block), 1) @ y, x)
+    return moved, error
 
 
 def couple(source: np.ndarray, target: np.ndarray, method: str = "auto",
