@@ -97,11 +97,12 @@ def radial_input(x: Array) -> Array:
 class MLPEnergy(AbstractEnergy):
     """``E(x) = w_Lᵀ σ(… σ(W_1 x + b_1) …) + b_L`` with smooth ``σ``.
 
-    ``radial=True`` feeds the network ``(x, ρ(x))`` with :func:`radial_input` ``ρ``: a radial
-    factor such as holder_table's ``exp(|1 − ‖x‖/π|)`` is one input then, where from the
-    coordinates alone a network has to build ``‖x‖`` out of ``d`` squares — in 50 dimensions
-    32×32 softplus units did not (JKOnet* suite, ``python benchmarks/jkonet_suite.py --dim 50``,
-    README)."""
+    ``radial=True`` feeds the network ``(x, ρ(x))`` with :func:`radial_input` ``ρ``, whose
+    weights start at zero (the plain network's start, from which training can only add the
+    radius where it helps): a radial factor such as holder_table's ``exp(|1 − ‖x‖/π|)`` is one
+    input then, where from the coordinates alone a network has to build ``‖x‖`` out of ``d``
+    squares — in 50 dimensions 32×32 softplus units did not (JKOnet* suite, ``python
+    benchmarks/jkonet_suite.py --dim 50``, README)."""
 
     layers: tuple[eqx.nn.Linear, ...]
     dim: int = eqx.field(static=True)
@@ -112,7 +113,14 @@ class MLPEnergy(AbstractEnergy):
     def __init__(self, dim: int, widths: Sequence[int], key: Array, activation: str = "softplus",
                  radial: bool = False):  # fmt: skip
         _activation(activation)
-        self.layers = mlp_layers([dim + int(radial), *widths, "scalar"], key)
+        layers = mlp_layers([dim, *widths, "scalar"], key)
+        if radial:  # ρ's weights start at zero: the same start as the plain network's
+            first = layers[0]
+            widened = eqx.filter_eval_shape(eqx.nn.Linear, dim + 1, first.out_features, key=key)
+            weight = jnp.concatenate([first.weight, jnp.zeros((first.out_features, 1))], axis=1)
+            layers = (eqx.tree_at(lambda layer: (layer.weight, layer.bias), widened,
+                                  (weight, first.bias)), *layers[1:])  # fmt: skip
+        self.layers = layers
         self.dim = int(dim)
         self.widths = tuple(int(w) for w in widths)
         self.activation = activation
