@@ -10,8 +10,10 @@ t + 1 is computed; mean ± std over the 5 steps.  With noise the temperature col
 from the neighbour differences of the drift-corrected OT pairing's residuals, calibrated for
 the noise the transport undoes (iel.estimators.snapshots, iel.estimators.noise_level); the
 target is T within 10 %.
-"no motion" moves nobody; the true potential scores 0 (without noise).  The last column says
-where one-step pairing by optimal transport cannot be exact: the largest ``τλmax(∇²V)`` of the
+"no motion" moves nobody; the true potential scores 0 (without noise).  "pairing" is the
+one the fit kept: optimal transport or the registration of the step that follows folds
+(:mod:`iel.estimators.registration`).  The last column says where one-step pairing by
+optimal transport cannot be exact: the largest ``τλmax(∇²V)`` of the
 true potential over the first snapshot and the share of particles where it reaches 1 (the step
 map folds there, Brenier).  iel runs ``iel.fit(snapshots)`` with its defaults, and with the
 compilation cache the ``iel`` command switches on (:mod:`iel.compilation_cache`; the run prints
@@ -19,8 +21,11 @@ how many compiled programs it held before — with ``--compilation-cache`` on a 
 so every fit time includes its compilation, as a first ``iel fit`` does; ``off`` for no cache).
 ``--identities`` adds the error of the same fit on the training half's true pairs (the
 identities the estimator is not given): where it is as large as iel's, the fitted family, not
-the optimal-transport pairing, sets the error.  "unexplained" is the share of the paired
-displacements the fitted drift leaves as residual (the report's ``unexplained_motion_share``).
+the pairing, sets the error; and the share of the pairs the fit used that join a particle to
+its own next position ("pairs right"; the fit is then ``SnapshotOneStep`` itself, which
+``iel.fit`` runs for snapshots, so that its pairs can be read).  "unexplained" is the share
+of the paired displacements the fitted drift leaves as residual (the report's
+``unexplained_motion_share``).
 
 Writes ``jkonet_suite.md`` (the table) and ``jkonet_suite.png`` (error per potential, log
 scale) into ``--out``.
@@ -183,11 +188,11 @@ def main() -> None:
     paper = ("JKOnet* (V)", "JKOnet*_V MLP") if args.dim == 2 else ("paper low", "paper high")
     if args.interaction:  # no published figures; the true W's own error instead of 0
         paper = ("true W (test half's mean field)", "-")
-    extra = ("| W1, true pairs ", "|---") if args.identities else ("", "")
+    extra = ("| W1, true pairs | pairs right ", "|---|---") if args.identities else ("", "")
     head = (
         f"| potential | iel W1 | no motion | {paper[0]} | {paper[1]} | T̂ | unexplained | fit s | "
-        f"energy | max τλ (share ≥ 1) {extra[0]}|\n|---|---|---|---|---|---|---|---|---|---"
-        f"{extra[1]}|"
+        f"energy | pairing | max τλ (share ≥ 1) {extra[0]}|\n|---|---|---|---|---|---|---|---|"
+        f"---|---{extra[1]}|"
     )
     print(head)
     for name in args.potentials:
@@ -196,7 +201,11 @@ def main() -> None:
         spec = args.interaction
         options = {"interaction": int(spec) if spec.isdigit() else spec} if spec else {}
         start = time.perf_counter()
-        model = iel.fit(snaps, args.energy, method=args.method, **options, **more)
+        if args.identities:  # the estimator iel.fit runs, kept to read its pairs
+            estimator = SnapshotOneStep(args.energy, **options, **more).fit(snaps)
+            model = estimator.model_
+        else:
+            model = iel.fit(snaps, args.energy, method=args.method, **options, **more)
         seconds = time.perf_counter() - start
         err, spread = one_step_w1(lambda s, m=model: np.asarray(m.force(s)), test)
         still, _ = one_step_w1(lambda s: np.zeros_like(s), test)
@@ -213,12 +222,14 @@ def main() -> None:
         line = (
             f"| {name} | {err:.2e} ± {spread:.1e} | {still:.2e} | {lin:.2e} | {mlp:.2e} | "
             f"{model.temperature:.3g} | {unexplained} | {seconds:.1f} | {model.energy_spec} | "
-            f"{fold} |"
+            f"{model.diagnostics.get('pairing', {}).get('kept', '-')} | {fold} |"
         )
         if args.identities:  # the same fit on the true pairing: what the pairing costs
-            estimator = SnapshotOneStep(args.energy, **options)
-            known = estimator.fit_pairs(snaps, identity_pairs(x))
-            line += f" {one_step_w1(lambda s, m=known: np.asarray(m.force(s)), test)[0]:.2e} |"
+            truth = identity_pairs(x)
+            known = estimator.fit_pairs(snaps, truth)
+            right = np.mean(np.all(estimator.pairs_.x[:, 1] == truth.x[:, 1], axis=1))
+            line += (f" {one_step_w1(lambda s, m=known: np.asarray(m.force(s)), test)[0]:.2e} | "
+                     f"{right:.1%} |")  # fmt: skip
         print(line, flush=True)
         head += "\n" + line
         jax.clear_caches()  # each potential compiles its own libraries: free their code

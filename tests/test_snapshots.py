@@ -64,11 +64,12 @@ def test_true_pairs_separate_the_pairing_error_from_the_fit(rng):
     """Bohachevsky folds (τλmax(∇²V) up to 6.7): the optimal-transport pairing misses most
     particles, and the formula fitted on it is wrong.  ``fit_pairs`` on the true transitions
     — what a benchmark that knows the identities can offer — recovers the formula, and on the
-    OT pairs it is the step ``fit`` takes."""
+    OT pairs it is the step ``fit`` takes (with ``pairing="transport"``; the registration
+    that follows the folds is tested in test_registration.py)."""
     traj = simulate_system("bohachevsky", n=400, steps=2, dt=0.01, seed=5)
     data = _snapshots(traj, rng)
     spec = "poly:2+fourier:4:0.3183098861837907"  # holds 3πx and 4πy: the true family
-    estimator = SnapshotOneStep(spec)
+    estimator = SnapshotOneStep(spec, pairing="transport")
     model = estimator.fit(data).model_
     ot_pairs = estimator.pairs_
     order = {tuple(np.round(z, 12)): i for i, z in enumerate(traj.x[:, 0])}
@@ -160,6 +161,12 @@ def test_snapshots_through_the_cli(tmp_path):
     report = json.loads((tmp_path / "st.iel" / "report.json").read_text())
     assert report["data_kind"] == "snapshots"
     assert "0.500·x0^4" in report["formula"]
+    assert report["diagnostics"]["pairing"]["kept"] in ("transport", "registration")
+    pinned = subprocess.run([*run, "fit", str(path), "--pairing", "transport", "--out",
+                             str(tmp_path / "t")], capture_output=True, text=True)  # fmt: skip
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    report = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert report["diagnostics"]["pairing"]["reason"] == "transport asked for"
     rollout = subprocess.run([*run, "fit", str(path), "--method", "rollout", "--steps", "5",
                               "--energy", "poly:4", "--out", str(tmp_path / "r")],
                              capture_output=True, text=True)  # fmt: skip
@@ -183,6 +190,10 @@ def test_snapshots_through_the_cli(tmp_path):
                           str(tmp_path / "b")], capture_output=True, text=True)  # fmt: skip
     message = " ".join(bad.stdout.split())  # rich wraps long lines
     assert bad.returncode == 2 and "coupling must be one of" in message
+    bad = subprocess.run([*run, "fit", str(path), "--pairing", "nearest", "--out",
+                          str(tmp_path / "b")], capture_output=True, text=True)  # fmt: skip
+    message = " ".join(bad.stdout.split())
+    assert bad.returncode == 2 and "pairing must be one of" in message
 
 
 def test_interaction_energy_recovered_on_a_particle_system():

@@ -135,6 +135,12 @@ def fit(
     coupling: str | None = typer.Option(
         None, "--coupling", help="snapshots: auto | exact | sinkhorn"
     ),
+    pairing: str | None = typer.Option(
+        None,
+        "--pairing",
+        help="snapshots: auto | transport | registration (the step itself, by coherent point "
+        "drift: follows steps that fold)",
+    ),
     interaction: str | None = typer.Option(
         None,
         "--interaction",
@@ -179,6 +185,8 @@ def fit(
     options = {k: v for k, v in (("horizon", horizon), ("substeps", substeps)) if v}
     if coupling:
         options["coupling"] = coupling
+    if pairing:
+        options["pairing"] = pairing
     if interaction:
         options["interaction"] = int(interaction) if interaction.isdigit() else interaction
     if resampled:

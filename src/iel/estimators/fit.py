@@ -144,7 +144,8 @@ def fit(
         hidden_starts: learn the segment starts (implies rollout).
         progress: callback ``progress(step, steps, loss)`` for iterative fits.
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
-            snapshots ``coupling``, ``interaction``, ``resampled`` and ``refinements``
+            snapshots ``coupling``, ``pairing``, ``interaction``, ``resampled`` and
+            ``refinements``
             (:class:`~iel.estimators.snapshots.SnapshotOneStep`).
 
     Example:
@@ -270,6 +271,7 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     interaction = options.pop("interaction", None)
     resampled = options.pop("resampled", False)
     refinements = options.pop("refinements", 0)
+    pairing = options.pop("pairing", "auto")
     if projection is not None or hidden_starts:
         raise ValueError("projections and hidden starts are for trajectories, not snapshots")
     if method not in METHODS:
@@ -277,8 +279,9 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     if method == "rollout":
         from .snapshot_rollout import SnapshotRollout
 
-        if interaction or resampled or refinements:
-            raise ValueError("the snapshot rollout takes no interaction, resampled or refinements")
+        if interaction or resampled or refinements or pairing != "auto":
+            raise ValueError("the snapshot rollout takes no interaction, resampled, pairing or "
+                             "refinements: it matches whole populations")  # fmt: skip
         options.setdefault("steps", min(steps, 400))
         return SnapshotRollout(energy, coupling=coupling, temperature=temperature, seed=seed,
                                progress=progress, **options).fit(data).model_  # fmt: skip
@@ -287,12 +290,12 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     if resampled:
         from .resampled import fit_resampled
 
-        if interaction or refinements:
-            raise ValueError("re-sampled populations are fitted without an interaction or "
-                             "refinements")  # fmt: skip
+        if interaction or refinements or pairing != "auto":
+            raise ValueError("re-sampled populations are fitted without an interaction, pairing "
+                             "or refinements: their particles are not the same")  # fmt: skip
         return fit_resampled(data, energy, coupling=coupling, seed=seed)
     from .snapshots import SnapshotOneStep
 
-    est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction,
+    est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, pairing=pairing,
                           refinements=refinements, steps=steps, seed=seed)  # fmt: skip
     return est.fit(data).model_

@@ -44,6 +44,17 @@ from ..model import FittedModel
 from .base import AbstractEstimator, column_scaled_lstsq, data_range
 from .couplings import couple
 from .noise_level import neighbour_difference_variance
+from .registration import (
+    REGISTRATION_MAX_DIMENSION,
+    REGISTRATION_MAX_PARTICLES,
+    StepDesign,
+    registration_library,
+    registration_library_name,
+)
+
+PAIRINGS = ("auto", "transport", "registration")
+# with noise, rounds of registration in the selected family while its residual drops by 1 %
+FITTED_FAMILY_ROUNDS, FITTED_FAMILY_GAIN = 3, 0.01
 
 
 def paired_transitions(
@@ -87,6 +98,20 @@ def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
     return float(np.sum(residual**2) / float(np.sum(dx**2)))
 
 
+def _registered_pairs(
+    data: Snapshots, design: StepDesign, theta: np.ndarray, pairs: Trajectories, coupling: str
+) -> tuple[Trajectories, str, dict]:
+    """The step ``x ↦ x − h∇(θᵀφ)(x)`` registered onto the second snapshot from ``theta``
+    (:func:`.registration.register_step`; ``pairs`` gives the first snapshot's current
+    partners), and every snapshot coupled from that step's predictions."""
+    pops = data.populations()
+    first = len(pops[0])
+    theta, info = design.register(first, pops[1], theta, pairs.x[:first, 1])
+    step = FeatureEnergy(design.library, theta)
+    registered, how = paired_transitions(data, coupling, force=step.force)
+    return registered, how, info
+
+
 def _drift_predicted(data: Snapshots, force) -> list[np.ndarray]:
     """``x + hF(x)`` for every snapshot but the last, ``h`` the time to the next one."""
     pops = data.populations()
@@ -110,6 +135,15 @@ class SnapshotOneStep(AbstractEstimator):
             kept: one population's mean field of a polynomial W is a polynomial in ``x``, so
             V and W are separated only by how the population changes, and a fit of both
             that the data do not separate cancels itself and fails on other populations.
+        pairing: how particles of consecutive snapshots are paired.  ``"transport"``: by
+            optimal transport (the monotone map; exact unless the step folds).
+            ``"registration"``: by the step itself, fitted in a broad library by coherent
+            point drift from the transport pairs (:mod:`.registration`; follows folded
+            steps).  ``"auto"``: both, in up to :data:`REGISTRATION_MAX_DIMENSION`
+            coordinates and :data:`REGISTRATION_MAX_PARTICLES` particles per snapshot, and
+            the pairing that library explains with the smaller residual is kept (one
+            permutation each, the same library: the shorter description); transport alone
+            beyond those sizes and with an interaction.
         refinements: for noisy data, after the first fit couple again from the
             drift-predicted positions ``x + hF̂(x)`` and refit, up to this many times (stops
             when the pairing no longer changes).  The transport then only has the noise to
@@ -130,6 +164,7 @@ class SnapshotOneStep(AbstractEstimator):
         *,
         coupling: str = "auto",
         interaction: int | str | None = None,
+        pairing: str = "auto",
         refinements: int = 0,
         steps: int = 3000,
         seed: int = 0,
@@ -137,6 +172,9 @@ class SnapshotOneStep(AbstractEstimator):
         self.energy = energy
         self.coupling = coupling
         self.interaction = interaction
+        if pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+        self.pairing = pairing
         self.refinements = refinements
         self.steps = steps
         self.seed = seed
@@ -146,9 +184,14 @@ class SnapshotOneStep(AbstractEstimator):
             raise TypeError(f"SnapshotOneStep fits snapshots, got {type(data).__name__}")
         start = time.perf_counter()
         pairs, how = paired_transitions(data, self.coupling)
+        pairs, how, pairing = self._chosen_pairing(data, pairs, how)
+        model = self.fit_pairs(data, pairs)
+        if pairing["kept"] == "registration" and model.temperature > 0:
+            pairs, how, model = self._registered_in_fitted_family(data, pairs, how, model, pairing)
         rounds = 0
         while True:
-            model = self.fit_pairs(data, pairs)
+            if rounds:
+                model = self.fit_pairs(data, pairs)
             if rounds == self.refinements or model.temperature == 0:
                 break  # noise-free pairs need no re-coupling: the first pairing is the map's
             # couple again from where the fitted drift takes each particle
@@ -184,18 +227,101 @@ class SnapshotOneStep(AbstractEstimator):
         model.data_kind = data.kind
         model.method = f"{self.method} ({model.method})"
         model.diagnostics["coupling"] = how
+        model.diagnostics["pairing"] = pairing
+        registered = pairing["kept"] == "registration"
         model.diagnostics["method_reason"] = (
             "snapshots: one step per consecutive pair of snapshots, particles paired by "
-            "optimal transport"
-        )
+            + ("registration of the step (coherent point drift)" if registered
+               else "optimal transport")
+        )  # fmt: skip
         model.identifiability = {
             **model.identifiability,
-            "pairing": "particle identities are inferred by optimal transport; exact when the "
-            "step map is the gradient of a convex function (τ∇²V ≺ I)",
-        }
+            "pairing": (
+                "particle identities are inferred by registering a gradient step in a broad "
+                "library (coherent point drift), which follows folded steps; exact when that "
+                "library holds the step map and the registration finds it"
+                if registered else
+                "particle identities are inferred by optimal transport; exact when the step "
+                "map is the gradient of a convex function (τ∇²V ≺ I)"
+            ),
+        }  # fmt: skip
         model.fit_seconds = time.perf_counter() - start
         self.model_ = model
         return self
+
+    def _chosen_pairing(self, data: Snapshots, pairs: Trajectories,
+                        how: str) -> tuple[Trajectories, str, dict]:  # fmt: skip
+        """The transport ``pairs`` or the registration's (``pairing``, class docstring), the
+        coupling's description, and what was compared."""
+        pops = data.populations()
+        if self.pairing == "transport" or self.interaction:
+            why = "asked for" if self.pairing == "transport" else "with an interaction"
+            return pairs, how, {"kept": "transport", "reason": f"transport {why}"}
+        if self.pairing == "auto" and (
+            data.dim > REGISTRATION_MAX_DIMENSION
+            or max(len(p) for p in pops) > REGISTRATION_MAX_PARTICLES
+        ):
+            reason = (
+                f"transport: registration is tried up to {REGISTRATION_MAX_DIMENSION} "
+                f"coordinates and {REGISTRATION_MAX_PARTICLES} particles per snapshot"
+            )
+            return pairs, how, {"kept": "transport", "reason": reason}  # fmt: skip
+        library = registration_library(pops[0])
+        design = StepDesign(library, pairs)
+        [(start, by_transport)] = design.fits(pairs)
+        registered, registered_how, info = _registered_pairs(data, design, start, pairs,
+                                                             self.coupling)  # fmt: skip
+        [(_, by_registration)] = design.fits(registered)
+        residuals = {"transport": by_transport, "registration": by_registration}
+        kept = (
+            "registration"
+            if self.pairing == "registration" or residuals["registration"] < residuals["transport"]
+            else "transport"
+        )
+        summary = {
+            "kept": kept,
+            "reason": "asked for" if self.pairing == "registration" else
+            "the smaller residual in the registration library",
+            "library": registration_library_name(library),
+            "residuals": residuals,
+            "registration_iterations": info["iterations"],
+            "registration_variance": info["variance"],
+        }  # fmt: skip
+        if kept == "transport":
+            return pairs, how, summary
+        return registered, (
+            f"paired by registering the step (coherent point drift, {info['iterations']} "
+            f"iterations; residual {residuals['registration']:.3g} against "
+            f"{residuals['transport']:.3g} by transport), each snapshot coupled from the "
+            f"registered step's predictions: {registered_how}"
+        ), summary  # fmt: skip
+
+    def _registered_in_fitted_family(self, data: Snapshots, pairs: Trajectories, how: str,
+                                     model: FittedModel, pairing: dict):  # fmt: skip
+        """With noise, registration again in the family selected on the last registration's
+        pairs (a linear family: its few terms at their fitted frequencies register more
+        surely than the broad library, and the pairs they give let selection fit the
+        frequencies closer), up to :data:`FITTED_FAMILY_ROUNDS` times; each round's pairs are
+        kept, and the fit repeated, while that family explains them with a residual smaller
+        by :data:`FITTED_FAMILY_GAIN` or more."""
+        rounds = pairing.setdefault("refined_in_fitted_family", [])
+        for _ in range(FITTED_FAMILY_ROUNDS):
+            energy = model.energy_module
+            if not isinstance(energy, FeatureEnergy):
+                break
+            design = StepDesign(energy.library, pairs)
+            again, again_how, info = _registered_pairs(data, design, np.asarray(energy.theta),
+                                                       pairs, self.coupling)  # fmt: skip
+            (_, before), (_, after) = design.fits(pairs, again)
+            better = after < (1 - FITTED_FAMILY_GAIN) * before
+            rounds.append({"residuals": {"before": before, "after": after},
+                           "iterations": info["iterations"], "kept": bool(better)})  # fmt: skip
+            if not better:
+                break
+            pairs, model = again, self.fit_pairs(data, again)
+            how = (f"{how}; registered again in the fitted family ({info['iterations']} "
+                   f"iterations): {again_how}")  # fmt: skip
+        return pairs, how, model
 
     def fit_pairs(self, data: Snapshots, pairs: Trajectories) -> FittedModel:
         """The energy (``T`` from the pairs' residual) fitted to given transitions ``pairs``

@@ -1,0 +1,137 @@
+"""Pairing by registering the step (coherent point drift): snapshots whose step map folds."""
+
+import numpy as np
+import pytest
+
+import iel
+from iel.data import Snapshots
+from iel.energies.features import ConcatLibrary, FeatureEnergy, Fourier, Monomials
+from iel.estimators.registration import StepDesign, registration_library
+from iel.estimators.snapshots import SnapshotOneStep, paired_transitions
+from iel.systems import simulate_system
+
+
+def _snapshots(traj, rng):
+    """Each time's particles shuffled: the identities are gone."""
+    n = traj.n_trajectories
+    orders = [rng.permutation(n) for _ in range(traj.n_times)]
+    xs = np.concatenate([traj.x[o, k] for k, o in enumerate(orders)])
+    return Snapshots(xs, np.repeat(traj.t[0], n)), orders
+
+
+def _correct_share(pairs, traj):
+    """The share of paired steps that join a particle to its own next position."""
+    following = {tuple(np.round(a, 12)): b for a, b in
+                 zip(traj.x[:, :-1].reshape(-1, 2), traj.x[:, 1:].reshape(-1, 2))}  # fmt: skip
+    x0, x1, _ = pairs.transitions()
+    right = [np.allclose(following[tuple(np.round(a, 12))], b, atol=1e-12) for a, b in zip(x0, x1)]
+    return float(np.mean(right))
+
+
+def _force_error(model, rng):
+    truth = iel.get_system("bohachevsky").energy
+    states = rng.uniform(-3.5, 3.5, size=(500, 2))
+    f_true = np.asarray(truth.force(states))
+    diff = np.asarray(model.force(states)) - f_true
+    return float(np.sum(diff**2) / np.sum(f_true**2))
+
+
+def test_registration_follows_the_folds_transport_cannot(rng):
+    """Bohachevsky with τ = 0.01 folds on most of the plane (τλmax(∇²V) up to 6.7): optimal
+    transport pairs most particles with others' images, the registration pairs them all
+    with their own, and the formula selected on its pairs is the true one."""
+    traj = simulate_system("bohachevsky", n=1000, steps=2, dt=0.01, seed=5)
+    data, _ = _snapshots(traj, rng)
+    transport, _ = paired_transitions(data)
+    assert _correct_share(transport, traj) < 0.5
+    estimator = SnapshotOneStep().fit(data)
+    model = estimator.model_
+    pairing = model.diagnostics["pairing"]
+    assert pairing["kept"] == "registration", pairing
+    assert pairing["residuals"]["registration"] < 0.2 * pairing["residuals"]["transport"]
+    assert _correct_share(estimator.pairs_, traj) > 0.99
+    assert _force_error(model, rng) < 1e-10, model.formula
+    assert model.temperature == 0.0
+    assert "coherent point drift" in model.diagnostics["coupling"]
+    assert "registering" in model.identifiability["pairing"]
+    # asked for transport, the same data give the unfolded map's far-off formula
+    unfolded = SnapshotOneStep("poly:2+fourier:4:0.3183098861837907", pairing="transport")
+    assert _force_error(unfolded.fit(data).model_, rng) > 0.05
+
+
+def test_registration_reads_the_temperature_past_the_folds(rng):
+    """With Langevin noise (T = 0.1) the folded pairing counted the misfit as noise (T̂ near
+    1 by transport); registered, and registered again in the selected family, T̂ is within
+    10 % and the formula's terms are the true ones."""
+    traj = simulate_system("bohachevsky", n=1000, steps=3, dt=0.01, seed=5, temperature=0.1)
+    data, _ = _snapshots(traj, rng)
+    model = SnapshotOneStep().fit(data).model_
+    pairing = model.diagnostics["pairing"]
+    assert pairing["kept"] == "registration"
+    assert pairing["refined_in_fitted_family"][0]["kept"]
+    assert model.temperature == pytest.approx(0.1, rel=0.1)
+    assert _force_error(model, rng) < 1e-3, model.formula
+    by_transport = SnapshotOneStep(pairing="transport").fit(data).model_
+    assert by_transport.temperature > 0.5
+
+
+def test_a_step_that_does_not_fold_keeps_the_exact_pairing(rng):
+    """Styblinski–Tang's step is monotone: transport already pairs every particle with its
+    own; whichever pairing is kept, the pairs and the formula are exact."""
+    traj = simulate_system("styblinski_tang", n=500, steps=3, dt=0.01, seed=4)
+    data, _ = _snapshots(traj, rng)
+    estimator = SnapshotOneStep().fit(data)
+    assert estimator.model_.diagnostics["pairing"]["kept"] in ("transport", "registration")
+    assert _correct_share(estimator.pairs_, traj) == 1.0
+    truth = iel.get_system("styblinski_tang").energy
+    states = rng.uniform(-3.5, 3.5, size=(300, 2))
+    np.testing.assert_allclose(estimator.model_.force(states), truth.force(states), atol=1e-6)
+
+
+def test_coherent_point_drift_finds_a_folding_step_in_its_library(rng):
+    """The registration alone: the next snapshot is a shuffled exact step of
+    ``E = 20x² + 10y² − 10 cos 3x − 1.5 cos 9y`` on ``[−π, π]²`` in a small library
+    (``τE''`` reaches 1.3 in x and 1.4 in y: it folds); from the least-squares fit to the
+    transport pairs, EM finds the step (θ itself only up to the library's near-dependences)."""
+    library = ConcatLibrary([Monomials(2, 2), Fourier(2, 9)])
+    theta_true = np.zeros(library.n_features)
+    names = library.names()
+    theta_true[names.index("x0^2")], theta_true[names.index("x1^2")] = 20.0, 10.0
+    theta_true[names.index("cos(3*x0)")] = -10.0
+    theta_true[names.index("cos(9*x1)")] = -1.5
+    source = rng.uniform(-np.pi, np.pi, size=(600, 2))
+    step = FeatureEnergy(library, theta_true)
+    target = source + 0.01 * np.asarray(step.force(source))
+    shuffled = target[rng.permutation(len(target))]
+    data = Snapshots(np.concatenate([source, shuffled]), np.repeat([0.0, 0.01], len(source)))
+    pairs, _ = paired_transitions(data)
+    design = StepDesign(library, pairs)
+    [(start, residual)] = design.fits(pairs)
+    assert residual > 1.0  # transport's monotone pairing is not the step
+    theta, info = design.register(len(source), shuffled, start, pairs.x[:, 1])
+    forces = np.asarray(step.force(source))
+    found = np.asarray(FeatureEnergy(library, theta).force(source))
+    np.testing.assert_allclose(found, forces, atol=1e-6 * np.abs(forces).max())
+    assert info["variance"] < 1e-12 and info["iterations"] < 100
+
+
+def test_the_registration_library_resolves_the_particle_spacing(rng):
+    """Fourier modes with period the widest range L and K = L/(2s) of them, s the spacing."""
+    many = registration_library(rng.uniform(-4, 4, size=(1000, 2)))
+    few = registration_library(rng.uniform(-4, 4, size=(100, 2)))
+    assert few.parts[1].n_frequencies == 5 and many.parts[1].n_frequencies == 16
+    period = 2 * np.pi * float(many.parts[1].length_scale)
+    assert 7.9 < period <= 8.0
+    with pytest.raises(ValueError, match="spread"):
+        registration_library(np.ones((10, 2)))
+
+
+def test_pairing_options_are_checked(rng):
+    traj = simulate_system("styblinski_tang", n=50, steps=2, dt=0.01, seed=4)
+    data, _ = _snapshots(traj, rng)
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        SnapshotOneStep(pairing="nearest")
+    with pytest.raises(ValueError, match="pairing"):
+        iel.fit(data, method="rollout", pairing="registration")
+    with pytest.raises(ValueError, match="pairing"):
+        iel.fit(data, resampled=True, pairing="registration")
