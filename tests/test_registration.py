@@ -108,7 +108,7 @@ def test_coherent_point_drift_finds_a_folding_step_in_its_library(rng):
     design = StepDesign(library, pairs)
     [(start, residual)] = design.fits(pairs)
     assert residual > 1.0  # transport's monotone pairing is not the step
-    theta, info = design.register(len(source), shuffled, start, pairs.x[:, 1])
+    theta, info = design.register(np.arange(len(source)), shuffled, start, pairs.x[:, 1])
     forces = np.asarray(step.force(source))
     found = np.asarray(FeatureEnergy(library, theta).force(source))
     np.testing.assert_allclose(found, forces, atol=1e-6 * np.abs(forces).max())
@@ -135,3 +135,21 @@ def test_pairing_options_are_checked(rng):
         iel.fit(data, method="rollout", pairing="registration")
     with pytest.raises(ValueError, match="pairing"):
         iel.fit(data, resampled=True, pairing="registration")
+
+
+def test_a_random_subset_registered_with_the_others_as_outliers(rng, monkeypatch):
+    """Past ``REGISTRATION_SOURCES`` particles a random subset of the first snapshot is
+    registered onto the whole second one, the targets without a source counted as outliers
+    (coherent point drift's uniform term): with 600 of 1000 registered, every particle is
+    still paired with its own image and the formula is exact."""
+    import iel.estimators.snapshots as snapshots
+
+    monkeypatch.setattr(snapshots, "REGISTRATION_SOURCES", 600)
+    traj = simulate_system("bohachevsky", n=1000, steps=2, dt=0.01, seed=5)
+    data, _ = _snapshots(traj, rng)
+    estimator = SnapshotOneStep().fit(data)
+    pairing = estimator.model_.diagnostics["pairing"]
+    assert pairing["kept"] == "registration"
+    assert pairing["registered_particles"].startswith("600 of the first snapshot onto the 1000")
+    assert _correct_share(estimator.pairs_, traj) > 0.99
+    assert _force_error(estimator.model_, rng) < 1e-10

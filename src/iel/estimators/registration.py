@@ -19,7 +19,18 @@ Gaussians centred on the stepped particles ``T_θ(x_i) = x_i − h∇E_θ(x_i)``
 Each target is shared among the stepped particles near it, not assigned by a monotone map,
 so folded steps are followed; ``σ²`` shrinks as the fit explains the targets (noise-free
 data: towards zero, where the assignment is the identity).  It starts from the
-least-squares fit to the transport pairs, at their residual variance.
+least-squares fit to the transport pairs, at :data:`START_VARIANCE_FACTOR` times their
+residual variance.  When only a subset of the first snapshot is registered (large
+populations) or the second snapshot has more particles, a target may have no source: the
+mixture then has a uniform component of weight ``w`` (the expected share of such targets),
+which adds ``c = (2πσ²)^{d/2} · w/(1 − w) · M/N`` to the E-step's denominator (``M``
+sources, ``N`` targets; Myronenko & Song's outlier term).  The E-step runs over blocks of
+targets, so its memory is ``M × TARGET_BLOCK`` however large the snapshot.
+
+The registration is not sure to find the step: EM may settle in a local optimum (on
+bohachevsky it did with 2000 particles per snapshot and more), which is why ``auto`` keeps it
+only where the library explains its pairs better than transport's, and tries it only up to
+:data:`REGISTRATION_MAX_TARGETS` particles.
 
 The library: monomials to degree 4 and Fourier modes of every coordinate with period the
 data's widest range ``L``, ``k = 1..K``, ``K = L / (2s)``, ``s`` the particles' spacing
@@ -31,6 +42,7 @@ positions); the caller keeps whichever pairing the library explains with the sma
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -40,7 +52,15 @@ import numpy as np
 from ..energies.features import ConcatLibrary, Fourier, Monomials
 
 REGISTRATION_MAX_DIMENSION = 3  # beyond, the library's Fourier modes and cross terms grow fast
-REGISTRATION_MAX_PARTICLES = 3000  # per snapshot: the E-step holds an n × m matrix
+REGISTRATION_SOURCES = 2000  # at most this many particles of the first snapshot are registered
+# `auto` registers up to this many particles per snapshot: on bohachevsky it was found at
+# 1000 per snapshot and not at 2000 or more (nor with 1000 of 2000 registered as a subset)
+REGISTRATION_MAX_TARGETS = 1500
+# EM starts at this multiple of the transport pairs' residual variance: a wider start is less
+# often caught by the unfolded map (bohachevsky, 1000 particles per snapshot, four draws: all
+# four registered with 4, three with 1)
+START_VARIANCE_FACTOR = 4.0
+TARGET_BLOCK = 2048  # the E-step holds sources × TARGET_BLOCK entries at a time
 REGISTRATION_DEGREE = 4
 MAX_FREQUENCIES = 24
 MAX_ITERATIONS = 300
@@ -86,28 +106,48 @@ def _ridge_solve(gram, rhs):
     return jnp.linalg.solve(gram + 1e-10 * jnp.trace(gram) / size * jnp.eye(size), rhs)
 
 
-@jax.jit
-def _coherent_point_drift(designs, sources, targets, theta, variance):
-    """EM iterations (module docstring) until ``σ²`` settles; returns ``(θ, σ², iterations)``."""
+@functools.partial(jax.jit, static_argnames=("block",))
+def _coherent_point_drift(designs, sources, targets, present, theta, variance, log_odds,
+                          block):  # fmt: skip
+    """EM iterations (module docstring) until ``σ²`` settles; returns ``(θ, σ², iterations)``.
 
-    target_norms = jnp.sum(targets**2, axis=1)
+    ``targets`` come in blocks of ``block`` rows (``present`` masks the padding), so the
+    ``sources × block`` matrices are all the memory the E-step holds.  ``log_odds`` is
+    ``log(w/(1 − w) · M/N)`` for an outlier share ``w`` (``−∞``: none)."""
+    dim = sources.shape[1]
+    blocks, masks = targets.reshape(-1, block, dim), present.reshape(-1, block)
+
+    def expectations(stepped, variance):
+        """``Σ_j P_ij``, ``Σ_j P_ij y_j``, ``Σ_ij P_ij`` and ``Σ_ij P_ij ‖y_j‖²``."""
+        norms = jnp.sum(stepped**2, axis=1)
+        log_outlier = log_odds + 0.5 * dim * jnp.log(2 * jnp.pi * variance)
+
+        def add_block(totals, chunk):
+            ys, mask = chunk
+            y_norms = jnp.sum(ys**2, axis=1)
+            logits = -(norms[:, None] + y_norms[None, :] - 2 * stepped @ ys.T) / (2 * variance)
+            normaliser = jnp.logaddexp(jax.nn.logsumexp(logits, axis=0), log_outlier)
+            shares = jnp.exp(logits - normaliser[None, :]) * mask[None, :]
+            column = shares.sum(axis=0)
+            weights, pulled, matched, spread = totals
+            return (weights + shares.sum(axis=1), pulled + shares @ ys, matched + column.sum(),
+                    spread + column @ y_norms), None  # fmt: skip
+
+        zero = (jnp.zeros(len(sources)), jnp.zeros_like(sources), 0.0, 0.0)
+        return jax.lax.scan(add_block, zero, (blocks, masks))[0]
 
     def step(state):
         theta, variance, _, count = state
-        stepped = sources + designs @ theta
-        distances = (jnp.sum(stepped**2, axis=1)[:, None] + target_norms[None, :]
-                     - 2 * stepped @ targets.T)  # fmt: skip
-        shares = jax.nn.softmax(-distances / (2 * variance), axis=0)  # over sources, per target
-        weights = shares.sum(axis=1)
-        pulled = shares @ targets  # Σ_j P_ij y_j
+        weights, pulled, matched, target_term = expectations(sources + designs @ theta, variance)
         gram = jnp.einsum("i,idp,idq->pq", weights, designs, designs)
         rhs = jnp.einsum("idp,id->p", designs, pulled - weights[:, None] * sources)
         theta = _ridge_solve(gram, rhs)
         stepped = sources + designs @ theta
-        # Σ_ij P_ij ‖y_j − T(x_i)‖² without the matrix: Σ_j ‖y_j‖² (Σ_i P_ij = 1 per target)
-        spread = (jnp.sum(target_norms) - 2 * jnp.sum(stepped * pulled)
+        # Σ_ij P_ij ‖y_j − T(x_i)‖² from the sums, without the matrix
+        spread = (target_term - 2 * jnp.sum(stepped * pulled)
                   + jnp.sum(weights * jnp.sum(stepped**2, axis=1)))  # fmt: skip
-        new = jnp.maximum(spread / targets.size, jnp.finfo(spread.dtype).tiny)
+        new = jnp.maximum(spread / (dim * jnp.maximum(matched, 1e-300)),
+                          jnp.finfo(spread.dtype).tiny)  # fmt: skip
         return theta, new, variance, count + 1
 
     def going(state):
@@ -121,20 +161,34 @@ def _coherent_point_drift(designs, sources, targets, theta, variance):
     return theta, variance, count
 
 
-def register_step(designs, source, target, theta, paired_target) -> tuple[np.ndarray, dict]:
+def register_step(designs, source, target, theta, paired_target,
+                  outlier_share: float = 0.0) -> tuple[np.ndarray, dict]:  # fmt: skip
     """``θ`` of the step ``x ↦ x + A(x)θ`` (``designs``: ``A_i = −h∇φ(x_i)ᵀ`` for each row of
     ``source``, :func:`step_designs`) registering ``source`` onto ``target`` (the next
     snapshot), started from ``theta`` (the fit to the transport pairs) at the variance of its
-    residual to ``paired_target`` (``source``'s transport partners, row for row).  Returns
+    residual to ``paired_target`` (``source``'s transport partners, row for row).
+    ``outlier_share``: the share ``w`` of targets expected to have no source among these (a
+    subset of the particles registered): each target is then an outlier with the mixture
+    weight ``w`` of a uniform density (coherent point drift's outlier term).  Returns
     ``(θ, info)`` with the EM's final ``σ²`` and iteration count."""
     scale = jnp.sqrt(jnp.einsum("idp,idp->p", designs, designs)) + 1e-300
     designs = designs / scale[None, None, :]
-    sources, targets = jnp.asarray(source, float), jnp.asarray(target, float)
+    sources, targets = jnp.asarray(source, float), np.asarray(target, float)
     theta = jnp.asarray(theta, float) * scale
     residual = jnp.asarray(paired_target, float) - sources - designs @ theta
-    variance = jnp.maximum(jnp.mean(residual**2), jnp.finfo(float).tiny)
-    theta, variance, count = _coherent_point_drift(designs, sources, targets, theta, variance)
-    info = {"variance": float(variance), "iterations": int(count)}
+    variance = jnp.maximum(START_VARIANCE_FACTOR * jnp.mean(residual**2), jnp.finfo(float).tiny)
+    block = min(TARGET_BLOCK, len(targets))
+    padded = -len(targets) % block
+    present = np.concatenate([np.ones(len(targets)), np.zeros(padded)])
+    targets = np.concatenate([targets, np.zeros((padded, targets.shape[1]))])
+    log_odds = (math.log(outlier_share / (1 - outlier_share) * len(source) / len(target))
+                if 0 < outlier_share < 1 else -math.inf)  # fmt: skip
+    theta, variance, count = _coherent_point_drift(
+        designs, sources, jnp.asarray(targets), jnp.asarray(present), theta, variance,
+        log_odds, block,
+    )  # fmt: skip
+    info = {"variance": float(variance), "iterations": int(count), "sources": len(source),
+            "targets": len(target)}  # fmt: skip
     return np.asarray(theta / scale), info
 
 
@@ -169,10 +223,13 @@ class StepDesign:
         residuals = np.sum((targets - rows @ thetas) ** 2, axis=0)
         return [(thetas[:, k], float(residuals[k])) for k in range(len(pairings))]
 
-    def register(self, count: int, target, theta, paired_target) -> tuple[np.ndarray, dict]:
-        """:func:`register_step` of the first ``count`` sources (one snapshot, one gap) onto
-        ``target``."""
-        if not np.allclose(self.gaps[:count], self.gaps[0]):
+    def register(self, rows, target, theta, paired_target) -> tuple[np.ndarray, dict]:
+        """:func:`register_step` of the sources ``rows`` (indices into one snapshot: one gap)
+        onto ``target``, the whole next snapshot; targets beyond the registered sources'
+        count are taken as outliers."""
+        rows = np.asarray(rows)
+        if not np.allclose(self.gaps[rows], self.gaps[rows[0]]):
             raise ValueError("register the sources of one snapshot: one gap to the next")
-        return register_step(self.designs[:count], self.sources[:count], target, theta,
-                             paired_target)  # fmt: skip
+        outliers = max(0.0, 1.0 - len(rows) / len(target))
+        return register_step(self.designs[rows], self.sources[rows], target, theta,
+                             paired_target, outlier_share=outliers)  # fmt: skip

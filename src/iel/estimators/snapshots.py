@@ -46,7 +46,8 @@ from .couplings import couple
 from .noise_level import neighbour_difference_variance
 from .registration import (
     REGISTRATION_MAX_DIMENSION,
-    REGISTRATION_MAX_PARTICLES,
+    REGISTRATION_MAX_TARGETS,
+    REGISTRATION_SOURCES,
     StepDesign,
     registration_library,
     registration_library_name,
@@ -99,14 +100,22 @@ def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
 
 
 def _registered_pairs(
-    data: Snapshots, design: StepDesign, theta: np.ndarray, pairs: Trajectories, coupling: str
+    data: Snapshots,
+    design: StepDesign,
+    theta: np.ndarray,
+    pairs: Trajectories,
+    coupling: str,
+    seed: int,
 ) -> tuple[Trajectories, str, dict]:
     """The step ``x ↦ x − h∇(θᵀφ)(x)`` registered onto the second snapshot from ``theta``
     (:func:`.registration.register_step`; ``pairs`` gives the first snapshot's current
     partners), and every snapshot coupled from that step's predictions."""
     pops = data.populations()
-    first = len(pops[0])
-    theta, info = design.register(first, pops[1], theta, pairs.x[:first, 1])
+    rows = np.arange(len(pops[0]))
+    if len(rows) > REGISTRATION_SOURCES:  # a random subset, the same one every round
+        rows = np.sort(np.random.default_rng(seed).choice(rows, REGISTRATION_SOURCES,
+                                                          replace=False))  # fmt: skip
+    theta, info = design.register(rows, pops[1], theta, pairs.x[rows, 1])
     step = FeatureEnergy(design.library, theta)
     registered, how = paired_transitions(data, coupling, force=step.force)
     return registered, how, info
@@ -139,9 +148,11 @@ class SnapshotOneStep(AbstractEstimator):
             optimal transport (the monotone map; exact unless the step folds).
             ``"registration"``: by the step itself, fitted in a broad library by coherent
             point drift from the transport pairs (:mod:`.registration`; follows folded
-            steps).  ``"auto"``: both, in up to :data:`REGISTRATION_MAX_DIMENSION`
-            coordinates and :data:`REGISTRATION_MAX_PARTICLES` particles per snapshot, and
-            the pairing that library explains with the smaller residual is kept (one
+            steps; at most :data:`REGISTRATION_SOURCES` particles of the first snapshot, drawn
+            at random, are registered onto the whole second one, the others' images counted
+            as outliers).  ``"auto"``: both, in up to :data:`REGISTRATION_MAX_DIMENSION`
+            coordinates and :data:`REGISTRATION_MAX_TARGETS` particles in the second snapshot,
+            and the pairing that library explains with the smaller residual is kept (one
             permutation each, the same library: the shorter description); transport alone
             beyond those sizes and with an interaction.
         refinements: for noisy data, after the first fit couple again from the
@@ -258,19 +269,18 @@ class SnapshotOneStep(AbstractEstimator):
             why = "asked for" if self.pairing == "transport" else "with an interaction"
             return pairs, how, {"kept": "transport", "reason": f"transport {why}"}
         if self.pairing == "auto" and (
-            data.dim > REGISTRATION_MAX_DIMENSION
-            or max(len(p) for p in pops) > REGISTRATION_MAX_PARTICLES
+            data.dim > REGISTRATION_MAX_DIMENSION or len(pops[1]) > REGISTRATION_MAX_TARGETS
         ):
             reason = (
                 f"transport: registration is tried up to {REGISTRATION_MAX_DIMENSION} "
-                f"coordinates and {REGISTRATION_MAX_PARTICLES} particles per snapshot"
+                f"coordinates and {REGISTRATION_MAX_TARGETS} particles in the second snapshot"
             )
             return pairs, how, {"kept": "transport", "reason": reason}  # fmt: skip
         library = registration_library(pops[0])
         design = StepDesign(library, pairs)
         [(start, by_transport)] = design.fits(pairs)
         registered, registered_how, info = _registered_pairs(data, design, start, pairs,
-                                                             self.coupling)  # fmt: skip
+                                                             self.coupling, self.seed)  # fmt: skip
         [(_, by_registration)] = design.fits(registered)
         residuals = {"transport": by_transport, "registration": by_registration}
         kept = (
@@ -286,6 +296,8 @@ class SnapshotOneStep(AbstractEstimator):
             "residuals": residuals,
             "registration_iterations": info["iterations"],
             "registration_variance": info["variance"],
+            "registered_particles": f"{info['sources']} of the first snapshot onto the "
+            f"{info['targets']} of the second",
         }  # fmt: skip
         if kept == "transport":
             return pairs, how, summary
@@ -311,7 +323,7 @@ class SnapshotOneStep(AbstractEstimator):
                 break
             design = StepDesign(energy.library, pairs)
             again, again_how, info = _registered_pairs(data, design, np.asarray(energy.theta),
-                                                       pairs, self.coupling)  # fmt: skip
+                                                       pairs, self.coupling, self.seed)  # fmt: skip
             (_, before), (_, after) = design.fits(pairs, again)
             better = after < (1 - FITTED_FAMILY_GAIN) * before
             rounds.append({"residuals": {"before": before, "after": after},
