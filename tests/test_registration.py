@@ -7,7 +7,11 @@ import iel
 from iel.data import Snapshots
 from iel.energies.features import ConcatLibrary, FeatureEnergy, Fourier, Monomials
 from iel.estimators.registration import StepDesign, registration_library
-from iel.estimators.snapshots import SnapshotOneStep, paired_transitions
+from iel.estimators.snapshots import (
+    EXACT_TRANSPORT_REASON,
+    SnapshotOneStep,
+    paired_transitions,
+)
 from iel.systems import simulate_system
 
 
@@ -77,11 +81,13 @@ def test_registration_reads_the_temperature_past_the_folds(rng):
 
 def test_a_step_that_does_not_fold_keeps_the_exact_pairing(rng):
     """Styblinski–Tang's step is monotone: transport already pairs every particle with its
-    own; whichever pairing is kept, the pairs and the formula are exact."""
+    own, the registration library (which holds the quartic) explains those pairs exactly, so
+    nothing is registered; the pairs and the formula are exact."""
     traj = simulate_system("styblinski_tang", n=500, steps=3, dt=0.01, seed=4)
     data, _ = _snapshots(traj, rng)
     estimator = SnapshotOneStep().fit(data)
-    assert estimator.model_.diagnostics["pairing"]["kept"] in ("transport", "registration")
+    pairing = estimator.model_.diagnostics["pairing"]
+    assert pairing == {"kept": "transport", "reason": EXACT_TRANSPORT_REASON}
     assert _correct_share(estimator.pairs_, traj) == 1.0
     truth = iel.get_system("styblinski_tang").energy
     states = rng.uniform(-3.5, 3.5, size=(300, 2))

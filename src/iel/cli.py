@@ -349,6 +349,20 @@ def _select_end_states(data, families, out: Path, seed: int) -> None:
     console.print(f"wrote [bold]{out / 'select.json'}[/bold]")
 
 
+def _pairing_summary(pairing: dict) -> str:
+    """E.g. ``registration (the smaller residual …): 5.66 against 4.81e+03 by transport``."""
+    line = f"{pairing['kept']} ({pairing['reason']})"
+    residuals = pairing.get("residuals")
+    if residuals:
+        line += (f": residual {residuals['registration']:.3g} registered, "
+                 f"{residuals['transport']:.3g} by transport")  # fmt: skip
+    rounds = pairing.get("refined_in_fitted_family", [])
+    if rounds:
+        kept = sum(r["kept"] for r in rounds)
+        line += f"; registered again in the fitted family {kept} time(s)"
+    return line
+
+
 def _print_model(model) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("formula", model.formula)
@@ -365,6 +379,8 @@ def _print_model(model) -> None:
                 if "prior_share" in row:
                     shares += f", {row['prior_share']:.1%} of the prior"
                 table.add_row("minimum", f"({where})  E = {row['energy']:.4g}  {shares}")
+        elif key == "pairing":  # the whole record is in report.json
+            table.add_row(key, _pairing_summary(value))
         elif key not in ("notes", "method_reason", "residual_variance_by_lag", "code_length"):
             table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
     for note in model.diagnostics.get("notes", []):

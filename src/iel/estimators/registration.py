@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..energies.base import compiled_vmap
 from ..energies.features import ConcatLibrary, Fourier, Monomials
 
 REGISTRATION_MAX_DIMENSION = 3  # beyond, the library's Fourier modes and cross terms grow fast
@@ -93,12 +94,12 @@ def registration_library_name(library: ConcatLibrary) -> str:
     return f"poly:{monomials.degree}+fourier:{modes.n_frequencies} (period {period:.4g})"
 
 
-def step_designs(library, states: np.ndarray, h) -> jnp.ndarray:
+def step_designs(library, states: np.ndarray, h) -> np.ndarray:
     """``A_i = −h_i∇φ(x_i)ᵀ`` for each state: ``(M, d, p)``, so that ``T_θ(x_i) = x_i + A_iθ``
     (``h`` one gap or one per state)."""
-    jacobians = jax.vmap(library.jacobian)(jnp.asarray(states, dtype=float))
-    gaps = jnp.broadcast_to(jnp.asarray(h, dtype=float), (jacobians.shape[0],))
-    return -gaps[:, None, None] * jnp.swapaxes(jacobians, -1, -2)
+    jacobians = np.asarray(compiled_vmap(library.jacobian, jnp.asarray(states, dtype=float)))
+    gaps = np.broadcast_to(np.asarray(h, dtype=float), (jacobians.shape[0],))
+    return -gaps[:, None, None] * np.swapaxes(jacobians, -1, -2)
 
 
 def _ridge_solve(gram, rhs):
@@ -171,25 +172,38 @@ def register_step(designs, source, target, theta, paired_target,
     subset of the particles registered): each target is then an outlier with the mixture
     weight ``w`` of a uniform density (coherent point drift's outlier term).  Returns
     ``(θ, info)`` with the EM's final ``σ²`` and iteration count."""
-    scale = jnp.sqrt(jnp.einsum("idp,idp->p", designs, designs)) + 1e-300
-    designs = designs / scale[None, None, :]
-    sources, targets = jnp.asarray(source, float), np.asarray(target, float)
-    theta = jnp.asarray(theta, float) * scale
-    residual = jnp.asarray(paired_target, float) - sources - designs @ theta
-    variance = jnp.maximum(START_VARIANCE_FACTOR * jnp.mean(residual**2), jnp.finfo(float).tiny)
+    targets = np.asarray(target, float)
     block = min(TARGET_BLOCK, len(targets))
     padded = -len(targets) % block
     present = np.concatenate([np.ones(len(targets)), np.zeros(padded)])
     targets = np.concatenate([targets, np.zeros((padded, targets.shape[1]))])
     log_odds = (math.log(outlier_share / (1 - outlier_share) * len(source) / len(target))
                 if 0 < outlier_share < 1 else -math.inf)  # fmt: skip
-    theta, variance, count = _coherent_point_drift(
-        designs, sources, jnp.asarray(targets), jnp.asarray(present), theta, variance,
+    theta, variance, count = _scaled_registration(
+        jnp.asarray(designs, float), jnp.asarray(source, float), jnp.asarray(targets),
+        jnp.asarray(present), jnp.asarray(theta, float), jnp.asarray(paired_target, float),
         log_odds, block,
     )  # fmt: skip
     info = {"variance": float(variance), "iterations": int(count), "sources": len(source),
             "targets": len(target)}  # fmt: skip
-    return np.asarray(theta / scale), info
+    return np.asarray(theta), info
+
+
+@functools.partial(jax.jit, static_argnames=("block",))
+def _scaled_registration(designs, sources, targets, present, theta, paired_target, log_odds,
+                         block):  # fmt: skip
+    """:func:`_coherent_point_drift` on unit-norm design columns, from the variance of the
+    start's residual to the paired targets (times :data:`START_VARIANCE_FACTOR`): one
+    compiled program for the whole registration."""
+    scale = jnp.sqrt(jnp.einsum("idp,idp->p", designs, designs)) + 1e-300
+    designs = designs / scale[None, None, :]
+    theta = theta * scale
+    residual = paired_target - sources - designs @ theta
+    variance = jnp.maximum(START_VARIANCE_FACTOR * jnp.mean(residual**2),
+                           jnp.finfo(residual.dtype).tiny)  # fmt: skip
+    theta, variance, count = _coherent_point_drift(designs, sources, targets, present, theta,
+                                                   variance, log_odds, block)  # fmt: skip
+    return theta / scale, variance, count
 
 
 class StepDesign:
@@ -214,7 +228,7 @@ class StepDesign:
             if not np.array_equal(other.increments()[0], self.sources):
                 raise ValueError("pairings compared by a StepDesign start from its sources, "
                                  "in its order")  # fmt: skip
-        rows = np.asarray(self.designs / root[:, None, None]).reshape(-1, self.library.n_features)
+        rows = (self.designs / root[:, None, None]).reshape(-1, self.library.n_features)
         targets = np.stack([(p.increments()[1] / root[:, None]).reshape(-1) for p in pairings],
                            axis=1)  # fmt: skip
         norms = np.linalg.norm(rows, axis=0)

@@ -99,6 +99,21 @@ def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
     return float(np.sum(residual**2) / float(np.sum(dx**2)))
 
 
+EXACT_TRANSPORT_REASON = (
+    "transport: the registration library explains its pairs exactly (a step that does not "
+    "fold), so there is nothing to register"
+)
+
+
+def _exact_residual(pairs: Trajectories) -> float:
+    """``Σ ‖r‖²/h`` of residuals at the data precision ``ε`` in every coordinate of every
+    paired step: below it a fit is exact."""
+    from ..selection.select import default_epsilon  # selection imports estimators
+
+    _, dx, h = pairs.increments()
+    return float(dx.shape[1] * default_epsilon(pairs) ** 2 * np.sum(1.0 / h))
+
+
 def _registered_pairs(
     data: Snapshots,
     design: StepDesign,
@@ -279,6 +294,8 @@ class SnapshotOneStep(AbstractEstimator):
         library = registration_library(pops[0])
         design = StepDesign(library, pairs)
         [(start, by_transport)] = design.fits(pairs)
+        if self.pairing == "auto" and by_transport <= _exact_residual(pairs):
+            return pairs, how, {"kept": "transport", "reason": EXACT_TRANSPORT_REASON}
         registered, registered_how, info = _registered_pairs(data, design, start, pairs,
                                                              self.coupling, self.seed)  # fmt: skip
         [(_, by_registration)] = design.fits(registered)
