@@ -237,6 +237,10 @@ class StepDesign:
         residuals = np.sum((targets - rows @ thetas) ** 2, axis=0)
         return [(thetas[:, k], float(residuals[k])) for k in range(len(pairings))]
 
+    def predicted(self, theta) -> np.ndarray:
+        """Every source moved by the step, ``x_i + A_iθ = x_i − h_i∇(θᵀφ)(x_i)``."""
+        return self.sources + self.designs @ np.asarray(theta)
+
     def register(self, rows, target, theta, paired_target) -> tuple[np.ndarray, dict]:
         """:func:`register_step` of the sources ``rows`` (indices into one snapshot: one gap)
         onto ``target``, the whole next snapshot; targets beyond the registered sources'

@@ -59,15 +59,19 @@ FITTED_FAMILY_ROUNDS, FITTED_FAMILY_GAIN = 3, 0.01
 
 
 def paired_transitions(
-    data: Snapshots, coupling: str = "auto", force=None
+    data: Snapshots, coupling: str = "auto", force=None, predicted=None
 ) -> tuple[Trajectories, str]:
     """All consecutive snapshot pairs coupled, as two-point trajectories with their times.
 
     With ``force`` (a fitted drift ``F``), each particle is coupled from where the drift
-    would take it, ``x + h F(x)``, so that only the noise is left for the transport to undo.
+    would take it, ``x + h F(x)``, so that only the noise is left for the transport to undo;
+    ``predicted`` gives those positions directly (one array per snapshot but the last).
     """
     pops = data.populations()
-    sources = _drift_predicted(data, force) if force is not None else pops[:-1]
+    if predicted is not None:
+        sources = predicted
+    else:
+        sources = _drift_predicted(data, force) if force is not None else pops[:-1]
     xs, ts, how = [], [], ""
     for k in range(len(pops) - 1):
         dest, how = couple(sources[k], pops[k + 1], coupling)
@@ -131,8 +135,8 @@ def _registered_pairs(
         rows = np.sort(np.random.default_rng(seed).choice(rows, REGISTRATION_SOURCES,
                                                           replace=False))  # fmt: skip
     theta, info = design.register(rows, pops[1], theta, pairs.x[rows, 1])
-    step = FeatureEnergy(design.library, theta)
-    registered, how = paired_transitions(data, coupling, force=step.force)
+    predicted = np.split(design.predicted(theta), np.cumsum([len(p) for p in pops[:-2]]))
+    registered, how = paired_transitions(data, coupling, predicted=predicted)
     return registered, how, info
 
 
