@@ -159,3 +159,16 @@ def test_a_random_subset_registered_with_the_others_as_outliers(rng, monkeypatch
     assert pairing["registered_particles"].startswith("600 of the first snapshot onto the 1000")
     assert _correct_share(estimator.pairs_, traj) > 0.99
     assert _force_error(estimator.model_, rng) < 1e-10
+
+
+def test_a_population_at_one_point_is_paired_by_transport(rng):
+    """Particles released from one point: no library spans the first snapshot's range, so
+    ``auto`` pairs by transport and says why (the fit goes on: an unstable quadratic)."""
+    spread = rng.normal(size=(50, 2)) * 0.1
+    data = Snapshots(np.concatenate([np.zeros((50, 2)), spread, 1.5 * spread]),
+                     np.repeat([0.0, 0.01, 0.02], 50))  # fmt: skip
+    model = iel.fit(data)
+    assert model.diagnostics["pairing"]["kept"] == "transport"
+    assert "one point" in model.diagnostics["pairing"]["reason"]
+    with pytest.raises(ValueError, match="spread"):
+        SnapshotOneStep(pairing="registration").fit(data)

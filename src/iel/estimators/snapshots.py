@@ -295,6 +295,9 @@ class SnapshotOneStep(AbstractEstimator):
                 f"coordinates and {REGISTRATION_MAX_TARGETS} particles in the second snapshot"
             )
             return pairs, how, {"kept": "transport", "reason": reason}  # fmt: skip
+        if self.pairing == "auto" and not np.ptp(pops[0], axis=0).max() > 0:
+            return pairs, how, {"kept": "transport", "reason": "transport: the first snapshot "
+                                "sits at one point, so no library spans its range"}  # fmt: skip
         library = registration_library(pops[0])
         design = StepDesign(library, pairs)
         [(start, by_transport)] = design.fits(pairs)
@@ -331,16 +334,17 @@ class SnapshotOneStep(AbstractEstimator):
 
     def _registered_in_fitted_family(self, data: Snapshots, pairs: Trajectories, how: str,
                                      model: FittedModel, pairing: dict):  # fmt: skip
-        """With noise, registration again in the family selected on the last registration's
-        pairs (a linear family: its few terms at their fitted frequencies register more
-        surely than the broad library, and the pairs they give let selection fit the
-        frequencies closer), up to :data:`FITTED_FAMILY_ROUNDS` times; each round's pairs are
-        kept, and the fit repeated, while that family explains them with a residual smaller
-        by :data:`FITTED_FAMILY_GAIN` or more."""
+        """Where the fit on the registered pairs leaves a residual (noise, or pairs still
+        wrong), registration again in the family selected on them (a linear family: its few
+        terms at their fitted frequencies register more surely than the broad library, and
+        the pairs they give let selection fit the frequencies closer), up to
+        :data:`FITTED_FAMILY_ROUNDS` times; each round's pairs are kept, and the fit
+        repeated, while that family explains them with a residual smaller by
+        :data:`FITTED_FAMILY_GAIN` or more, and until a fit is exact."""
         rounds = pairing.setdefault("refined_in_fitted_family", [])
         for _ in range(FITTED_FAMILY_ROUNDS):
             energy = model.energy_module
-            if not isinstance(energy, FeatureEnergy):
+            if model.temperature == 0 or not isinstance(energy, FeatureEnergy):
                 break
             design = StepDesign(energy.library, pairs)
             again, again_how, info = _registered_pairs(data, design, np.asarray(energy.theta),
