@@ -51,6 +51,7 @@ import numpy as np
 
 from ..energies.base import compiled_vmap
 from ..energies.features import ConcatLibrary, Fourier, Monomials
+from .base import column_scaled_lstsq
 
 REGISTRATION_MAX_DIMENSION = 3  # beyond, the library's Fourier modes and cross terms grow fast
 REGISTRATION_SOURCES = 2000  # at most this many particles of the first snapshot are registered
@@ -208,8 +209,8 @@ def _scaled_registration(designs, sources, targets, present, theta, paired_targe
 
 class StepDesign:
     """A library's step design on the sources of a pairing, ``A_i = −h_i∇φ(x_i)ᵀ``, computed
-    once and shared by the least-squares fits of every pairing of those sources and by the
-    registration of the first snapshot (its first rows).
+    once and shared by the least-squares fits of every pairing of those sources, by the
+    registration of rows of the first snapshot, and by the step's predictions.
 
     ``pairs``: Trajectories of two points, as
     :func:`~iel.estimators.snapshots.paired_transitions` gives them (sources in the order of
@@ -231,9 +232,7 @@ class StepDesign:
         rows = (self.designs / root[:, None, None]).reshape(-1, self.library.n_features)
         targets = np.stack([(p.increments()[1] / root[:, None]).reshape(-1) for p in pairings],
                            axis=1)  # fmt: skip
-        norms = np.linalg.norm(rows, axis=0)
-        scale = np.where(norms > 1e-12 * norms.max(), 1.0 / np.maximum(norms, 1e-300), 0.0)
-        thetas = np.linalg.lstsq(rows * scale, targets, rcond=1e-13)[0] * scale[:, None]
+        thetas = column_scaled_lstsq(rows, targets)
         residuals = np.sum((targets - rows @ thetas) ** 2, axis=0)
         return [(thetas[:, k], float(residuals[k])) for k in range(len(pairings))]
 
