@@ -28,7 +28,7 @@ sources, ``N`` targets; Myronenko & Song's outlier term).  The E-step runs over 
 targets, so its memory is ``M × TARGET_BLOCK`` however large the snapshot.
 
 The registration is not sure to find the step: EM may settle in a local optimum (on
-bohachevsky it did with 2000 particles per snapshot and more), which is why ``auto`` keeps it
+bohachevsky it did with 2000 particles per snapshot), which is why ``auto`` keeps it
 only where the library explains its pairs better than transport's, and tries it only up to
 :data:`REGISTRATION_MAX_TARGETS` particles.
 
@@ -55,12 +55,11 @@ from .base import column_scaled_lstsq
 
 REGISTRATION_MAX_DIMENSION = 3  # beyond, the library's Fourier modes and cross terms grow fast
 REGISTRATION_SOURCES = 2000  # at most this many particles of the first snapshot are registered
-# `auto` registers up to this many particles per snapshot: on bohachevsky it was found at
-# 1000 per snapshot and not at 2000 or more (nor with 1000 of 2000 registered as a subset)
+# `auto` registers up to this many particles per snapshot, and EM starts at this multiple of
+# the transport pairs' residual variance: `python benchmarks/registration_reach.py` (four
+# draws of bohachevsky) registers all four at 1000 per snapshot with 4 (three with 1) and none
+# at 2000 per snapshot
 REGISTRATION_MAX_TARGETS = 1500
-# EM starts at this multiple of the transport pairs' residual variance: a wider start is less
-# often caught by the unfolded map (bohachevsky, 1000 particles per snapshot, four draws: all
-# four registered with 4, three with 1)
 START_VARIANCE_FACTOR = 4.0
 TARGET_BLOCK = 2048  # the E-step holds sources × TARGET_BLOCK entries at a time
 REGISTRATION_DEGREE = 4
