@@ -141,6 +141,9 @@ def test_pairing_options_are_checked(rng):
         iel.fit(data, method="rollout", pairing="registration")
     with pytest.raises(ValueError, match="pairing"):
         iel.fit(data, resampled=True, pairing="registration")
+    wide = iel.Snapshots(rng.normal(size=(40, 4)), np.repeat([0.0, 0.01], 20))
+    with pytest.raises(ValueError, match="up to 3 coordinates.*got snapshots in 4"):
+        SnapshotOneStep("poly:2", pairing="registration").fit(wide)
 
 
 def test_a_random_subset_registered_with_the_others_as_outliers(rng, monkeypatch):

@@ -45,6 +45,7 @@ from .base import AbstractEstimator, column_scaled_lstsq, data_range
 from .couplings import couple
 from .noise_level import neighbour_difference_variance
 from .registration import (
+    REGISTRATION_DEGREE,
     REGISTRATION_MAX_DIMENSION,
     REGISTRATION_MAX_TARGETS,
     REGISTRATION_SOURCES,
@@ -287,6 +288,13 @@ class SnapshotOneStep(AbstractEstimator):
         if self.pairing == "transport" or self.interaction:
             why = "asked for" if self.pairing == "transport" else "with an interaction"
             return pairs, how, {"kept": "transport", "reason": f"transport {why}"}
+        if self.pairing == "registration" and data.dim > REGISTRATION_MAX_DIMENSION:
+            raise ValueError(
+                f"pairing='registration' is built for up to {REGISTRATION_MAX_DIMENSION} "
+                f"coordinates (its library, poly:{REGISTRATION_DEGREE} plus Fourier modes, "
+                f"grows as the degree-{REGISTRATION_DEGREE} monomials of d coordinates), got "
+                f"snapshots in {data.dim}; use pairing='transport' or 'auto'"
+            )
         if self.pairing == "auto" and (
             data.dim > REGISTRATION_MAX_DIMENSION or len(pops[1]) > REGISTRATION_MAX_TARGETS
         ):
