@@ -310,12 +310,12 @@ def test_neighbour_differences_see_the_noise_past_a_smooth_mean(rng):
 def test_noise_is_simulated_on_enough_snapshot_pairs():
     """Equal gaps: the first pairs holding 5000 particles; unequal gaps: every pair (the
     pairing shrinks the noise differently)."""
-    from iel.estimators.snapshots import _calibration_pairs
+    from iel.estimators.snapshot_temperature import calibration_pairs
 
     equal = np.full(4, 0.01)
-    assert _calibration_pairs([3000] * 4, equal) == [0, 1]
-    assert _calibration_pairs([1000] * 4, equal) == [0, 1, 2, 3]
-    assert _calibration_pairs([3000] * 4, np.array([0.01, 0.02, 0.01, 0.01])) == [0, 1, 2, 3]
+    assert calibration_pairs([3000] * 4, equal) == [0, 1]
+    assert calibration_pairs([1000] * 4, equal) == [0, 1, 2, 3]
+    assert calibration_pairs([3000] * 4, np.array([0.01, 0.02, 0.01, 0.01])) == [0, 1, 2, 3]
 
 
 def test_temperature_is_read_past_a_force_the_family_misses():

@@ -111,7 +111,7 @@ def particle_landscapes(model: FittedModel, populations: list[np.ndarray]):
     """``[(landscape, points), …]`` for a particle energy ``Σ_i V(x_i) + 1/(2n) Σ W(x_i − x_j)``:
     ``V`` over the particles' states and ``W`` over differences of particles of the same
     snapshot (a sample of about 20 000), each shifted to 0 at its minimum over its points."""
-    from .estimators.snapshots import pair_differences
+    from .estimators.snapshot_interaction import pair_differences
 
     particle = model.energy_module
     parts = []

@@ -11,7 +11,7 @@ variance estimation: Rice 1984 on a line; the first nearest neighbour in several
 Devroye, Ferrario, Györfi & Walk 2013).  Where ``m`` has kinks or folds its differences stay
 large on a few particles: the mean is taken over the :data:`TRIMMED_SHARE` smallest ones, and
 the factor that trimming (and any pairing) puts on pure noise is left to the caller's
-calibration by simulation (:func:`iel.estimators.snapshots._calibrated_temperature`).
+calibration by simulation (:func:`iel.estimators.snapshot_temperature.calibrated_temperature`).
 """
 
 from __future__ import annotations

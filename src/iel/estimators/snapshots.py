@@ -9,7 +9,7 @@ Optionally (``refinements``) the snapshots are coupled again from where the fitt
 takes each particle, ``x + hF̂(x)``, and the fit is repeated.  With noise, the one-step
 residual of the pairing underestimates the temperature (transport re-pairs particles whose
 noise crossed); ``T`` is calibrated by simulating that noise on the
-drift-predicted positions and coupling again (:func:`_calibrated_temperature`).  A drift the
+drift-predicted positions and coupling again (:mod:`.snapshot_temperature`).  A drift the
 family cannot represent would count as noise in the residual: ``T`` is read from the
 differences of neighbouring particles' residuals instead (:mod:`.noise_level`), which cancel
 a smooth misfit.  This needs the same particles in consecutive snapshots, with noise per step
@@ -30,20 +30,15 @@ from __future__ import annotations
 
 import time
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..data.populations import Snapshots
 from ..data.trajectories import Trajectories
-from ..energies.features import EvenMonomials, FeatureEnergy
-from ..energies.particles import ParticleEnergy
+from ..energies.features import FeatureEnergy
 from ..energies.spec import parse_energy_spec
 from ..model import FittedModel
-from .base import AbstractEstimator, column_scaled_lstsq, data_range
+from .base import AbstractEstimator
 from .couplings import couple
-from .noise_level import neighbour_difference_variance
 from .registration import (
     REGISTRATION_DEGREE,
     REGISTRATION_MAX_DIMENSION,
@@ -53,6 +48,8 @@ from .registration import (
     registration_library,
     registration_library_name,
 )
+from .snapshot_interaction import fit_interaction
+from .snapshot_temperature import calibrated_temperature, drift_predicted
 
 PAIRINGS = ("auto", "transport", "registration")
 # with noise, rounds of registration in the selected family while its residual drops by 1 %
@@ -72,7 +69,7 @@ def paired_transitions(
     if predicted is not None:
         sources = predicted
     else:
-        sources = _drift_predicted(data, force) if force is not None else pops[:-1]
+        sources = drift_predicted(data, force) if force is not None else pops[:-1]
     xs, ts, how = [], [], ""
     for k in range(len(pops) - 1):
         dest, how = couple(sources[k], pops[k + 1], coupling)
@@ -139,13 +136,6 @@ def _registered_pairs(
     predicted = np.split(design.predicted(theta), np.cumsum([len(p) for p in pops[:-2]]))
     registered, how = paired_transitions(data, coupling, predicted=predicted)
     return registered, how, info
-
-
-def _drift_predicted(data: Snapshots, force) -> list[np.ndarray]:
-    """``x + hF(x)`` for every snapshot but the last, ``h`` the time to the next one."""
-    pops = data.populations()
-    return [pops[k] + (data.times[k + 1] - data.times[k]) * np.asarray(force(pops[k]))
-            for k in range(len(pops) - 1)]  # fmt: skip
 
 
 class SnapshotOneStep(AbstractEstimator):
@@ -237,7 +227,7 @@ class SnapshotOneStep(AbstractEstimator):
                 if rounds else "")  # fmt: skip
         if model.temperature > 0 and not self.interaction:
             measured = model.temperature
-            model.temperature, whole = _calibrated_temperature(data, model, self.coupling,
+            model.temperature, whole = calibrated_temperature(data, model, self.coupling,
                                                                self.seed)  # fmt: skip
             model.diagnostics["pairing_residual_temperature"] = measured
             model.diagnostics["residual_temperature"] = whole
@@ -378,7 +368,7 @@ class SnapshotOneStep(AbstractEstimator):
         from .fit import fit as fit_trajectories
 
         if self.interaction:
-            return self._fit_with_interaction(data, pairs)
+            return fit_interaction(data, pairs, self.energy, self.interaction, self.seed)
         if self.energy == "auto":
             return _selected_on_pairs(pairs, self.seed)
         family = parse_energy_spec(self.energy, data.dim)
@@ -386,64 +376,6 @@ class SnapshotOneStep(AbstractEstimator):
         options = {} if family.is_linear else {"optimiser": "lbfgs"}
         return fit_trajectories(pairs, self.energy, method="onestep", seed=self.seed,
                                 steps=self.steps, **options)  # fmt: skip
-
-    def _fit_with_interaction(self, data: Snapshots, pairs: Trajectories) -> FittedModel:
-        """``Δx_i/h = −∇V(x_i) − (1/n) Σ_{j≠i} ∇W_e(x_i − x_j)``, ``W_e(r) = ½(W(r) + W(−r))``.
-
-        Linear ``V`` and ``W`` (``interaction`` a degree or a linear spec): least squares.
-        A network ``W`` (``"mlp:16"``): Adam on the same squared residual, ``V`` starting from
-        the closed form without interaction (see :func:`fit_network_interaction`)."""
-        from ..selection.select import default_epsilon  # selection imports estimators
-
-        spec = "poly:4" if self.energy == "auto" else self.energy
-        family = parse_energy_spec(spec, data.dim)
-        if not family.is_linear:
-            raise ValueError("interaction fits need a linear one-body family")
-        states = data.observed_states()
-        one_body = family.library.adapt(states, seed=self.seed)
-        if isinstance(self.interaction, int):
-            pair, pair_spec = (
-                EvenMonomials(data.dim, self.interaction),
-                (f"even poly:{self.interaction}"),
-            )
-        else:
-            pair_family = parse_energy_spec(self.interaction, data.dim)
-            pair_spec = pair_family.spec
-            if not pair_family.is_linear:
-                return fit_network_interaction(data, pairs, one_body, pair_family, spec,
-                                               self.seed)  # fmt: skip
-            diffs = pair_differences(data.populations())
-            pair = pair_family.library.adapt(diffs, seed=self.seed)
-        x0, dx, h = pairs.increments()
-        blocks = [
-            _interaction_design(one_body, pair, jnp.asarray(population))
-            for population in data.populations()[:-1]
-        ]
-        design = np.concatenate(blocks)  # (K, d, p + q)
-        rows = (np.sqrt(h)[:, None, None] * design).reshape(-1, design.shape[-1])
-        target = (dx / np.sqrt(h)[:, None]).reshape(-1)
-        p = one_body.n_features
-        parts = _interaction_parts(self.energy == "auto", p, rows.shape[1])
-        codes = _part_codes(rows, target, parts, default_epsilon(pairs), float(np.mean(h)))
-        chosen = min(codes, key=lambda name: codes[name][0]) if len(codes) > 1 else "V + W"
-        coef = codes[chosen][1]
-        energy = ParticleEnergy(
-            FeatureEnergy(one_body, coef[:p]) if chosen != "W" else None,
-            FeatureEnergy(pair, coef[p:]) if chosen != "V" else None,
-        )
-        resid = target - rows @ coef
-        temperature = float(resid @ resid / (2 * max(len(target) - len(parts[chosen]), 1)))
-        described = {"V + W": f"{spec} + interaction {pair_spec}", "W": f"interaction {pair_spec}",
-                     "V": f"{spec} (no interaction)"}[chosen]  # fmt: skip
-        model = _interaction_model(data, energy, temperature, described,
-                                   "onestep-closed-form with pair interaction", len(x0),
-                                   "closed form: least squares")  # fmt: skip
-        if len(codes) > 1:
-            model.diagnostics["interaction_codes_bits"] = {
-                k: round(v[0], 1) for k, v in codes.items()
-            }
-            model.diagnostics["notes"].append(INTERACTION_CHOICE_NOTE.format(chosen=chosen))
-        return model
 
 
 SNAPSHOT_AUTO_NOTE = (
@@ -489,204 +421,3 @@ def _selected_on_pairs(pairs: Trajectories, seed: int) -> FittedModel:
     if pairs.dim <= EXP_QUADRATIC_DIMENSION:
         model.diagnostics.setdefault("notes", []).append(SNAPSHOT_AUTO_NOTE)
     return model
-
-
-INTERACTION_CHOICE_NOTE = (
-    "interaction with energy='auto': the shortest description among V + W, W alone and V "
-    "alone was kept ({chosen}). The mean field of a polynomial W over one population is a "
-    "polynomial in x, so V and W are told apart only by how the population changes between "
-    "snapshots; fitting both when the data do not separate them gives large cancelling "
-    "coefficients that fail on any other population. Name the one-body family (energy='poly:4') "
-    "to fit V + W regardless"
-)
-
-
-def _interaction_parts(choose: bool, p: int, columns: int) -> dict[str, np.ndarray]:
-    """The design's columns of each candidate: ``V`` the first ``p``, ``W`` the rest."""
-    both = {"V + W": np.arange(columns)}
-    if not choose:
-        return both
-    return {**both, "W": np.arange(p, columns), "V": np.arange(p)}
-
-
-def _part_codes(rows, target, parts, epsilon, h_mean) -> dict[str, tuple[float, np.ndarray]]:
-    """``{name: (bits, coefficients)}``: each candidate's least-squares fit on its columns and
-    its two-part code (:func:`iel.selection.codes.two_part_linear`).  Columns that are zero on
-    the data (odd monomials of W, whose even part vanishes) are neither fitted nor coded."""
-    from ..selection.codes import Stats, two_part_linear
-
-    live = np.flatnonzero(np.any(rows != 0, axis=0))
-    stats = Stats(rows.T @ rows, rows.T @ target, float(target @ target), float(len(target)),
-                  0.0)  # fmt: skip
-    out = {}
-    for name, columns in parts.items():
-        support = np.intersect1d(columns, live)
-        coef = np.zeros(rows.shape[1])
-        coef[support] = column_scaled_lstsq(rows[:, support], target, rcond=1e-12)
-        code = two_part_linear(stats, support, coef[support], n_library=0, epsilon=epsilon,
-                               h_mean=h_mean)  # fmt: skip
-        out[name] = (code.total, coef)
-    return out
-
-
-def pair_differences(populations: list[np.ndarray], limit: int = 20000) -> np.ndarray:
-    """Differences ``x_i − x_j`` within each population (a sample of about ``limit``, ``i ≠ j``):
-    where a pair energy is evaluated — to place its features on, or to plot it."""
-    rng = np.random.default_rng(0)
-    out = []
-    for population in populations:
-        i, j = rng.integers(0, len(population), (2, limit // len(populations) + 1))
-        keep = i != j
-        out.append(population[i[keep]] - population[j[keep]])
-    return np.concatenate(out)
-
-
-def _interaction_model(
-    data, energy, temperature, spec, method, n, stop, history=None
-) -> FittedModel:
-    low, high = data_range(data.observed_states())
-    return FittedModel(
-        energy_module=energy,
-        temperature=temperature,
-        energy_spec=spec,
-        method=method,
-        data_kind=data.kind,
-        time_convention="dx_i/dt = −∇V(x_i) − (1/n) Σ_j ∇W(x_i − x_j)",
-        diagnostics={"n_transitions": int(n), "notes": []},
-        identifiability={
-            "energy": "V and the even part of W up to additive constants; a quadratic W is "
-            "confounded with a quadratic V when the population mean barely moves",
-            "constant": "not fixed for particle energies",
-        },
-        data_low=low,
-        data_high=high,
-        stop_reason=stop,
-        history=history or {},
-    )
-
-
-def fit_network_interaction(data, pairs, one_body, pair_family, spec, seed, steps=400,
-                            learning_rate=2e-2) -> FittedModel:  # fmt: skip
-    """Adam on ``Σ_i h‖Δx_i/h + ∇V(x_i) + (1/n)Σ_j ∇W_e(x_i − x_j)‖²`` over all snapshot pairs,
-    one snapshot pair per step, the best parameters on the full loss kept."""
-    from .closed_form import OneStepClosedForm
-    from .training import adam_step, run_training, warmup_cosine_adam
-
-    linear = OneStepClosedForm(one_body).fit(pairs).energy_
-    pair = pair_family.build(jax.random.PRNGKey(seed), pair_differences(data.populations()))
-    params, static = eqx.partition((linear, pair), eqx.is_inexact_array)
-    x0, dx, h = pairs.increments()
-    sizes = [len(p) for p in data.populations()[:-1]]
-    bounds = np.cumsum([0, *sizes])
-    chunks = [tuple(jnp.asarray(a[bounds[k]:bounds[k + 1]]) for a in (x0, dx, h))
-              for k in range(len(sizes))]  # fmt: skip
-
-    def loss(params, x, dx, h):
-        v, w = eqx.combine(params, static)
-        even = jax.vmap(jax.vmap(lambda r: 0.5 * (w.gradient_single(r) - w.gradient_single(-r))))
-        force = -jax.vmap(v.gradient_single)(x) - jnp.mean(even(x[:, None] - x[None]), axis=1)
-        return jnp.mean(jnp.sum((dx / h[:, None] - force) ** 2, axis=1) * h)
-
-    optimiser = warmup_cosine_adam(learning_rate, steps)
-    step = adam_step(optimiser, loss)
-    evaluate = jax.jit(loss)
-    rng = np.random.default_rng(seed)
-    result = run_training(
-        params, optimiser.init(params), step, lambda: chunks[rng.integers(len(chunks))],
-        lambda p, _: float(np.mean([evaluate(p, *c) for c in chunks])),
-        steps=steps, patience=20, score_name="full",
-    )  # fmt: skip
-    v, w = eqx.combine(result.params, static)
-    n_rows = len(x0) * data.dim
-    temperature = result.best_score * len(x0) / (2 * n_rows)
-    return _interaction_model(
-        data, ParticleEnergy(v, w), float(temperature),
-        f"{spec} + interaction {pair_family.spec}", "onestep-adam with network pair interaction",
-        len(x0), result.stop_reason, result.history,
-    )  # fmt: skip
-
-
-def _calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, seed: int,
-                            iterations: int = 2) -> tuple[float, float]:  # fmt: skip
-    """``(T, T_residual)``: the noise temperature whose simulated pairing matches the observed
-    one (indirect inference), from neighbour differences and from the whole residual.
-
-    Each snapshot of the calibration pairs (:func:`_calibration_pairs`) is moved by the
-    fitted drift, ``p = x + hF̂(x)``, and coupled to the next; ``u = (x' − p)/√(2h)`` holds
-    the noise (per coordinate variance ``T``) and the force the family misses.  ``T`` comes
-    from the neighbour differences of ``u``
-    (:func:`.noise_level.neighbour_difference_variance`), which cancel a smooth misfit;
-    ``T_residual`` from ``mean |u|²``, which counts it as noise.  Both statistics shrink under
-    the pairing (transport re-pairs particles whose noise crossed) and the first under its
-    trimming, so a trial ``T`` is simulated — ``p + √(2Th) ξ`` coupled back to ``p`` — and
-    ``T ← T · observed / simulated`` repeated; ``T_residual`` is the last simulation's ratio
-    applied to the whole residual."""
-    rng = np.random.default_rng(seed + 1)
-    pops = data.populations()
-    predictions = _drift_predicted(data, model.force)
-    gaps = np.diff(data.times)
-
-    def statistics(pairs, destinations) -> tuple[float, float]:
-        whole = differences = 0.0
-        for k, dest in zip(pairs, destinations):
-            u = (dest - predictions[k]) / np.sqrt(2 * gaps[k])
-            whole += float(np.mean(u**2)) / len(pairs)
-            differences += neighbour_difference_variance(pops[k], u) / len(pairs)
-        return whole, differences
-
-    # observed and simulated on the same pairs: the ratio compares like with like, and large
-    # populations couple one pair instead of all (four fewer exact couplings of 5000 particles)
-    calibration_pairs = _calibration_pairs([len(p) for p in predictions], gaps)
-    observed = statistics(calibration_pairs, [
-        couple(predictions[k], pops[k + 1], coupling)[0] for k in calibration_pairs
-    ])  # fmt: skip
-    temperature = model.temperature
-    for _ in range(iterations):
-        noisy = [
-            predictions[k]
-            + np.sqrt(2 * temperature * gaps[k]) * rng.standard_normal(predictions[k].shape)
-            for k in calibration_pairs
-        ]
-        simulated = statistics(calibration_pairs, [
-            couple(predictions[k], y, coupling)[0] for k, y in zip(calibration_pairs, noisy)
-        ])  # fmt: skip
-        if not min(simulated) > 0:
-            return model.temperature, model.temperature
-        residual_temperature = temperature * observed[0] / simulated[0]
-        temperature = temperature * observed[1] / simulated[1]
-    return float(temperature), float(residual_temperature)
-
-
-CALIBRATION_PARTICLES = 5000  # simulated particles per calibration round, at least
-
-
-def _calibration_pairs(sizes: list[int], gaps: np.ndarray) -> list[int]:
-    """The snapshot pairs the noise is observed and simulated on: with equal gaps the pairing
-    shrinks the noise alike on every pair, so the first pairs holding
-    :data:`CALIBRATION_PARTICLES` particles give the factor (with 5000 particles per
-    snapshot, one pair instead of all: large populations spend most of the calibration in
-    these couplings); with unequal gaps every pair."""
-    if not np.allclose(gaps, gaps[0], rtol=1e-6):
-        return list(range(len(sizes)))
-    chosen, total = [], 0
-    for k, size in enumerate(sizes):
-        chosen.append(k)
-        total += size
-        if total >= CALIBRATION_PARTICLES:
-            break
-    return chosen
-
-
-@eqx.filter_jit
-def _design_rows(one_body, pair, population):
-    n = population.shape[0]
-    g_one = jax.vmap(one_body.jacobian)(population)  # (n, p, d)
-    diffs = population[:, None, :] - population[None, :, :]  # (n, n, d)
-    # the even part's Jacobian ½(J(r) − J(−r)): zero at r = 0, so the i = j terms drop out
-    g_pair = jax.vmap(jax.vmap(lambda r: 0.5 * (pair.jacobian(r) - pair.jacobian(-r))))(diffs)
-    g_pair = jnp.sum(g_pair, axis=1) / n  # (n, q, d)
-    return -jnp.concatenate([jnp.swapaxes(g_one, 1, 2), jnp.swapaxes(g_pair, 1, 2)], axis=2)
-
-
-def _interaction_design(one_body, pair, population) -> np.ndarray:
-    return np.asarray(_design_rows(one_body, pair, population))
