@@ -58,6 +58,7 @@ def test_registration_follows_the_folds_transport_cannot(rng):
     assert model.temperature == 0.0
     assert "coherent point drift" in model.diagnostics["coupling"]
     assert "registering" in model.identifiability["pairing"]
+    assert "registered pairs" in model.diagnostics["gradient_system_note"]
     # asked for transport, the same data give the unfolded map's far-off formula
     unfolded = SnapshotOneStep("poly:2+fourier:4:0.3183098861837907", pairing="transport")
     assert _force_error(unfolded.fit(data).model_, rng) > 0.05

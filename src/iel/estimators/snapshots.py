@@ -255,6 +255,11 @@ class SnapshotOneStep(AbstractEstimator):
             + ("registration of the step (coherent point drift)" if registered
                else "optimal transport")
         )  # fmt: skip
+        if registered and "gradient_system_note" in model.diagnostics:
+            model.diagnostics["gradient_system_note"] = (
+                "not tested: registered pairs are the images of a gradient step by "
+                "construction, so a non-gradient drift cannot show in them"
+            )
         model.identifiability = {
             **model.identifiability,
             "pairing": (
