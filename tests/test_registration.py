@@ -75,6 +75,8 @@ def test_registration_reads_the_temperature_past_the_folds(rng):
     assert pairing["kept"] == "registration"
     assert pairing["refined_in_fitted_family"][0]["kept"]
     assert model.temperature == pytest.approx(0.1, rel=0.1)
+    # the report's dynamics line gives the calibrated T, not the pairing residual's
+    assert f"T = {model.temperature:.4g} calibrated" in model.diagnostics["dynamics"]
     assert _force_error(model, rng) < 1e-3, model.formula
     by_transport = SnapshotOneStep(pairing="transport").fit(data).model_
     assert by_transport.temperature > 0.5

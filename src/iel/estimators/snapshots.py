@@ -230,6 +230,11 @@ class SnapshotOneStep(AbstractEstimator):
             model.temperature, whole = calibrated_temperature(data, model, self.coupling,
                                                                self.seed)  # fmt: skip
             model.diagnostics["pairing_residual_temperature"] = measured
+            if model.diagnostics.get("dynamics", "").startswith("Langevin"):
+                model.diagnostics["dynamics"] = (
+                    f"Langevin (T = {model.temperature:.4g} calibrated, {measured:.4g} in the "
+                    "pairing residual; noise-free descent codes worse)"
+                )
             model.diagnostics["residual_temperature"] = whole
             model.diagnostics["force_misfit_share"] = max(0.0, 1.0 - model.temperature / whole)
             model.diagnostics["temperature_calibration"] = (
