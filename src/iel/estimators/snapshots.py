@@ -158,9 +158,10 @@ class SnapshotOneStep(AbstractEstimator):
             optimal transport (the monotone map; exact unless the step folds).
             ``"registration"``: by the step itself, fitted in a broad library by coherent
             point drift from the transport pairs (:mod:`.registration`; follows folded
-            steps; at most :data:`REGISTRATION_SOURCES` particles of the first snapshot, drawn
-            at random, are registered onto the whole second one, the others' images counted
-            as outliers).  ``"auto"``: both, in up to :data:`REGISTRATION_MAX_DIMENSION`
+            steps; in up to :data:`REGISTRATION_MAX_DIMENSION` coordinates; at most
+            :data:`REGISTRATION_SOURCES` particles of the first snapshot, drawn at random,
+            are registered onto the whole second one, the others' images counted as
+            outliers).  ``"auto"``: both, in up to :data:`REGISTRATION_MAX_DIMENSION`
             coordinates and :data:`REGISTRATION_MAX_TARGETS` particles in the second snapshot,
             and the pairing that library explains with the smaller residual is kept (one
             permutation each, the same library: the shorter description); transport alone
@@ -228,7 +229,7 @@ class SnapshotOneStep(AbstractEstimator):
         if model.temperature > 0 and not self.interaction:
             measured = model.temperature
             model.temperature, whole = calibrated_temperature(data, model, self.coupling,
-                                                               self.seed)  # fmt: skip
+                                                              self.seed)  # fmt: skip
             model.diagnostics["pairing_residual_temperature"] = measured
             if model.diagnostics.get("dynamics", "").startswith("Langevin"):
                 model.diagnostics["dynamics"] = (
