@@ -139,7 +139,7 @@ def fit(
         None,
         "--pairing",
         help="snapshots: auto | transport | registration (the step itself, by coherent point "
-        "drift: follows steps that fold)",
+        "drift: follows steps that fold; up to 3 coordinates)",
     ),
     interaction: str | None = typer.Option(
         None,
