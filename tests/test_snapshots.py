@@ -49,6 +49,19 @@ def test_unequal_sizes_use_the_barycentric_projection(rng):
     np.testing.assert_allclose(dest, 30 * plan @ b)
 
 
+def test_unequal_sizes_point_to_the_resampled_fit(rng):
+    """Snapshots of different sizes cannot all be the same particles: the one-step fit says
+    so and names the estimator for fresh samples; equal sizes get no such note."""
+    sizes = (200, 150, 180)
+    x = np.concatenate([rng.normal(size=(n, 2)) for n in sizes])
+    model = SnapshotOneStep("poly:2").fit(iel.Snapshots(x, np.repeat([0.0, 0.1, 0.2], sizes)))
+    notes = " ".join(model.model_.diagnostics["notes"])
+    assert "different numbers of particles (200, 150, 180)" in notes
+    assert "--resampled" in notes
+    equal = SnapshotOneStep("poly:2").fit(iel.Snapshots(x[:400], np.repeat([0.0, 0.1], 200)))
+    assert not any("different numbers" in n for n in equal.model_.diagnostics.get("notes", []))
+
+
 def test_pairing_recovers_identities_for_a_monotone_step_map(rng):
     # τ∇²V ≺ I on [−4, 4]² for Styblinski–Tang with τ = 0.01: OT finds the true pairs
     traj = simulate_system("styblinski_tang", n=400, steps=5, dt=0.01, seed=3)

@@ -87,6 +87,14 @@ UNEXPLAINED_NOTE = (
     "(method='rollout'; `iel fit --method rollout`) does not need the pairs"
 )
 
+UNEQUAL_SIZES_NOTE = (
+    "the snapshots hold different numbers of particles ({sizes}), so they are not all the "
+    "same particles: this fit pairs them as if they were (particles lost or added aside). If "
+    "each snapshot is a fresh sample (cells destroyed when measured), pairing puts the "
+    "samples' differences into the displacements; fit with resampled=True (`iel fit "
+    "--resampled`), which moves the population by −∇V − T∇log ρ instead"
+)
+
 
 def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
     """``Σ‖Δx − hF(x)‖² / Σ‖Δx‖²`` over the paired steps: the share of the paired motion the
@@ -251,6 +259,10 @@ class SnapshotOneStep(AbstractEstimator):
             model.diagnostics["unexplained_motion_share"] = share
             if share > UNEXPLAINED_NOTE_SHARE:
                 model.diagnostics.setdefault("notes", []).append(UNEXPLAINED_NOTE.format(share))
+        sizes = [len(p) for p in data.populations()]
+        if len(set(sizes)) > 1:
+            shown = ", ".join(map(str, sizes[:6])) + (", …" if len(sizes) > 6 else "")
+            model.diagnostics.setdefault("notes", []).append(UNEQUAL_SIZES_NOTE.format(sizes=shown))
         model.data_kind = data.kind
         model.method = f"{self.method} ({model.method})"
         model.diagnostics["coupling"] = how
