@@ -131,6 +131,12 @@ def identity_pairs(x) -> Trajectories:
     return Trajectories(states, t=times)
 
 
+def right_share(pairs: Trajectories, truth: Trajectories) -> float:
+    """Share of paired steps ending at the particle's own next position (``truth``: the true
+    pairs from the same sources in the same order; transport rounds: 1e-9)."""
+    return float(np.mean(np.all(np.abs(pairs.x[:, 1] - truth.x[:, 1]) < 1e-9, axis=1)))
+
+
 def fit_option(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` → ``(key, value)``, the value read as a number or boolean where it is one."""
     key, sep, value = text.partition("=")
@@ -244,8 +250,7 @@ def main() -> None:
         if args.identities:  # the same fit on the true pairing: what the pairing costs
             truth = identity_pairs(x)
             known = estimator.fit_pairs(snaps, truth)
-            gap = np.abs(estimator.pairs_.x[:, 1] - truth.x[:, 1])  # transport rounds: 1e-9
-            right = np.mean(np.all(gap < 1e-9, axis=1))
+            right = right_share(estimator.pairs_, truth)
             line += (f" {one_step_w1(lambda s, m=known: np.asarray(m.force(s)), test)[0]:.2e} | "
                      f"{right:.1%} |")  # fmt: skip
             if args.beta > 0:  # the temperature calibrated with the true drift: the family's part

@@ -21,18 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's data generator
-from jkonet_suite import identity_pairs, simulate, split_snapshots  # noqa: E402
+from jkonet_suite import identity_pairs, right_share, simulate, split_snapshots  # noqa: E402
 
 import iel.estimators.registration as registration  # noqa: E402
 from iel.estimators.snapshots import _registered_pairs, paired_transitions  # noqa: E402
-
-
-def right_share(pairs, truth) -> float:
-    """Share of paired steps ending at the particle's own next position (transport rounds: 1e-9)."""
-    return float(np.mean(np.all(np.abs(pairs.x[:, 1] - truth.x[:, 1]) < 1e-9, axis=1)))
 
 
 def main() -> None:
