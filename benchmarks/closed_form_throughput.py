@@ -27,7 +27,10 @@ import iel  # noqa: F401  (float64)
 from iel.data import Trajectories
 from iel.energies import Monomials
 from iel.estimators import OneStepClosedForm
-from iel.estimators.closed_form import CHUNK, _chunked
+from iel.linear.normal_equations import (
+    CHUNK,
+    _chunked,
+)
 
 
 @eqx.filter_jit

@@ -23,8 +23,11 @@ import numpy as np
 import iel
 from iel.data import Endpoints
 from iel.energies.reference import ReferenceEnergy
-from iel.estimators.endpoints import EndStates
-from iel.estimators.start_priors import NormalPrior, UniformPrior
+from iel.estimators.endpoints.end_states import EndStates
+from iel.estimators.endpoints.start_priors import (
+    NormalPrior,
+    UniformPrior,
+)
 
 MINIMA = np.array([-2.0, 0.0, 2.0])
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 import iel  # noqa: F401
 from iel.energies import MLPEnergy
-from iel.estimators.rollout import rollout_observed
+from iel.estimators.trajectories.rollout import rollout_observed
 
 
 def best_time(fn, *args, repeats=5):

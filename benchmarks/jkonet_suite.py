@@ -52,8 +52,9 @@ from iel.compilation_cache import compilation_cache_contents
 from iel.data.trajectories import Trajectories
 from iel.energies.particles import ParticleEnergy
 from iel.energies.reference import JKONET_POTENTIALS
-from iel.estimators.snapshot_temperature import calibrated_temperature
-from iel.estimators.snapshots import SnapshotOneStep
+from iel.estimators.snapshots.onestep import SnapshotOneStep
+from iel.estimators.snapshots.temperature import calibrated_temperature
+from iel.selection.snapshot_pairs import select_snapshot_pairs
 from iel.systems import get_system, simulate_system
 
 JKONET_2D = {  # BENCHMARKS §A: closed form (V), MLP (V)
@@ -225,7 +226,9 @@ def main() -> None:
         options = {"interaction": int(spec) if spec.isdigit() else spec} if spec else {}
         start = time.perf_counter()
         if args.identities:  # the estimator iel.fit runs, kept to read its pairs
-            estimator = SnapshotOneStep(args.energy, **options, **more).fit(snaps)
+            estimator = SnapshotOneStep(
+                args.energy, select=select_snapshot_pairs, **options, **more
+            ).fit(snaps)
             model = estimator.model_
         else:
             model = iel.fit(snaps, args.energy, method=args.method, **options, **more)

@@ -21,7 +21,7 @@ import numpy as np
 
 import iel  # noqa: F401  (float64)
 from iel.energies.neural import ACTIVATIONS, MLPEnergy
-from iel.estimators.likelihood import one_step_residual
+from iel.estimators.trajectories.likelihood import one_step_residual
 
 CASES = ((2, (64,)), (2, (32, 32)), (10, (32, 32)))
 REPEATS = 7

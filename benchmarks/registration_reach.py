@@ -22,10 +22,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's data generator
+import iel.estimators.registration as registration  # noqa: E402
 from jkonet_suite import identity_pairs, right_share, simulate, split_snapshots  # noqa: E402
 
-import iel.estimators.registration as registration  # noqa: E402
-from iel.estimators.snapshots import _registered_pairs, paired_transitions  # noqa: E402
+from iel.estimators.snapshots.onestep import (
+    _registered_pairs,
+    paired_transitions,
+)  # noqa: E402
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ import iel
 from iel.demo import MULLER_BROWN_MINIMA
 from iel.energies import MLPDrift
 from iel.estimators import OneStepLikelihood
-from iel.estimators.drift import FreeDriftClosedForm
+from iel.estimators.trajectories.drift import FreeDriftClosedForm
 from iel.systems import get_system, simulate_system
 
 CASES = {

@@ -27,11 +27,11 @@ import numpy as np
 
 import iel
 from iel.data import Snapshots
-from iel.estimators.couplings import couple
-from iel.estimators.resampled import fit_resampled
-from iel.estimators.snapshot_rollout import SnapshotRollout
-from iel.estimators.snapshots import SnapshotOneStep
+from iel.estimators.snapshots.onestep import SnapshotOneStep
+from iel.estimators.snapshots.resampled import fit_resampled
+from iel.estimators.snapshots.rollout import SnapshotRollout
 from iel.systems import simulate_system
+from iel.transport.couplings import couple
 
 
 def couplings(n: int = 2000) -> None:
@@ -114,7 +114,10 @@ def ott_dense_targets(source: np.ndarray, target: np.ndarray, epsilon: float) ->
     from ott.problems.linear import linear_problem
     from ott.solvers.linear import sinkhorn
 
-    from iel.estimators.couplings import SINKHORN_ITERATIONS, SINKHORN_THRESHOLD
+    from iel.transport.couplings import (
+        SINKHORN_ITERATIONS,
+        SINKHORN_THRESHOLD,
+    )
 
     geom = pointcloud.PointCloud(jnp.asarray(source, jnp.float32),
                                  jnp.asarray(target, jnp.float32), epsilon=epsilon)  # fmt: skip
@@ -134,7 +137,10 @@ def large_coupling_run(n: int, rows: int | None) -> tuple[float, float, np.ndarr
     that the peak is its own."""
     import resource
 
-    from iel.estimators.couplings import entropic_targets, sinkhorn_epsilon
+    from iel.transport.couplings import (
+        entropic_targets,
+        sinkhorn_epsilon,
+    )
 
     def solve(a, b, block):
         if rows is None:
@@ -156,7 +162,7 @@ def large_couplings(n: int) -> None:
     import sys
     import tempfile
 
-    from iel.estimators.couplings import online_rows
+    from iel.transport.couplings import online_rows
 
     rows = online_rows(n, n)
     results = {}

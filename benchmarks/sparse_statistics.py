@@ -15,7 +15,7 @@ import numpy as np
 
 import iel  # noqa: F401  (float64)
 from iel.energies.spec import parse_energy_spec
-from iel.estimators.closed_form import normal_equations
+from iel.linear.normal_equations import normal_equations
 
 CASES = ((10, "poly:4:2"), (20, "poly:4:2"), (30, "poly:3:2"), (50, "poly:4:1+rbf:16:1"))
 

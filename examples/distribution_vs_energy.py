@@ -18,8 +18,8 @@ from scipy.integrate import trapezoid
 
 import iel
 from iel.energies.base import AbstractForceField
-from iel.estimators.endpoints import EndStates
-from iel.estimators.start_priors import NormalPrior
+from iel.estimators.endpoints.end_states import EndStates
+from iel.estimators.endpoints.start_priors import NormalPrior
 from iel.systems import get_system, simulate_system
 
 T = 0.5

@@ -13,7 +13,7 @@ from iel.dynamics import GradientDescent, simulate
 from iel.energies import AdditiveRBF, ReferenceEnergy
 from iel.energies.features import Fourier, Monomials
 from iel.energies.spec import SpecError, parse_energy_spec
-from iel.estimators import closed_form
+from iel.estimators.trajectories import closed_form
 
 
 def test_spec_and_feature_layout():

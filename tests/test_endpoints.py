@@ -9,8 +9,12 @@ from iel.basins import find_minima
 from iel.data import Endpoints
 from iel.dynamics import GradientDescent, simulate
 from iel.energies.reference import ReferenceEnergy
-from iel.estimators.endpoints import EndStates
-from iel.estimators.start_priors import NormalPrior, UniformPrior, parse_prior
+from iel.estimators.endpoints.end_states import EndStates
+from iel.estimators.endpoints.start_priors import (
+    NormalPrior,
+    UniformPrior,
+    parse_prior,
+)
 
 THREE_WELL_MINIMA = np.array([-2.0, 0.0, 2.0])
 

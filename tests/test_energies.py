@@ -273,7 +273,7 @@ def test_truncated_polynomial_fits_in_closed_form_where_moments_would_mislead():
     """``poly:2:1`` in 30 dimensions is small enough for the moment shortcut of full
     monomial libraries, whose plan assumes every monomial is present: it must not be used."""
     import iel
-    from iel.estimators.closed_form import OneStepClosedForm
+    from iel.estimators.trajectories.closed_form import OneStepClosedForm
 
     rng = np.random.default_rng(0)
     scales = rng.uniform(0.5, 2.0, size=30)

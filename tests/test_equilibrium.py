@@ -7,8 +7,15 @@ from scipy.linalg import hadamard
 
 import iel
 from iel.energies import HopfieldEnergy
-from iel.estimators.equilibrium import ContrastiveDivergence, ScoreMatching
-from iel.estimators.hopfield import pattern_loss_gradient, recall, train_hopfield
+from iel.estimators.samples.equilibrium import (
+    ContrastiveDivergence,
+    ScoreMatching,
+)
+from iel.estimators.samples.hopfield import (
+    pattern_loss_gradient,
+    recall,
+    train_hopfield,
+)
 from iel.systems import get_system
 
 

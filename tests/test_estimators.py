@@ -189,7 +189,7 @@ def test_feature_energy_fit_matches_dense_least_squares(rng):
 def test_moment_path_equals_generic_gram(dim, degree, rng):
     """The data-moment shortcut for monomials gives the same normal equations as the generic
     per-transition Gram accumulation, with and without weights and a ragged last chunk."""
-    from iel.estimators.closed_form import normal_equations
+    from iel.linear.normal_equations import normal_equations
 
     lib = Monomials(dim, degree)
     n = 5000 + 17
@@ -207,7 +207,7 @@ def test_moment_path_equals_generic_gram(dim, degree, rng):
 
 
 def test_auto_method_rule():
-    from iel.estimators.fit import choose_method
+    from iel.auto import choose_method
 
     rng = np.random.default_rng(7)
     langevin = simulate_system("double_well", n=100, steps=300, dt=0.01, temperature=0.5, seed=7)
@@ -283,7 +283,10 @@ def test_a_radial_input_lets_a_small_network_follow_a_radial_energy_in_twelve_di
 def test_lbfgs_chunks_compile_once_from_a_fresh_state():
     """The first chunk starts from a fresh L-BFGS state, the later ones from its output: the
     chunk is traced for the first call only (a second trace would be a second compilation)."""
-    from iel.estimators.training import lbfgs_iterations, lbfgs_state
+    from iel.training import (
+        lbfgs_iterations,
+        lbfgs_state,
+    )
 
     traces = []
 

@@ -10,9 +10,16 @@ import iel
 from iel.dynamics import Langevin, simulate
 from iel.energies import ExpQuadratics, FeatureEnergy
 from iel.energies.spec import parse_energy_spec
-from iel.estimators.varpro import amplitudes, compress_transitions, refine_free_parameters
+from iel.linear.compression import compress_transitions
+from iel.linear.varpro import (
+    amplitudes,
+    refine_free_parameters,
+)
 from iel.selection import select
-from iel.selection.select import AUTO_FAMILIES, auto_families
+from iel.selection.families import (
+    AUTO_FAMILIES,
+    auto_families,
+)
 from iel.systems import get_system, simulate_system
 
 # two wells rotated by ±45°, as in the Müller–Brown potential

@@ -12,9 +12,12 @@ from iel.dynamics import GradientDescent, Langevin, simulate
 from iel.energies import FeatureEnergy
 from iel.energies.features import ConcatLibrary, Fourier, Monomials
 from iel.energies.spec import parse_energy_spec
-from iel.estimators.frequency_scan import scan_length_scale
+from iel.linear.frequency_scan import scan_length_scale
 from iel.selection import select
-from iel.selection.select import AUTO_FAMILIES, auto_families
+from iel.selection.families import (
+    AUTO_FAMILIES,
+    auto_families,
+)
 
 SPACING = 0.7  # lattice period: E contains cos(2πx/0.7), wavenumber 8.976
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import finite_difference_gradient
 
 from iel.energies import HopfieldEnergy
-from iel.estimators.gradients import (
+from iel.estimators.trajectories.gradients import (
     adjoint_gradient,
     as_energy_fn,
     equilibrium,

@@ -9,7 +9,7 @@ import iel
 from iel.dynamics import GradientDescent, simulate
 from iel.energies import ReferenceEnergy
 from iel.energies.pair_monomials import PairMonomials
-from iel.estimators.pair_screening import screen_pairs
+from iel.linear.pair_screening import screen_pairs
 from iel.selection import select
 
 DIM = 8

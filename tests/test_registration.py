@@ -6,13 +6,17 @@ import pytest
 import iel
 from iel.data import Snapshots
 from iel.energies.features import ConcatLibrary, FeatureEnergy, Fourier, Monomials
-from iel.estimators.registration import StepDesign, registration_library
-from iel.estimators.snapshots import (
+from iel.estimators.snapshots.onestep import (
     EXACT_TRANSPORT_REASON,
     SnapshotOneStep,
     paired_transitions,
 )
+from iel.selection.snapshot_pairs import select_snapshot_pairs
 from iel.systems import simulate_system
+from iel.transport.registration import (
+    StepDesign,
+    registration_library,
+)
 
 
 def _snapshots(traj, rng):
@@ -48,7 +52,7 @@ def test_registration_follows_the_folds_transport_cannot(rng):
     data, _ = _snapshots(traj, rng)
     transport, _ = paired_transitions(data)
     assert _correct_share(transport, traj) < 0.5
-    estimator = SnapshotOneStep().fit(data)
+    estimator = SnapshotOneStep(select=select_snapshot_pairs).fit(data)
     model = estimator.model_
     pairing = model.diagnostics["pairing"]
     assert pairing["kept"] == "registration", pairing
@@ -70,7 +74,7 @@ def test_registration_reads_the_temperature_past_the_folds(rng):
     10 % and the formula's terms are the true ones."""
     traj = simulate_system("bohachevsky", n=1000, steps=3, dt=0.01, seed=5, temperature=0.1)
     data, _ = _snapshots(traj, rng)
-    model = SnapshotOneStep().fit(data).model_
+    model = SnapshotOneStep(select=select_snapshot_pairs).fit(data).model_
     pairing = model.diagnostics["pairing"]
     assert pairing["kept"] == "registration"
     assert pairing["refined_in_fitted_family"][0]["kept"]
@@ -78,7 +82,8 @@ def test_registration_reads_the_temperature_past_the_folds(rng):
     # the report's dynamics line gives the calibrated T, not the pairing residual's
     assert f"T = {model.temperature:.4g} calibrated" in model.diagnostics["dynamics"]
     assert _force_error(model, rng) < 1e-3, model.formula
-    by_transport = SnapshotOneStep(pairing="transport").fit(data).model_
+    by_transport = SnapshotOneStep(select=select_snapshot_pairs, pairing="transport")
+    by_transport = by_transport.fit(data).model_
     assert by_transport.temperature > 0.5
 
 
@@ -88,7 +93,7 @@ def test_a_step_that_does_not_fold_keeps_the_exact_pairing(rng):
     nothing is registered; the pairs and the formula are exact."""
     traj = simulate_system("styblinski_tang", n=500, steps=3, dt=0.01, seed=4)
     data, _ = _snapshots(traj, rng)
-    estimator = SnapshotOneStep().fit(data)
+    estimator = SnapshotOneStep(select=select_snapshot_pairs).fit(data)
     pairing = estimator.model_.diagnostics["pairing"]
     assert pairing == {"kept": "transport", "reason": EXACT_TRANSPORT_REASON}
     assert _correct_share(estimator.pairs_, traj) == 1.0
@@ -139,7 +144,7 @@ def test_pairing_options_are_checked(rng):
     traj = simulate_system("styblinski_tang", n=50, steps=2, dt=0.01, seed=4)
     data, _ = _snapshots(traj, rng)
     with pytest.raises(ValueError, match="pairing must be one of"):
-        SnapshotOneStep(pairing="nearest")
+        SnapshotOneStep(select=select_snapshot_pairs, pairing="nearest")
     with pytest.raises(ValueError, match="pairing"):
         iel.fit(data, method="rollout", pairing="registration")
     with pytest.raises(ValueError, match="pairing"):
@@ -154,12 +159,12 @@ def test_a_random_subset_registered_with_the_others_as_outliers(rng, monkeypatch
     registered onto the whole second one, the targets without a source counted as outliers
     (coherent point drift's uniform term): with 600 of 1000 registered, every particle is
     still paired with its own image and the formula is exact."""
-    import iel.estimators.snapshots as snapshots
+    import iel.estimators.snapshots.onestep as snapshots
 
     monkeypatch.setattr(snapshots, "REGISTRATION_SOURCES", 600)
     traj = simulate_system("bohachevsky", n=1000, steps=2, dt=0.01, seed=5)
     data, _ = _snapshots(traj, rng)
-    estimator = SnapshotOneStep().fit(data)
+    estimator = SnapshotOneStep(select=select_snapshot_pairs).fit(data)
     pairing = estimator.model_.diagnostics["pairing"]
     assert pairing["kept"] == "registration"
     assert pairing["registered_particles"].startswith("600 of the first snapshot onto the 1000")
@@ -177,4 +182,4 @@ def test_a_population_at_one_point_is_paired_by_transport(rng):
     assert model.diagnostics["pairing"]["kept"] == "transport"
     assert "one point" in model.diagnostics["pairing"]["reason"]
     with pytest.raises(ValueError, match="spread"):
-        SnapshotOneStep(pairing="registration").fit(data)
+        SnapshotOneStep(select=select_snapshot_pairs, pairing="registration").fit(data)

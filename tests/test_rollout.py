@@ -8,7 +8,10 @@ import pytest
 import iel
 from iel.data import Trajectories
 from iel.energies import Quadratic
-from iel.estimators.rollout import Rollout, rollout_observed
+from iel.estimators.trajectories.rollout import (
+    Rollout,
+    rollout_observed,
+)
 from iel.systems import simulate_system
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import iel
+from iel.mdl.codes import real_number_bits
 from iel.selection import select
-from iel.selection.codes import real_number_bits
 from iel.systems import simulate_system
 
 
@@ -45,7 +45,11 @@ def test_residuals_below_the_data_precision_code_alike():
     """Below ``2·dof·T_floor`` a residual is quantisation and rounding: a zero residual and
     one of half that level cost the same data bits, and an exact fit with one term fewer is
     shorter by that term's parameter bits alone."""
-    from iel.selection.codes import Stats, linear_code_parts, temperature_floor
+    from iel.mdl.codes import (
+        Stats,
+        linear_code_parts,
+        temperature_floor,
+    )
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 3))
@@ -124,8 +128,8 @@ def test_real_number_code():
 def _one_at_a_time_search(stats, eps, free, h_mean=1.0):
     """The greedy forward–backward search spelled out: every trial support solved and coded
     on its own (what ``forward_backward`` scores by rank-one updates)."""
-    from iel.selection.codes import two_part_linear
-    from iel.selection.sparse import solve_support
+    from iel.mdl.codes import two_part_linear
+    from iel.mdl.sparse import solve_support
 
     p = stats.gram.shape[0]
 
@@ -158,8 +162,16 @@ def test_greedy_search_by_updates_takes_the_same_path_as_solving_each_support(no
     support afresh — with a nearly collinear pair of columns (the solver's fallback), a
     charged free parameter, enough true terms that a term is dropped again, and without
     noise (the fit turns exact and its residual is rounding: each trial is solved alone)."""
-    from iel.selection.codes import Stats, two_part_linear
-    from iel.selection.sparse import FreeParameters, _SupportFit, forward_backward, solve_support
+    from iel.mdl.codes import (
+        Stats,
+        two_part_linear,
+    )
+    from iel.mdl.sparse import (
+        FreeParameters,
+        _SupportFit,
+        forward_backward,
+        solve_support,
+    )
 
     rng = np.random.default_rng(3)
     n, p = 2000, 30
@@ -221,7 +233,7 @@ def test_end_states_select_the_true_degree_and_beat_the_flat_energy():
     from iel.data import Endpoints
     from iel.dynamics import GradientDescent
     from iel.energies.reference import ReferenceEnergy
-    from iel.estimators.start_priors import NormalPrior
+    from iel.estimators.endpoints.start_priors import NormalPrior
     from iel.selection import END_STATE_FAMILIES, select_end_states
 
     prior = NormalPrior(np.array([-0.2]), np.array([1.0]))
@@ -255,7 +267,10 @@ def test_auto_in_ten_dimensions_selects_among_truncated_polynomials():
     poly:4:1, poly:4:2 and the additive bumps and finds the additive Styblinski–Tang energy
     exactly."""
     from iel.selection import auto_families
-    from iel.selection.select import ADDITIVE_BUMPS, PAIRED_BUMPS
+    from iel.selection.families import (
+        ADDITIVE_BUMPS,
+        PAIRED_BUMPS,
+    )
 
     assert auto_families(10) == ("poly:2", "poly:4:1", "poly:4:2", ADDITIVE_BUMPS)
     assert auto_families(50) == ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS, PAIRED_BUMPS)

@@ -11,11 +11,15 @@ import iel
 from iel.data import Snapshots
 from iel.energies import FeatureEnergy, Monomials, ParticleEnergy
 from iel.energies.features import GaussianRBF
-from iel.estimators.couplings import couple, exact_plan
-from iel.estimators.resampled import fit_resampled
-from iel.estimators.snapshot_rollout import SnapshotRollout, sinkhorn_divergence
-from iel.estimators.snapshots import SnapshotOneStep
+from iel.estimators.snapshots.onestep import SnapshotOneStep
+from iel.estimators.snapshots.resampled import fit_resampled
+from iel.estimators.snapshots.rollout import SnapshotRollout
 from iel.systems import simulate_system
+from iel.transport.couplings import (
+    couple,
+    exact_plan,
+)
+from iel.transport.sinkhorn import sinkhorn_divergence
 
 
 def _ou_population(rng, n=20000, a=1.0, temperature=0.5, times=np.arange(6) * 0.1):
@@ -103,7 +107,7 @@ def test_a_sinkhorn_coupling_that_does_not_converge_stops_with_a_clear_error(
     from typer.testing import CliRunner
 
     from iel.cli import app
-    from iel.estimators import couplings
+    from iel.transport import couplings
 
     monkeypatch.setattr(couplings, "SINKHORN_ITERATIONS", 2)
     a = rng.uniform(-1, 1, size=(200, 2))
@@ -129,8 +133,12 @@ def test_sinkhorn_coupling_equals_otts_dense_plan_and_holds_memory_flat(rng, mon
     from ott.problems.linear import linear_problem
     from ott.solvers.linear import sinkhorn
 
-    from iel.estimators import couplings
-    from iel.estimators.couplings import ONLINE_BLOCK, entropic_targets, online_rows
+    from iel.transport import couplings
+    from iel.transport.couplings import (
+        ONLINE_BLOCK,
+        entropic_targets,
+        online_rows,
+    )
 
     a = rng.uniform(-1, 1, size=(300, 2))
     b = (a - 0.1 * a**3)[rng.permutation(300)]

@@ -10,15 +10,21 @@ from scipy.optimize import linear_sum_assignment
 
 import iel
 from iel.data import Snapshots
-from iel.estimators.couplings import couple, exact_plan
-from iel.estimators.noise_level import neighbour_difference_variance
-from iel.estimators.snapshots import (
-    SNAPSHOT_AUTO_NOTE,
-    SNAPSHOT_NETWORK,
+from iel.estimators.snapshots.onestep import (
     SnapshotOneStep,
     paired_transitions,
 )
+from iel.estimators.trajectories.noise_level import neighbour_difference_variance
+from iel.selection.snapshot_pairs import (
+    SNAPSHOT_AUTO_NOTE,
+    SNAPSHOT_NETWORK,
+    select_snapshot_pairs,
+)
 from iel.systems import simulate_system
+from iel.transport.couplings import (
+    couple,
+    exact_plan,
+)
 
 
 def _snapshots(traj, rng):
@@ -107,7 +113,7 @@ def test_true_pairs_separate_the_pairing_error_from_the_fit(rng):
 @pytest.mark.parametrize("name", ["styblinski_tang", "watershed", "sphere"])
 def test_polynomial_potentials_recovered_from_snapshots(name, rng):
     traj = simulate_system(name, n=500, steps=5, dt=0.01, seed=4)
-    model = SnapshotOneStep().fit(_snapshots(traj, rng)).model_
+    model = SnapshotOneStep(select=select_snapshot_pairs).fit(_snapshots(traj, rng)).model_
     truth = iel.get_system(name).energy
     states = rng.uniform(-3.5, 3.5, size=(500, 2))
     f_true = np.asarray(truth.force(states))
@@ -323,7 +329,7 @@ def test_neighbour_differences_see_the_noise_past_a_smooth_mean(rng):
 def test_noise_is_simulated_on_enough_snapshot_pairs():
     """Equal gaps: the first pairs holding 5000 particles; unequal gaps: every pair (the
     pairing shrinks the noise differently)."""
-    from iel.estimators.snapshot_temperature import calibration_pairs
+    from iel.estimators.snapshots.temperature import calibration_pairs
 
     equal = np.full(4, 0.01)
     assert calibration_pairs([3000] * 4, equal) == [0, 1]
@@ -357,7 +363,7 @@ def test_snapshot_auto_takes_a_network_where_no_formula_explains(rng):
     error on fresh particles is far below the best fixed family's."""
     traj = simulate_system("relu", n=500, steps=5, dt=0.01, seed=5)
     snaps = _snapshots(traj, rng)
-    model = SnapshotOneStep().fit(snaps).model_
+    model = SnapshotOneStep(select=select_snapshot_pairs).fit(snaps).model_
     assert model.energy_spec == f"auto → {SNAPSHOT_NETWORK}"
     linear = SnapshotOneStep("poly:6+rbf:30").fit(snaps).model_
     truth = iel.get_system("relu").energy

@@ -6,6 +6,7 @@ data.  Importing ``iel`` switches JAX to float64 (see :mod:`iel._config`).
 """
 
 from . import _config  # noqa: F401  (float64 on import)
+from .auto import fit as fit
 from .compilation_cache import enable_compilation_cache as enable_compilation_cache
 from .data import Endpoints as Endpoints
 from .data import Samples as Samples
@@ -29,7 +30,6 @@ from .energies import MLPEnergy as MLPEnergy
 from .energies import Monomials as Monomials
 from .energies import ParticleEnergy as ParticleEnergy
 from .energies import Quadratic as Quadratic
-from .estimators import fit as fit
 from .model import FittedModel as FittedModel
 from .model import load as load
 from .systems import SYSTEMS as SYSTEMS

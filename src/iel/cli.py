@@ -173,11 +173,11 @@ def fit(
     End states (``--kind endpoints``) also get starts.npz: a start for every end state."""
     import numpy as np
 
+    from .auto import fit as fit_energy
     from .data import load_data
     from .data.populations import Endpoints
-    from .estimators import fit as fit_energy
-    from .estimators.couplings import CouplingError
     from .plotting import save_landscape
+    from .transport.couplings import CouplingError
 
     out = out or data.with_suffix(".iel")
     if (out / "model.json").exists() and not force:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .estimators import fit
+from .auto import fit
 from .model import FittedModel
 from .plotting import save_landscape
 from .systems import get_system, simulate_system

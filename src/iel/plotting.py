@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .data.trajectories import Trajectories  # noqa: E402
+from .energies.particles import ParticleEnergy
+from .estimators.snapshots.interaction import pair_differences
 from .model import FittedModel  # noqa: E402
 
 
@@ -111,7 +113,6 @@ def particle_landscapes(model: FittedModel, populations: list[np.ndarray]):
     """``[(landscape, points), …]`` for a particle energy ``Σ_i V(x_i) + 1/(2n) Σ W(x_i − x_j)``:
     ``V`` over the particles' states and ``W`` over differences of particles of the same
     snapshot (a sample of about 20 000), each shifted to 0 at its minimum over its points."""
-    from .estimators.snapshot_interaction import pair_differences
 
     particle = model.energy_module
     parts = []
@@ -133,7 +134,6 @@ def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Pa
     """Write ``landscape.png`` for a model and its data container: 1-D curve with the data
     histogram, 2-D contours with the trajectories, or a 2-D slice for higher ``d``.  A particle
     energy gets one panel for ``V`` and one for ``W`` (over particle differences)."""
-    from .energies.particles import ParticleEnergy
 
     states = data.observed_states()
     paths = data.x if isinstance(data, Trajectories) else None

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data.populations import Endpoints, Snapshots
+from .data.trajectories import Trajectories
+from .dynamics import GradientDescent, Langevin, simulate
 from .energies.base import AbstractEnergy, AbstractForceField
+from .energies.particles import ParticleEnergy
 from .energies.reference import JKONET_POTENTIALS, ReferenceEnergy, RotationField
 
 
@@ -123,11 +127,6 @@ def simulate_system(
     """
     import jax
 
-    from .data.populations import Snapshots
-    from .data.trajectories import Trajectories
-    from .dynamics import GradientDescent, Langevin, simulate
-    from .energies.particles import ParticleEnergy
-
     if snapshots and endpoints:
         raise ValueError("choose snapshots or endpoints, not both")
     if interaction and endpoints:
@@ -151,8 +150,6 @@ def simulate_system(
     if interaction:  # one trajectory of the whole system → one trajectory per particle
         traj = Trajectories(np.swapaxes(np.asarray(traj.x[0]), 0, 1), t=np.asarray(traj.t[0]))
     if endpoints:
-        from .data.populations import Endpoints
-
         return Endpoints(traj.x[:, -1], starts=traj.x[:, 0])
     if not snapshots:
         return traj

@@ -1,12 +1,12 @@
 """The simplest explanation: description lengths, sparse formulas, model selection."""
 
-from .codes import CodeLength as CodeLength
-from .codes import Stats as Stats
+from ..mdl.codes import CodeLength as CodeLength
+from ..mdl.codes import Stats as Stats
+from .candidates import Selection as Selection
 from .end_states import END_STATE_FAMILIES as END_STATE_FAMILIES
 from .end_states import EndStateSelection as EndStateSelection
 from .end_states import select_end_states as select_end_states
-from .select import AUTO_FAMILIES as AUTO_FAMILIES
-from .select import SELECT_FAMILIES as SELECT_FAMILIES
-from .select import Selection as Selection
-from .select import auto_families as auto_families
+from .families import AUTO_FAMILIES as AUTO_FAMILIES
+from .families import SELECT_FAMILIES as SELECT_FAMILIES
+from .families import auto_families as auto_families
 from .select import select as select

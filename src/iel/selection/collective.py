@@ -28,7 +28,14 @@ import numpy as np
 from ..data.trajectories import Trajectories
 from ..energies.projected import ProjectedEnergy
 from ..estimators.base import data_range
-from .codes import CodeLength, floored_fit, gaussian_nll_bits, temperature_floor
+from ..mdl.codes import (
+    CodeLength,
+    floored_fit,
+    gaussian_nll_bits,
+    temperature_floor,
+)
+from .candidates import Candidate, is_formula
+from .families import auto_families
 
 MAX_COLLECTIVE = 3  # at most this many collective variables: the low-dimensional families' range
 MIN_COLLECTIVE_DIMENSION = MAX_COLLECTIVE + 1
@@ -113,12 +120,13 @@ def varimax(weights: np.ndarray, sweeps: int = 50, tol: float = 1e-12) -> np.nda
 def collective_candidate(data: Trajectories, temperature: float | None, *, epsilon: float,
                          h_mean: float, seed: int,
                          search_free: bool, networks: tuple[str, ...], network_steps: int,
-                         network_optimiser: str):  # fmt: skip
+                         network_optimiser: str, select_inner):  # fmt: skip
     """The collective-variable candidate for :func:`~iel.selection.select.select`, or
     ``None`` when the data move along more than :data:`MAX_COLLECTIVE` directions (or the
     state is not a vector of at least :data:`MIN_COLLECTIVE_DIMENSION` coordinates).
-    ``temperature``: that of the best model in all coordinates so far (bounds the noise)."""
-    from .select import Candidate, auto_families, select
+    ``temperature``: that of the best model in all coordinates so far (bounds the noise).
+    ``select_inner``: the selection run on the projected data (:func:`~iel.selection.select`,
+    passed in by it: the candidate is one of its own)."""
 
     if len(data.state_shape) != 1 or data.dim < MIN_COLLECTIVE_DIMENSION:
         return None
@@ -128,7 +136,7 @@ def collective_candidate(data: Trajectories, temperature: float | None, *, epsil
         return None
     rank, dim = weights.shape
     projected = Trajectories(np.einsum("ntd,rd->ntr", data.x, weights), t=data.t, mask=data.mask)
-    inner = select(
+    inner = select_inner(
         projected, auto_families(rank, free_parameters=False), epsilon=epsilon,
         prequential=False, seed=seed, search_free=search_free, networks=networks,
         network_steps=network_steps, network_optimiser=network_optimiser,
@@ -172,14 +180,3 @@ def collective_candidate(data: Trajectories, temperature: float | None, *, epsil
         f"collective:{rank} → {chosen.name}", "projected", code, None, n_params,
         energy.formula(), math.sqrt(residual / n), f"collective:{rank}", fitted=model,
     )  # fmt: skip
-
-
-def is_formula(candidate) -> bool:
-    """A sparse fit whose terms are monomials or Fourier modes (not data-placed bumps)."""
-    if candidate.kind == "projected":
-        return bool(candidate.code.details.get("inner_formula"))
-    if candidate.kind != "energy" or candidate.library is None:
-        return False
-    names = candidate.library.names()
-    placed = any(names[j].startswith("rbf") for j in candidate.support)
-    return candidate.name.endswith("(sparse)") and not placed

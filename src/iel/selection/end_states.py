@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.populations import Endpoints
-from ..estimators.endpoints import EndStates
+from ..estimators.endpoints.end_states import EndStates
 from ..model import FittedModel
 
 END_STATE_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:7", "poly:8")

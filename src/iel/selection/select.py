@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import equinox as eqx
 import jax
@@ -38,78 +37,36 @@ from ..energies.features import (
 from ..energies.pair_monomials import PairMonomials
 from ..energies.spec import parse_energy_spec
 from ..estimators.base import data_range, identifiability_for_trajectories, shift_to_zero_min
-from ..estimators.closed_form import normal_equations
-from ..estimators.varpro import refine_free_parameters
-from ..model import FittedModel
-from .codes import (
-    CodeLength,
+from ..estimators.trajectories.likelihood import OneStepLikelihood
+from ..linear.normal_equations import normal_equations
+from ..linear.varpro import refine_free_parameters
+from ..mdl.codes import (
     Stats,
+    bic_code,
+    default_epsilon,
     null_code,
     prequential_linear,
     temperature_floor,
     two_part_linear,
 )
-from .collective import collective_candidate, is_formula
-from .sparse import FreeParameters, SparseResult, forward_backward, snap_constants, solve_support
-
-SELECT_FAMILIES = ("poly:2", "poly:3", "poly:4", "poly:5", "poly:6", "poly:8", "fourier:3",
-                   "rbf:20", "poly:4+rbf:20", "poly:6+rbf:30")  # fmt: skip
-# (fourier:K:fit: a periodic part of unknown spacing, fitted by a frequency scan; in up to
-# PERIODIC_QUARTIC_DIMENSION dimensions on top of a quartic, above it alone — the quartic's
-# C(d+4, 4) − 1 terms make the scan's fixed gradients large)
-AUTO_FAMILIES = (
-    "poly:2",
-    "poly:4",
-    "poly:6",
-    "poly:4+fourier:4:fit",
-    "poly:4+rbf:20",
-    "poly:6+rbf:30",
+from ..mdl.sparse import (
+    FreeParameters,
+    SparseResult,
+    forward_backward,
+    snap_constants,
+    solve_support,
 )
-PERIODIC_QUARTIC_DIMENSION = 3
-PERIODIC_ALONE = "fourier:3:fit"
-# compact nonlinear families tried by "auto" in up to EXP_QUADRATIC_DIMENSION dimensions (each
-# term has 1 + d + d(d+1)/2 parameters; the variable-projection search is over d + d(d+1)/2)
-EXP_QUADRATIC_FAMILIES = ("expquad:2", "expquad:4", "expquad:6")
-EXP_QUADRATIC_DIMENSION = 3
+from ..model import FittedModel
+from .candidates import Candidate, Selection, is_formula
+from .collective import collective_candidate
+from .families import (
+    SELECT_FAMILIES,
+)
+
 VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic family
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
-HIGH_DIMENSION = 10  # from here on, full polynomial libraries are too large to select among
-# from HIGH_DIMENSION on: an additive quartic with 16 one-dimensional bumps per coordinate, for
-# sums of one-coordinate shapes no polynomial of low order fits (its Gram is block-diagonal)
-ADDITIVE_BUMPS = "poly:4:1+rbf:16:1"
-# from d = 21 on: the additive bumps plus the quartic monomials of the coordinate pairs an
-# additive fit's residual points to (chains and sparse networks of couplings)
-PAIRED_BUMPS = "pairs:4+rbf:16:1"
 EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within this × the floor
-
-
-def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
-    """The families ``energy="auto"`` selects among in dimension ``dim``.
-
-    Below :data:`HIGH_DIMENSION`: :data:`AUTO_FAMILIES` (from d = 4 with
-    :data:`PERIODIC_ALONE` in place of the quartic-plus-Fourier family), and up to
-    :data:`EXP_QUADRATIC_DIMENSION` (unless ``free_parameters`` is false) also
-    :data:`EXP_QUADRATIC_FAMILIES` (few wells of any orientation, fitted by variable
-    projection).  From there on the full degree-4
-    library has ``C(d+4, 4) − 1`` monomials (1000 at d = 10, 316 250 at d = 50), so the
-    candidates are ANOVA-truncated polynomials: the full quadratic and terms in at most two
-    variables (``poly:4:2`` up to d = 20, ``poly:3:2`` up to d = 30); additive ones only
-    (``poly:K:1``) beyond, where the pairwise library would have thousands of terms (3 875
-    for ``poly:3:2`` at d = 50); at every d ≥ 10 the additive quartic with
-    one-dimensional bumps, :data:`ADDITIVE_BUMPS`; from d = 21 on also those bumps with the
-    pairwise quartic terms of screened coordinate pairs, :data:`PAIRED_BUMPS`."""
-    if dim <= EXP_QUADRATIC_DIMENSION and free_parameters:
-        return AUTO_FAMILIES + EXP_QUADRATIC_FAMILIES
-    if dim <= PERIODIC_QUARTIC_DIMENSION:
-        return AUTO_FAMILIES
-    if dim < HIGH_DIMENSION:
-        return tuple(PERIODIC_ALONE if "fourier" in f else f for f in AUTO_FAMILIES)
-    if dim <= 20:
-        return ("poly:2", "poly:4:1", "poly:4:2", ADDITIVE_BUMPS)
-    if dim <= 30:
-        return ("poly:2", "poly:4:1", "poly:3:2", ADDITIVE_BUMPS, PAIRED_BUMPS)
-    return ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS, PAIRED_BUMPS)
 
 
 def _free_length_terms(library: AbstractFeatureLibrary) -> list[int]:
@@ -124,13 +81,6 @@ def _free_length_terms(library: AbstractFeatureLibrary) -> list[int]:
             out.extend(start + i for i in part.pair_term_indices())
         start += part.n_features
     return out
-
-
-def default_epsilon(data: Trajectories) -> float:
-    """Data precision: 1e-8 of the typical coordinate scale (well below any physical noise,
-    above float64 round-off)."""
-    scale = float(np.max(np.abs(data.observed_states()))) or 1.0
-    return 1e-8 * scale
 
 
 def _stats_from_normal_equations(eq, d: int) -> Stats:
@@ -170,67 +120,6 @@ def _drift_stats(library, x0, dx, h) -> Stats:
         np.kron(np.eye(d), gram_phi), cross.reshape(-1), float(sq), float(x0.shape[0] * d),
         float(d * np.sum(np.log(h))),
     )  # fmt: skip
-
-
-@dataclass
-class Candidate:
-    name: str
-    kind: str  # "null", "energy", "drift"
-    code: CodeLength
-    prequential_bits: float | None
-    n_parameters: int
-    formula: str
-    residual_scale: float
-    spec: str = ""
-    library: AbstractFeatureLibrary | None = None
-    support: list[int] = field(default_factory=list)
-    theta: np.ndarray | None = None
-    fitted: FittedModel | None = None  # for candidates fitted by optimisation
-
-    def row(self) -> dict:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "bits": self.code.total,
-            "prequential_bits": self.prequential_bits,
-            "n_parameters": self.n_parameters,
-            "residual_scale": self.residual_scale,
-            "temperature": self.code.details.get("temperature"),
-            "formula": self.formula,
-        }
-
-
-@dataclass
-class Selection:
-    candidates: list[Candidate]
-    chosen: Candidate
-    best_drift: Candidate | None  # None: the drift library was too large to fit (high d)
-    null: Candidate
-    gradient_system: bool | None
-    dynamics: str
-    epsilon: float
-    seconds: float
-    model: FittedModel
-
-    def ranking(self) -> list[Candidate]:
-        return sorted(self.candidates, key=lambda c: c.code.total)
-
-    def as_dict(self) -> dict:
-        return {
-            "chosen": self.chosen.row(),
-            "gradient_system": self.gradient_system,
-            "gradient_system_margin_bits": (
-                None
-                if self.best_drift is None
-                else self.best_drift.code.total - self.chosen.code.total
-            ),
-            "dynamics": self.dynamics,
-            "null_bits": self.null.code.total,
-            "best_drift": None if self.best_drift is None else self.best_drift.row(),
-            "epsilon": self.epsilon,
-            "ranking": [c.row() for c in self.ranking()],
-            "seconds": self.seconds,
-        }
 
 
 def _formula(names: list[str], support: list[int], theta: np.ndarray, snapped=None) -> str:
@@ -376,6 +265,7 @@ def select(
         found = collective_candidate(
             data, best_t, epsilon=eps, h_mean=h_mean, seed=seed, search_free=search_free,
             networks=networks, network_steps=network_steps, network_optimiser=network_optimiser,
+            select_inner=select,
         )  # fmt: skip
         if found is not None:
             candidates.append(found)
@@ -490,8 +380,6 @@ def _drift_candidate(data, drift_family, drift_spec, states, x0, dx, h, eps, h_m
 
 
 def _network_candidate(data, spec, eps, h_mean, steps, seed, optimiser="adam") -> Candidate:
-    from ..estimators.likelihood import OneStepLikelihood
-    from .codes import bic_code
 
     est = OneStepLikelihood(spec, steps=steps, seed=seed, optimiser=optimiser).fit(data)
     model = est.model_

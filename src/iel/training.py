@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .energies.features import FeatureEnergy
+
 
 def coefficient_units(theta):
     """``s_i = max(|θ_i|, 0.1·rms θ)``: the size each coefficient is trained in units of."""
@@ -26,7 +28,6 @@ def trainable(energy):
     size (``θ_i = s_i u_i``, ``s_i = max(|θ_i|, 0.1·rms θ)``): Adam moves every parameter by
     about the learning rate, which would otherwise wipe out the small coefficients of high
     powers.  Other energies train all their arrays as they are."""
-    from ..energies.features import FeatureEnergy
 
     if isinstance(energy, FeatureEnergy) and bool(jnp.any(energy.theta != 0)):
         theta = energy.theta

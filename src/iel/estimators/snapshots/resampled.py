@@ -31,13 +31,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data.populations import Samples, Snapshots
-from ..energies.features import FeatureEnergy
-from ..energies.spec import parse_energy_spec
-from ..model import FittedModel
-from .base import column_scaled_lstsq, data_range, shift_to_zero_min
-from .couplings import couple
-from .equilibrium import ScoreMatching
+from ...data.populations import (
+    Samples,
+    Snapshots,
+)
+from ...energies.features import FeatureEnergy
+from ...energies.spec import parse_energy_spec
+from ...linear.least_squares import column_scaled_lstsq
+from ...model import FittedModel
+from ...transport.couplings import couple
+from ..base import (
+    data_range,
+    shift_to_zero_min,
+)
+from ..samples.equilibrium import ScoreMatching
 
 
 def snapshot_scores(data: Snapshots, density: str, seed: int = 0) -> list:

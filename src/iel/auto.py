@@ -28,14 +28,40 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.io import Data, load_data
-from ..data.populations import Endpoints, Samples, Snapshots
-from ..data.trajectories import Trajectories
-from ..energies.spec import parse_energy_spec
-from ..model import FittedModel
-from .closed_form import OneStepClosedForm
-from .likelihood import OneStepLikelihood
-from .rollout import Rollout
+from .data.io import (
+    Data,
+    load_data,
+)
+from .data.populations import (
+    Endpoints,
+    Samples,
+    Snapshots,
+)
+from .data.trajectories import Trajectories
+from .energies.spec import parse_energy_spec
+from .estimators.endpoints.end_states import EndStates
+from .estimators.samples.equilibrium import (
+    ContrastiveDivergence,
+    DenoisingScoreMatching,
+    ScoreMatching,
+)
+from .estimators.snapshots.onestep import SnapshotOneStep
+from .estimators.snapshots.resampled import fit_resampled
+from .estimators.snapshots.rollout import SnapshotRollout
+from .estimators.trajectories.closed_form import OneStepClosedForm
+from .estimators.trajectories.likelihood import OneStepLikelihood
+from .estimators.trajectories.rollout import Rollout
+from .model import FittedModel
+from .selection.end_states import (
+    END_STATE_AUTO_FAMILIES,
+    select_end_states,
+)
+from .selection.families import (
+    HIGH_DIMENSION,
+    auto_families,
+)
+from .selection.select import select
+from .selection.snapshot_pairs import select_snapshot_pairs
 
 METHODS = ("auto", "onestep", "rollout")
 SAMPLE_METHODS = ("auto", "score-matching", "contrastive-divergence")
@@ -162,8 +188,6 @@ def fit(
             model.temperature = float(temperature)
         return model
     if isinstance(data, Samples):
-        from .equilibrium import ContrastiveDivergence, DenoisingScoreMatching, ScoreMatching
-
         if method not in SAMPLE_METHODS:
             raise ValueError(f"for equilibrium samples, method must be one of "
                              f"{', '.join(SAMPLE_METHODS)}, got {method!r}")  # fmt: skip
@@ -181,14 +205,10 @@ def fit(
             )
         return model
     if isinstance(data, Endpoints):
-        from .endpoints import EndStates
-
         if projection is not None or hidden_starts or method == "rollout":
             raise ValueError("end states carry no time: rollout options do not apply (choose "
                              "an objective: latent, likelihood or pushforward)")  # fmt: skip
         if energy == "auto":
-            from ..selection.end_states import END_STATE_AUTO_FAMILIES, select_end_states
-
             chosen = select_end_states(data, END_STATE_AUTO_FAMILIES, seed=seed, steps=steps,
                                        **options)  # fmt: skip
             chosen.model.diagnostics["notes"].append(
@@ -206,8 +226,6 @@ def fit(
     rollout_options: dict = {}
     auto_energy = energy == "auto"
     if auto_energy:
-        from ..selection.select import HIGH_DIMENSION, auto_families
-
         energy = "poly:4" if data.dim < HIGH_DIMENSION else auto_families(data.dim)[-1]
     family = parse_energy_spec(energy, data.dim)
     probe = None
@@ -224,8 +242,6 @@ def fit(
         reason = f"method {method!r} was chosen by the caller"
 
     if auto_energy and method == "onestep":
-        from ..selection.select import auto_families, select
-
         model = select(
             data, auto_families(data.dim), prequential=False, seed=seed, search_free=False
         ).model
@@ -277,8 +293,6 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "rollout":
-        from .snapshot_rollout import SnapshotRollout
-
         if interaction or resampled or refinements or pairing != "auto":
             raise ValueError("the snapshot rollout takes no interaction, resampled, pairing or "
                              "refinements: it matches whole populations")  # fmt: skip
@@ -288,14 +302,12 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
     if options:
         raise ValueError(f"options not used by the one-step snapshot fit: {sorted(options)}")
     if resampled:
-        from .resampled import fit_resampled
-
         if interaction or refinements or pairing != "auto":
             raise ValueError("re-sampled populations are fitted without an interaction, pairing "
                              "or refinements: their particles are not the same")  # fmt: skip
         return fit_resampled(data, energy, coupling=coupling, seed=seed)
-    from .snapshots import SnapshotOneStep
 
     est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, pairing=pairing,
-                          refinements=refinements, steps=steps, seed=seed)  # fmt: skip
+                          refinements=refinements, steps=steps, seed=seed,
+                          select=select_snapshot_pairs)  # fmt: skip
     return est.fit(data).model_

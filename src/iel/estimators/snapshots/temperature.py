@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.populations import Snapshots
-from ..model import FittedModel
-from .couplings import couple
-from .noise_level import neighbour_difference_variance
+from ...data.populations import Snapshots
+from ...model import FittedModel
+from ...transport.couplings import couple
+from ..trajectories.noise_level import neighbour_difference_variance
 
 
 def drift_predicted(data: Snapshots, force) -> list[np.ndarray]:

@@ -49,23 +49,49 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..basins import bounded_descent, find_minima, shares_at
-from ..data.populations import Endpoints, Samples
-from ..energies.base import AbstractEnergy, ScaledEnergy
-from ..energies.features import FeatureEnergy
-from ..energies.spec import parse_energy_spec
-from ..model import FittedModel
-from .base import AbstractEstimator, data_range, shift_to_zero_min
-from .couplings import EXACT_LIMIT, exact_plan
-from .equilibrium import ContrastiveDivergence, DenoisingScoreMatching, ScoreMatching
-from .start_priors import DEFAULT_PRIOR, NormalPrior, UniformPrior, parse_prior
-from .training import (
+from ...basins import (
+    bounded_descent,
+    find_minima,
+    shares_at,
+)
+from ...data.populations import (
+    Endpoints,
+    Samples,
+)
+from ...energies.base import (
+    AbstractEnergy,
+    ScaledEnergy,
+)
+from ...energies.features import FeatureEnergy
+from ...energies.spec import parse_energy_spec
+from ...model import FittedModel
+from ...training import (
     TrainingResult,
     adam_step,
     coefficient_units,
     lbfgs_state,
     run_training,
     trainable,
+)
+from ...transport.couplings import (
+    EXACT_LIMIT,
+    exact_plan,
+)
+from ..base import (
+    AbstractEstimator,
+    data_range,
+    shift_to_zero_min,
+)
+from ..samples.equilibrium import (
+    ContrastiveDivergence,
+    DenoisingScoreMatching,
+    ScoreMatching,
+)
+from .start_priors import (
+    DEFAULT_PRIOR,
+    NormalPrior,
+    UniformPrior,
+    parse_prior,
 )
 
 OBJECTIVES = ("latent", "likelihood", "pushforward")

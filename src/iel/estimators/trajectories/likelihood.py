@@ -30,17 +30,27 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..data.trajectories import Trajectories
-from ..energies.base import AbstractEnergy, AbstractForceField
-from ..model import FittedModel
-from .base import (
+from ...data.trajectories import Trajectories
+from ...energies.base import (
+    AbstractEnergy,
+    AbstractForceField,
+)
+from ...mdl.codes import bic_code
+from ...model import FittedModel
+from ...training import (
+    LBFGS,
+    lbfgs_iterations,
+    lbfgs_state,
+    run_training,
+    warmup_cosine_adam,
+)
+from ..base import (
     AbstractEstimator,
     data_range,
     identifiability_for_trajectories,
     shift_to_zero_min,
 )
 from .closed_form import warm_started_energy
-from .training import LBFGS, lbfgs_iterations, lbfgs_state, run_training, warmup_cosine_adam
 
 NOISE_FREE_LIKELIHOOD = 1e-6  # residual / motion below which steps count as noise-free
 LBFGS_CHUNK = 25  # L-BFGS iterations per jitted chunk (the held-out loss is checked between)
@@ -239,7 +249,6 @@ def _transitions(data: Trajectories, rows: np.ndarray):
 
 def _codes(loss: float, speeds: float, h: np.ndarray, d: int, n_params: int, states) -> dict:
     """Two-part (BIC-like) code of the fit and the null code, in bits (iel.selection.codes)."""
-    from ..selection.codes import bic_code
 
     n = float(len(h) * d)
     log_h = float(d * np.sum(np.log(h)))

@@ -29,17 +29,18 @@ strong noise, :mod:`.snapshot_rollout` pushes populations through the gap instea
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from ..data.populations import Snapshots
-from ..data.trajectories import Trajectories
-from ..energies.features import FeatureEnergy
-from ..energies.spec import parse_energy_spec
-from ..model import FittedModel
-from .base import AbstractEstimator
-from .couplings import couple
-from .registration import (
+from ...data.populations import Snapshots
+from ...data.trajectories import Trajectories
+from ...energies.features import FeatureEnergy
+from ...energies.spec import parse_energy_spec
+from ...mdl.codes import default_epsilon
+from ...model import FittedModel
+from ...transport.couplings import couple
+from ...transport.registration import (
     REGISTRATION_DEGREE,
     REGISTRATION_MAX_DIMENSION,
     REGISTRATION_MAX_TARGETS,
@@ -48,8 +49,14 @@ from .registration import (
     registration_library,
     registration_library_name,
 )
-from .snapshot_interaction import fit_interaction
-from .snapshot_temperature import calibrated_temperature, drift_predicted
+from ..base import AbstractEstimator
+from ..trajectories.closed_form import OneStepClosedForm
+from ..trajectories.likelihood import OneStepLikelihood
+from .interaction import fit_interaction
+from .temperature import (
+    calibrated_temperature,
+    drift_predicted,
+)
 
 PAIRINGS = ("auto", "transport", "registration")
 # with noise, rounds of registration in the selected family while its residual drops by 1 %
@@ -100,7 +107,6 @@ def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
     """``Σ‖Δx − hF(x)‖² / Σ‖Δx‖²`` over the paired steps: the share of the paired motion the
     fitted drift ``F`` leaves as residual (0 for an exact fit on exact pairs).  Motion below
     the data precision the codes use (:func:`iel.selection.select.default_epsilon`) is none: 0."""
-    from ..selection.select import default_epsilon  # selection imports estimators
 
     x0, dx, h = pairs.increments()
     if np.sqrt(np.mean(dx**2)) <= default_epsilon(pairs):
@@ -118,7 +124,6 @@ EXACT_TRANSPORT_REASON = (
 def _exact_residual(pairs: Trajectories) -> float:
     """``Σ ‖r‖²/h`` of residuals at the data precision ``ε`` in every coordinate of every
     paired step: below it a fit is exact."""
-    from ..selection.select import default_epsilon  # selection imports estimators
 
     _, dx, h = pairs.increments()
     return float(dx.shape[1] * default_epsilon(pairs) ** 2 * np.sum(1.0 / h))
@@ -184,6 +189,9 @@ class SnapshotOneStep(AbstractEstimator):
             paired steps (early-stopped on held-out pairs); Adam steps for a network
             interaction.
         seed: for data-chosen centres and initialisation.
+        select: what ``energy="auto"`` runs on the pairs, ``select(pairs, seed) -> model``:
+            :func:`iel.selection.select_snapshot_pairs` (what :func:`iel.fit` passes) or any
+            function of that form.  Selection sits above the estimators, so it is passed in.
     """
 
     method = "snapshots-ot-onestep"
@@ -198,8 +206,10 @@ class SnapshotOneStep(AbstractEstimator):
         refinements: int = 0,
         steps: int = 3000,
         seed: int = 0,
+        select: Callable[[Trajectories, int], FittedModel] | None = None,
     ):
         self.energy = energy
+        self.select = select
         self.coupling = coupling
         self.interaction = interaction
         if pairing not in PAIRINGS:
@@ -388,59 +398,18 @@ class SnapshotOneStep(AbstractEstimator):
         tells the error of the fit apart from the error of the optimal-transport pairing.
         With an interaction, ``pairs`` lists each snapshot's particles in the order ``data``
         gives them (the mean field of each source is read from its own snapshot)."""
-        from .fit import fit as fit_trajectories
-
         if self.interaction:
             return fit_interaction(data, pairs, self.energy, self.interaction, self.seed)
         if self.energy == "auto":
-            return _selected_on_pairs(pairs, self.seed)
-        family = parse_energy_spec(self.energy, data.dim)
-        # a few thousand pairs fit in one batch: networks by full-batch L-BFGS
-        options = {} if family.is_linear else {"optimiser": "lbfgs"}
-        return fit_trajectories(pairs, self.energy, method="onestep", seed=self.seed,
-                                steps=self.steps, **options)  # fmt: skip
-
-
-SNAPSHOT_AUTO_NOTE = (
-    "snapshot auto: exponentiated quadratics (expquad:M) are not among the candidates — on "
-    "noise-free pairs their variable-projection search runs to its step limit and takes tens "
-    "of seconds; ask for them with energy='expquad:6'"
-)
-# the network tried by snapshot auto when no formula explains the pairs, and its L-BFGS budget:
-# 500 iterations below HIGH_DIMENSION (a fit of a few seconds in the plane), 1500 from there on,
-# where the network reads ten or more inputs and 500 iterations leave it short (JKOnet* suite,
-# d = 10, `python benchmarks/jkonet_suite.py --dim 10` at ce7b878 → e739485: double_exp
-# 2.1e-3 → 1.4e-3, holder_table 3.9e-2 → 3.2e-2)
-SNAPSHOT_NETWORK_STEPS, HIGH_DIMENSION_NETWORK_STEPS = 500, 1500
-# below HIGH_DIMENSION the network is one hidden layer of 64 units: in the plane 257 weights, a
-# fifth of the 32×32 network's, so its code is shorter and each iteration cheaper (JKOnet*
-# suite, d = 2: see the README's table); from HIGH_DIMENSION on the 32×32 network is kept (the
-# d = 10–50 tables were measured with it; one hidden layer was not tried there)
-SNAPSHOT_NETWORK, HIGH_DIMENSION_NETWORK = "mlp:64", "mlp:32x32:radial"
-
-
-def _selected_on_pairs(pairs: Trajectories, seed: int) -> FittedModel:
-    """``energy="auto"`` on the paired steps: description-length selection over the fixed
-    families (:func:`~iel.selection.select.auto_families` without free parameters) and,
-    unless a sparse formula explains the pairs exactly (residuals at the data precision), a
-    small network (:data:`SNAPSHOT_NETWORK`, full-batch L-BFGS; from ``HIGH_DIMENSION`` on
-    :data:`HIGH_DIMENSION_NETWORK` with more iterations), coded by its parameter count.  The
-    general-drift comparison is not made: OT pairs are gradient displacements by
-    construction."""
-    from ..selection.select import EXP_QUADRATIC_DIMENSION, HIGH_DIMENSION, auto_families, select
-
-    families = auto_families(pairs.dim, free_parameters=False)
-    high = pairs.dim >= HIGH_DIMENSION
-    model = select(
-        pairs, families, prequential=False, seed=seed, search_free=False,
-        networks=(HIGH_DIMENSION_NETWORK if high else SNAPSHOT_NETWORK,),
-        network_steps=HIGH_DIMENSION_NETWORK_STEPS if high else SNAPSHOT_NETWORK_STEPS,
-        network_optimiser="lbfgs", gradient_test=False,
-    ).model  # fmt: skip
-    model.diagnostics["gradient_system_note"] = (
-        "not tested: optimal-transport pairs are displaced by the gradient of a convex "
-        "function (Brenier's theorem), so a non-gradient drift cannot show in them"
-    )
-    if pairs.dim <= EXP_QUADRATIC_DIMENSION:
-        model.diagnostics.setdefault("notes", []).append(SNAPSHOT_AUTO_NOTE)
-    return model
+            if self.select is None:
+                raise ValueError(
+                    "energy='auto' on snapshot pairs is a selection among families: pass "
+                    "select=iel.selection.select_snapshot_pairs (iel.fit does), or an energy spec"
+                )
+            return self.select(pairs, self.seed)
+        if parse_energy_spec(self.energy, data.dim).is_linear:
+            model = OneStepClosedForm(self.energy, seed=self.seed).fit(pairs).model_
+        else:  # a few thousand pairs fit in one batch: networks by full-batch L-BFGS
+            model = OneStepLikelihood(self.energy, seed=self.seed, steps=self.steps,
+                                      optimiser="lbfgs").fit(pairs).model_  # fmt: skip
+        return model

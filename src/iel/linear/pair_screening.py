@@ -26,9 +26,15 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from ..energies.features import FeatureEnergy, join_library_parts
+from ..energies.features import (
+    FeatureEnergy,
+    join_library_parts,
+)
 from ..energies.pair_monomials import PairMonomials
-from .closed_form import normal_equations, solve_normal_equations
+from .normal_equations import (
+    normal_equations,
+    solve_normal_equations,
+)
 
 EXACT_LEVEL = 1e-10  # noise level floor, relative to the steps' own mean square h‖Δx/h‖²
 

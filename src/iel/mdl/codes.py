@@ -255,3 +255,10 @@ def bic_code(
         data, params, 0.0, n * math.log2(1.0 / epsilon),
         {"temperature": t, "n_terms": n_params, "residual": residual},
     )  # fmt: skip
+
+
+def default_epsilon(data) -> float:
+    """Data precision: 1e-8 of the typical coordinate scale (well below any physical noise,
+    above float64 round-off)."""
+    scale = float(np.max(np.abs(data.observed_states()))) or 1.0
+    return 1e-8 * scale

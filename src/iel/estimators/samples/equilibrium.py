@@ -26,14 +26,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..data.populations import Samples
-from ..dynamics.mala import MALA
-from ..energies.base import AbstractEnergy
-from ..energies.features import FeatureEnergy
-from ..energies.spec import parse_energy_spec
-from ..model import FittedModel
-from .base import AbstractEstimator, data_range, shift_to_zero_min
-from .training import adam_step, run_training, trainable, warmup_cosine_adam
+from ...data.populations import Samples
+from ...dynamics.mala import MALA
+from ...energies.base import AbstractEnergy
+from ...energies.features import FeatureEnergy
+from ...energies.spec import parse_energy_spec
+from ...model import FittedModel
+from ...training import (
+    adam_step,
+    run_training,
+    trainable,
+    warmup_cosine_adam,
+)
+from ..base import (
+    AbstractEstimator,
+    data_range,
+    shift_to_zero_min,
+)
 
 IDENTIFIABILITY = {
     "energy": "E/T up to an additive constant: equilibrium samples fix only the Boltzmann "

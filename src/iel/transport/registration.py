@@ -50,8 +50,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..energies.base import compiled_vmap
-from ..energies.features import ConcatLibrary, Fourier, Monomials
-from .base import column_scaled_lstsq
+from ..energies.features import (
+    ConcatLibrary,
+    Fourier,
+    Monomials,
+)
+from ..linear.least_squares import column_scaled_lstsq
 
 REGISTRATION_MAX_DIMENSION = 3  # beyond, the library's Fourier modes and cross terms grow fast
 REGISTRATION_SOURCES = 2000  # at most this many particles of the first snapshot are registered

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..energies.hopfield import RHO as _RHO
-from ..energies.hopfield import HopfieldEnergy
-from .gradients import (
+from ...energies.hopfield import RHO as _RHO
+from ...energies.hopfield import HopfieldEnergy
+from ..trajectories.gradients import (
     as_energy_fn,
     equilibrium,
     equilibrium_propagation_gradient,

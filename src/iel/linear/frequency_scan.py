@@ -39,6 +39,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..energies.base import compiled_vmap
+from ..energies.exp_quadratics import ExpQuadratics
 from ..energies.features import (
     AbstractFeatureLibrary,
     ConcatLibrary,
@@ -46,6 +47,8 @@ from ..energies.features import (
     join_library_parts,
     library_parts,
 )
+from .compression import compress_transitions
+from .normal_equations import normal_equations
 
 MAX_PERIODS = 24.0  # largest base wavenumber: this many periods across the data's extent
 GRID_STEP = 0.25  # grid spacing in periods across the data's extent
@@ -139,8 +142,6 @@ def scan_length_scale(
             "a library may have at most one Fourier part with a fitted length (fourier:K:fit), "
             f"got {len(where)}"
         )
-    from ..energies.exp_quadratics import ExpQuadratics
-    from .varpro import compress_transitions
 
     parts = list(library_parts(library))
     fourier: Fourier = parts[where[0]]
@@ -204,7 +205,6 @@ class _FullDataLoss:
         self.args = (x0, dx, h, weights)
 
     def __call__(self, omega: float) -> float:
-        from .closed_form import normal_equations
 
         parts = (*self.fixed, self.fourier.with_length_scale(1.0 / omega))
         library = join_library_parts(parts)

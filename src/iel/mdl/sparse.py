@@ -15,7 +15,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from .codes import CodeLength, Stats, linear_code_parts, two_part_linear
+from .codes import (
+    CodeLength,
+    Stats,
+    linear_code_parts,
+    two_part_linear,
+)
 
 DENOMINATORS = (1, 2, 3, 4, 5, 6, 8, 10)
 

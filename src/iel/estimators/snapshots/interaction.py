@@ -19,13 +19,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data.populations import Snapshots
-from ..data.trajectories import Trajectories
-from ..energies.features import EvenMonomials, FeatureEnergy
-from ..energies.particles import ParticleEnergy
-from ..energies.spec import parse_energy_spec
-from ..model import FittedModel
-from .base import column_scaled_lstsq, data_range
+from ...data.populations import Snapshots
+from ...data.trajectories import Trajectories
+from ...energies.features import (
+    EvenMonomials,
+    FeatureEnergy,
+)
+from ...energies.particles import ParticleEnergy
+from ...energies.spec import parse_energy_spec
+from ...linear.least_squares import column_scaled_lstsq
+from ...mdl.codes import (
+    Stats,
+    default_epsilon,
+    two_part_linear,
+)
+from ...model import FittedModel
+from ...training import (
+    adam_step,
+    run_training,
+    warmup_cosine_adam,
+)
+from ..base import data_range
+from ..trajectories.closed_form import OneStepClosedForm
 
 
 def fit_interaction(data: Snapshots, pairs: Trajectories, energy: str, interaction: int | str,
@@ -35,7 +50,6 @@ def fit_interaction(data: Snapshots, pairs: Trajectories, energy: str, interacti
     Linear ``V`` and ``W`` (``interaction`` a degree or a linear spec): least squares.
     A network ``W`` (``"mlp:16"``): Adam on the same squared residual, ``V`` starting from
     the closed form without interaction (see :func:`fit_network_interaction`)."""
-    from ..selection.select import default_epsilon  # selection imports estimators
 
     spec = "poly:4" if energy == "auto" else energy
     family = parse_energy_spec(spec, data.dim)
@@ -108,7 +122,6 @@ def _part_codes(rows, target, parts, epsilon, h_mean) -> dict[str, tuple[float, 
     """``{name: (bits, coefficients)}``: each candidate's least-squares fit on its columns and
     its two-part code (:func:`iel.selection.codes.two_part_linear`).  Columns that are zero on
     the data (odd monomials of W, whose even part vanishes) are neither fitted nor coded."""
-    from ..selection.codes import Stats, two_part_linear
 
     live = np.flatnonzero(np.any(rows != 0, axis=0))
     stats = Stats(rows.T @ rows, rows.T @ target, float(target @ target), float(len(target)),
@@ -164,8 +177,6 @@ def fit_network_interaction(data, pairs, one_body, pair_family, spec, seed, step
                             learning_rate=2e-2) -> FittedModel:  # fmt: skip
     """Adam on ``Σ_i h‖Δx_i/h + ∇V(x_i) + (1/n)Σ_j ∇W_e(x_i − x_j)‖²`` over all snapshot pairs,
     one snapshot pair per step, the best parameters on the full loss kept."""
-    from .closed_form import OneStepClosedForm
-    from .training import adam_step, run_training, warmup_cosine_adam
 
     linear = OneStepClosedForm(one_body).fit(pairs).energy_
     pair = pair_family.build(jax.random.PRNGKey(seed), pair_differences(data.populations()))

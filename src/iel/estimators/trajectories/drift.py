@@ -15,11 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data.trajectories import Trajectories
-from ..energies.drift import FeatureDrift
-from ..energies.spec import parse_energy_spec
-from ..model import FittedModel
-from .base import AbstractEstimator, data_range
+from ...data.trajectories import Trajectories
+from ...energies.drift import FeatureDrift
+from ...energies.spec import parse_energy_spec
+from ...model import FittedModel
+from ..base import (
+    AbstractEstimator,
+    data_range,
+)
 
 
 @eqx.filter_jit

@@ -30,7 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from ..energies.exp_quadratics import ExpQuadratics, free_parameter_count
+from ..energies.exp_quadratics import (
+    ExpQuadratics,
+    free_parameter_count,
+)
 from ..energies.features import (
     AbstractFeatureLibrary,
     ConcatLibrary,
@@ -38,33 +41,11 @@ from ..energies.features import (
     library_parts,
 )
 from ..energies.pair_monomials import PairMonomials
+from .compression import compress_transitions
 from .frequency_scan import scan_length_scale
+from .pair_screening import screen_pairs
 
-GRID_CELLS = {1: 4096, 2: 60, 3: 24}  # cells per axis of the compression grid, by dimension
-COMPRESS_ABOVE = 20_000  # transitions above which the search runs on compressed transitions
 RTOL, ATOL = 1e-4, 1e-6  # Levenberg–Marquardt stopping tolerances (far below the statistical error)
-
-
-def compress_transitions(x0, dx, h, weights=None):
-    """``(x̄, ΣwΔx, Σwh)`` per occupied cell of a grid with :data:`GRID_CELLS` cells per
-    axis (module docstring); transitions unchanged for d > 3 or few transitions."""
-    x0, dx, h = (np.asarray(a, float) for a in (x0, dx, h))
-    w = np.ones(len(h)) if weights is None else np.asarray(weights, float)
-    d = x0.shape[1]
-    if d not in GRID_CELLS or len(h) <= COMPRESS_ABOVE:
-        return x0, w[:, None] * dx, w * h
-    low, high = x0.min(axis=0), x0.max(axis=0)
-    cell = np.where(high > low, (high - low) / GRID_CELLS[d], 1.0)
-    index = np.minimum(((x0 - low) / cell).astype(np.int64), GRID_CELLS[d] - 1)
-    _, group = np.unique(index, axis=0, return_inverse=True)
-    group = group.reshape(-1)
-    n = int(group.max()) + 1
-    wh = w * h
-    sum_wh = np.bincount(group, wh, n)
-    mean_x = np.stack([np.bincount(group, wh * x0[:, j], n) for j in range(d)], axis=1)
-    sum_dx = np.stack([np.bincount(group, w * dx[:, j], n) for j in range(d)], axis=1)
-    keep = sum_wh > 0
-    return mean_x[keep] / sum_wh[keep, None], sum_dx[keep], sum_wh[keep]
 
 
 def _free_parts(library: AbstractFeatureLibrary) -> list[int]:
@@ -108,7 +89,6 @@ def _screened(library, x0, dx, h, weights):
         return library
     if weights is not None:
         raise ValueError("pair screening (pairs:K) does not take weighted transitions")
-    from .pair_screening import screen_pairs  # it fits by closed_form, which imports us
 
     screened = tuple(
         screen_pairs(p, x0, dx, h, others=tuple(q for q in parts if q is not p)) for p in parts
@@ -179,4 +159,4 @@ def refine_free_parameters(
     return _set_free(library, where, best, refined=True)
 
 
-__all__ = ["compress_transitions", "free_parameter_count", "refine_free_parameters"]
+__all__ = ["free_parameter_count", "refine_free_parameters"]

@@ -31,12 +31,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..data.trajectories import Trajectories
-from ..energies.base import AbstractEnergy
-from ..model import FittedModel
-from .base import AbstractEstimator, shift_to_zero_min
+from ...data.trajectories import Trajectories
+from ...energies.base import AbstractEnergy
+from ...model import FittedModel
+from ...training import (
+    lbfgs_state,
+    run_training,
+    warmup_cosine_adam,
+)
+from ..base import (
+    AbstractEstimator,
+    shift_to_zero_min,
+)
 from .closed_form import warm_started_energy
-from .training import lbfgs_state, run_training, warmup_cosine_adam
 
 
 def rollout_observed(

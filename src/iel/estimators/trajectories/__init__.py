@@ -1,0 +1,7 @@
+"""Estimators for trajectories: the one-step fits (closed form, likelihood), the rollout and a
+general non-gradient drift."""
+
+from .closed_form import OneStepClosedForm as OneStepClosedForm
+from .drift import FreeDriftClosedForm as FreeDriftClosedForm
+from .likelihood import OneStepLikelihood as OneStepLikelihood
+from .rollout import Rollout as Rollout
