@@ -10,7 +10,8 @@ where ``η·E = 0.01x⁴ − 0.02x² + const`` is identifiable.  Prints one line
 Last, the description-length ranking of polynomial degrees 2–8 on 300 of the three-well end
 states (two-part code; prequential for degrees 4, 6, 8).
 
-Run: ``python benchmarks/end_states.py [--selection-only]``.
+Run: ``python benchmarks/end_states.py [--selection-only] [--docs]`` (``--docs`` also writes the
+tables to ``docs/benchmarks/generated/``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 import jax
 import numpy as np
+from _tables import docs_flag, write_markdown_table
 
 import iel
 from iel.data import Endpoints
@@ -30,6 +32,9 @@ from iel.estimators.endpoints.start_priors import (
 )
 
 MINIMA = np.array([-2.0, 0.0, 2.0])
+THREE_WELL_HEADER = ["prior", "seed", "objective", "max minimum error",
+                     "max share error (points)", "transport / flat", "s"]  # fmt: skip
+SELECTION_HEADER = ["candidate", "two-part bits", "prequential bits", "minima"]
 
 
 def descend(name, starts, steps, eta):
@@ -45,6 +50,7 @@ def three_well_rows():
     }
     print("| prior | seed | objective | max minimum error | max share error (points) | "
           "transport / flat | s |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    table = []
     for label, prior in priors.items():
         for seed in (0, 1):
             starts = np.clip(prior.sample(np.random.default_rng(seed + 10), 1000), -3.2, 3.2)
@@ -61,6 +67,7 @@ def three_well_rows():
                 rows = sorted(model.diagnostics["minima"], key=lambda r: r["location"][0])
                 if len(rows) != 3:
                     print(f"| {label} | {seed} | {objective} | {len(rows)} minima | | | |")
+                    table.append((label, seed, objective, f"{len(rows)} minima", "", "", ""))
                     continue
                 where = max(abs(r["location"][0] - m) for r, m in zip(rows, MINIMA))
                 shares = max(abs(r["prior_share"] - t) for r, t in zip(rows, truth))
@@ -69,6 +76,9 @@ def three_well_rows():
                          if "transport_loss" in d else "–")  # fmt: skip
                 print(f"| {label} | {seed} | {objective} | {where:.3f} | {100 * shares:.1f} | "
                       f"{ratio} | {seconds:.1f} |", flush=True)  # fmt: skip
+                table.append((label, seed, objective, f"{where:.3f}", f"{100 * shares:.1f}",
+                              ratio, f"{seconds:.1f}"))  # fmt: skip
+    return table
 
 
 def pushforward_row():
@@ -80,9 +90,11 @@ def pushforward_row():
     seconds = time.perf_counter() - start
     terms = dict(est.model_.energy_module.terms())
     error = np.abs(est.model_.starts - starts)
-    print(f"\npush-forward, double well: x⁴ {terms['x0^4']:.5f} (true 0.01), x² "
-          f"{terms['x0^2']:.5f} (true −0.02); starts: median error {np.median(error):.4f}, "
-          f"max {np.max(error):.3f}; {seconds:.1f} s")  # fmt: skip
+    line = (f"push-forward, double well: x⁴ {terms['x0^4']:.5f} (true 0.01), x² "
+            f"{terms['x0^2']:.5f} (true −0.02); starts: median error {np.median(error):.4f}, "
+            f"max {np.max(error):.3f}; {seconds:.1f} s")  # fmt: skip
+    print(f"\n{line}")
+    return line
 
 
 def selection_rows():
@@ -98,16 +110,29 @@ def selection_rows():
                              prior=prior, steps=250, batch=256)  # fmt: skip
     prequential = {c.name: c.prequential_bits for c in preq.candidates}
     print("\n| candidate | two-part bits | prequential bits | minima |\n|---|---|---|---|")
+    table = []
     for cand in result.ranking():
         p = prequential.get(cand.name, cand.prequential_bits)
         p = "" if p is None else f"{p:.2f}"
         print(f"| {cand.name} | {cand.bits:.1f} | {p} | {cand.n_minima} |")
+        table.append((cand.name, f"{cand.bits:.1f}", p, cand.n_minima))
+    return table
 
 
 if __name__ == "__main__":
     import sys
 
     if "--selection-only" not in sys.argv:
-        three_well_rows()
-        pushforward_row()
-    selection_rows()
+        three_well = three_well_rows()
+        pushforward = pushforward_row()
+        if docs_flag():
+            write_markdown_table(
+                "end_states", "End states of gradient descent on the three-well polynomial",
+                THREE_WELL_HEADER, three_well, notes=f"Then: {pushforward}.",
+            )  # fmt: skip
+    selection = selection_rows()
+    if docs_flag():
+        write_markdown_table(
+            "end_states_selection", "Polynomial degrees ranked by the end-state code",
+            SELECTION_HEADER, selection,
+        )  # fmt: skip

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import ot
+from _tables import write_markdown_table
 
 import iel
 from iel.compilation_cache import compilation_cache_contents
@@ -174,6 +175,21 @@ def one_step_w1(force, test, dt=0.01):
     return float(np.mean(errs)), float(np.std(errs))
 
 
+def docs_table_name(args) -> str:
+    """``jkonet_suite_d2``, ``jkonet_suite_d2_beta0.1_interaction_identities``, …: the setting
+    in the name, so that each run writes its own table for the documentation."""
+    name = f"jkonet_suite_d{args.dim}"
+    if args.n != 2000:
+        name += f"_n{args.n}"
+    if args.beta > 0:
+        name += f"_beta{args.beta:g}"
+    if args.interaction:
+        name += f"_interaction-{args.interaction.replace(':', '-')}"
+    if args.identities:
+        name += "_identities"
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dim", type=int, default=2)
@@ -193,6 +209,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--compilation-cache", default="default",
                         help="'default' (the iel command's), 'off', or a folder")  # fmt: skip
+    parser.add_argument("--docs", action="store_true",
+                        help="also write the table to docs/benchmarks/generated/")  # fmt: skip
     args = parser.parse_args()
     if args.identities and args.method == "rollout":
         parser.error("--identities fits one step on the true pairs: it compares with "
@@ -210,15 +228,15 @@ def main() -> None:
     paper = ("JKOnet* (V)", "JKOnet*_V MLP") if args.dim == 2 else ("paper low", "paper high")
     if args.interaction:  # no published figures; the true W's own error instead of 0
         paper = ("true W (test half's mean field)", "-")
-    extra = ("| W1, true pairs | pairs right ", "|---|---") if args.identities else ("", "")
-    if args.identities and args.beta > 0:
-        extra = (extra[0] + "| T̂, true force ", extra[1] + "|---")
-    head = (
-        f"| potential | iel W1 | no motion | {paper[0]} | {paper[1]} | T̂ | unexplained | fit s | "
-        f"energy | pairing | max τλ (share ≥ 1) {extra[0]}|\n|---|---|---|---|---|---|---|---|"
-        f"---|---|---{extra[1]}|"
-    )
+    columns = ["potential", "iel W1", "no motion", paper[0], paper[1], "T̂", "unexplained",
+               "fit s", "energy", "pairing", "max τλ (share ≥ 1)"]  # fmt: skip
+    if args.identities:
+        columns += ["W1, true pairs", "pairs right"]
+        if args.beta > 0:
+            columns.append("T̂, true force")
+    head = "| " + " | ".join(columns) + " |\n|" + "|".join("---" for _ in columns) + "|"
     print(head)
+    table = []  # the cells of each printed line, for --docs
     for name in args.potentials:
         x = simulate(name, args.n, args.dim, args.beta, seed=0, interaction=bool(args.interaction))
         snaps, test = split_snapshots(x)
@@ -245,19 +263,21 @@ def main() -> None:
         rows.append((name, err, still, lin, mlp))
         share = model.diagnostics.get("unexplained_motion_share")
         unexplained = "-" if share is None else f"{share:.2g}"
-        line = (
-            f"| {name} | {err:.2e} ± {spread:.1e} | {still:.2e} | {lin:.2e} | {mlp:.2e} | "
-            f"{model.temperature:.3g} | {unexplained} | {seconds:.1f} | {model.energy_spec} | "
-            f"{model.diagnostics.get('pairing', {}).get('kept', '-')} | {fold} |"
-        )
+        cells = [
+            name, f"{err:.2e} ± {spread:.1e}", f"{still:.2e}", f"{lin:.2e}", f"{mlp:.2e}",
+            f"{model.temperature:.3g}", unexplained, f"{seconds:.1f}", model.energy_spec,
+            model.diagnostics.get("pairing", {}).get("kept", "-"), fold,
+        ]  # fmt: skip
         if args.identities:  # the same fit on the true pairing: what the pairing costs
             truth = identity_pairs(x)
             known = estimator.fit_pairs(snaps, truth)
             right = right_share(estimator.pairs_, truth)
-            line += (f" {one_step_w1(lambda s, m=known: np.asarray(m.force(s)), test)[0]:.2e} | "
-                     f"{right:.1%} |")  # fmt: skip
+            cells += [f"{one_step_w1(lambda s, m=known: np.asarray(m.force(s)), test)[0]:.2e}",
+                      f"{right:.1%}"]  # fmt: skip
             if args.beta > 0:  # the temperature calibrated with the true drift: the family's part
-                line += f" {temperature_with_true_force(name, args.dim, snaps, model):.3g} |"
+                cells.append(f"{temperature_with_true_force(name, args.dim, snaps, model):.3g}")
+        line = "| " + " | ".join(str(c) for c in cells) + " |"
+        table.append(cells)
         print(line, flush=True)
         head += "\n" + line
         jax.clear_caches()  # each potential compiles its own libraries: free their code
@@ -265,6 +285,8 @@ def main() -> None:
     if args.interaction:
         setting += f", interaction = {args.interaction}"
     (args.out / "jkonet_suite.md").write_text(f"JKOnet* suite, {setting}\n\n{head}\n")
+    if args.docs:
+        write_markdown_table(docs_table_name(args), f"JKOnet* suite, {setting}", columns, table)
     import matplotlib
 
     matplotlib.use("Agg")

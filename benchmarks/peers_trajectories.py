@@ -14,7 +14,8 @@ reference, with a fixed spec per data set.  Peers: PySINDy 2.x with forward diff
 centred default cancels the drift of reversible Langevin data), SFI 2.x (constant diffusion +
 linear force, preset "auto"); SFI's time is reported cold and warm (second fit in the same process).
 
-Run: ``python benchmarks/peers_trajectories.py`` (needs ``pip install '.[benchmarks]'``).
+Run: ``python benchmarks/peers_trajectories.py [--docs]`` (needs ``pip install '.[benchmarks]'``;
+``--docs`` also writes the table to ``docs/benchmarks/generated/``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 
 import numpy as np
 from _peers import pysindy_fit, sfi_fit
+from _tables import docs_flag, write_markdown_table
 
 import iel
 from iel.demo import MULLER_BROWN_MINIMA
@@ -72,6 +74,7 @@ def main() -> None:
     header = f"{'data':<24} {'method':<24} {'force relMSE':>12} {'T̂':>8} {'time s':>14}"
     print(header)
     print("-" * len(header))
+    table = []  # for --docs
     for name, truth, train, test, dt, temp, spec, degree in datasets():
         states = held_out(test)
         rows = []
@@ -90,7 +93,14 @@ def main() -> None:
                      f"{warm:.2f} ({cold:.1f} cold)"))  # fmt: skip
         for method, err, t_hat, seconds in rows:
             print(f"{name:<24} {method:<24} {err:>12.3e} {t_hat:>8.4f} {seconds:>14}")
+            table.append((f"{name}, T = {temp}", method, f"{err:.3e}", f"{t_hat:.4f}", seconds))
         print(f"{'':<24} true T = {temp}")
+    if docs_flag():
+        write_markdown_table(
+            "peers_trajectories", "Trajectories against PySINDy and SFI",
+            ["data, true T", "method", "force relMSE", "T̂", "time s"], table,
+            notes="SFI's time is warm (a second fit in the same process), cold in brackets.",
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ fitted on ``n/2`` trajectories, and the last table prints, per size ``n``, its i
 over the best non-energy model's at ``n`` (≤ 1: met).
 
 Run: ``python benchmarks/sample_efficiency.py [--sizes 10 30 100 300] [--mlp-steps 2000]
-[--systems muller_brown styblinski_tang]``.
+[--systems muller_brown styblinski_tang] [--docs]`` (``--docs`` also writes one table per system
+to ``docs/benchmarks/generated/``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import warnings
 import jax
 import numpy as np
 from _peers import pysindy_fit, sfi_fit
+from _tables import write_markdown_table
 
 import iel
 from iel.demo import MULLER_BROWN_MINIMA
@@ -83,6 +85,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100, 300])
     parser.add_argument("--mlp-steps", type=int, default=2000)
     parser.add_argument("--systems", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--docs", action="store_true",
+                        help="also write the tables to docs/benchmarks/generated/")  # fmt: skip
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="force Gram condition number")  # SFI's, reported
     rng = np.random.default_rng(0)
@@ -130,6 +134,17 @@ def main() -> None:
         print(f"{'n':<26}" + "".join(f"{n:>22}" for n in args.sizes))
         print(f"{'best non-energy, n':<26}" + "".join(f"{b:>22.2e}" for b in best))
         print(f"{'ratio':<26}" + "".join(f"{r:>22.2f}" for r in ratio))
+        if args.docs:
+            rows = [(method, *cells) for method, cells in results.items()]
+            rows.append(("best non-energy model, n", *(f"{b:.2e}" for b in best)))
+            rows.append(("iel auto on n/2 ÷ best non-energy on n", *(f"{r:.2f}" for r in ratio)))
+            write_markdown_table(
+                f"sample_efficiency_{name}",
+                f"{name}: force relMSE inside / outside the training box, by trajectories",
+                ["method", *(f"n = {n}" for n in args.sizes)], rows,
+                notes="The last row is the criterion: ≤ 1 means the energy reaches the best "
+                "non-energy model's error with at most half its trajectories.",
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

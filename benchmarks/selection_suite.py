@@ -7,7 +7,8 @@ held-out force relMSE is measured; the table shows the selected candidate's erro
 candidate's error, whether the selected one is within 10 % of the best (the target: every
 case), and the number of terms of the selected formula against the best dense fit.
 
-Run: ``python benchmarks/selection_suite.py``.
+Run: ``python benchmarks/selection_suite.py [--docs]`` (``--docs`` also writes the table to
+``docs/benchmarks/generated/``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from _tables import docs_flag, write_markdown_table
 
 import iel  # noqa: F401
 from iel.energies import FeatureEnergy
@@ -33,6 +35,7 @@ def main() -> None:
     print(f"{'potential':<16} {'selected':<26} {'err sel':>9} {'err best':>9} {'≤1.1×':>6} "
           f"{'terms':>6} {'dense terms':>11} {'grad?':>6} {'s':>5}")  # fmt: skip
     hits = 0
+    table = []  # for --docs
     for name in JKONET_POTENTIALS:
         truth = get_system(name).energy
         train = simulate_system(name, n=2000, steps=5, dt=0.01, seed=1)
@@ -61,7 +64,17 @@ def main() -> None:
         print(f"{name:<16} {chosen.name:<26} {chosen_err:>9.2e} {best:>9.2e} {str(ok):>6} "
               f"{chosen.n_parameters:>6} {best_dense.n_parameters:>11} "
               f"{str(result.gradient_system):>6} {seconds:>5.1f}")  # fmt: skip
+        table.append((name, chosen.name, f"{chosen_err:.2e}", f"{best:.2e}", ok,
+                      chosen.n_parameters, best_dense.n_parameters, result.gradient_system,
+                      f"{seconds:.1f}"))  # fmt: skip
     print(f"selected within 10 % of the best candidate: {hits} / {len(JKONET_POTENTIALS)}")
+    if docs_flag():
+        write_markdown_table(
+            "selection_suite", "Selection on the fifteen potentials (trajectories with identities)",
+            ["potential", "selected", "err selected", "err best", "≤ 1.1 × best", "terms",
+             "dense terms", "gradient system", "s"], table,
+            notes=f"Selected within 10 % of the best candidate: {hits} / {len(JKONET_POTENTIALS)}.",
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@
    resident memory, and the ratio of each.
 
 Run: ``python benchmarks/snapshot_estimators.py`` (about 5 minutes on 2 cores), or
-``python benchmarks/snapshot_estimators.py --large 16000`` (about 12 minutes).
+``python benchmarks/snapshot_estimators.py --large 16000`` (about 12 minutes); ``--docs`` also
+writes the tables to ``docs/benchmarks/generated/``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _tables import write_markdown_table
 
 import iel
 from iel.data import Snapshots
@@ -34,7 +36,7 @@ from iel.systems import simulate_system
 from iel.transport.couplings import couple
 
 
-def couplings(n: int = 2000) -> None:
+def couplings(n: int = 2000) -> list[tuple]:
     rng = np.random.default_rng(0)
     a = rng.uniform(-4, 4, size=(n, 2))
     b = (a - 0.01 * a**3)[rng.permutation(n)]
@@ -51,11 +53,14 @@ def couplings(n: int = 2000) -> None:
     print(f"exact {t_exact:.2f} s, {how}: {t_sinkhorn:.2f} s "
           f"(ratio {t_sinkhorn / t_exact:.0f}×); Sinkhorn destinations off the exact ones by "
           f"{gap / shift:.1%} of the mean displacement\n")  # fmt: skip
+    return [(n, f"{t_exact:.2f}", how, f"{t_sinkhorn:.2f}", f"{t_sinkhorn / t_exact:.0f}×",
+             f"{gap / shift:.1%}")]  # fmt: skip
 
 
-def resampled() -> None:
+def resampled() -> list[tuple]:
     print("## re-sampled Ornstein–Uhlenbeck populations (a = 1, T = 0.5, 6 snapshots, h = 0.1)\n")
     print("| particles per snapshot | estimator | a error | T error | s |\n|---|---|---|---|---|")
+    table = []
     for n in (2000, 20000):
         rng = np.random.default_rng(1)
         xs = []
@@ -75,10 +80,12 @@ def resampled() -> None:
             a_err = abs(2 * dict(model.energy_module.terms()).get("x0^2", 0.0) - 1)
             t_err = abs(model.temperature - 0.5) / 0.5
             print(f"| {n} | {name} | {a_err:.1%} | {t_err:.1%} | {seconds:.1f} |")
+            table.append((n, name, f"{a_err:.1%}", f"{t_err:.1%}", f"{seconds:.1f}"))
     print()
+    return table
 
 
-def long_gaps() -> None:
+def long_gaps() -> tuple[list[tuple], str]:
     data = simulate_system("double_well", n=1000, steps=100, dt=0.005, temperature=0.1,
                            snapshots=True, save_every=25, seed=0)  # fmt: skip
     truth = iel.get_system("double_well").energy
@@ -91,6 +98,7 @@ def long_gaps() -> None:
     # force's least-squares scale against the true one and the error after removing it
     print("| estimator | force relMSE | T̂ | force scale | relMSE after rescaling | s |\n"
           "|---|---|---|---|---|---|")  # fmt: skip
+    table = []
     for name, est in (("one step on OT pairs", SnapshotOneStep("poly:4")),
                       ("Sinkhorn rollout", SnapshotRollout("poly:4", steps=300))):  # fmt: skip
         start = time.perf_counter()
@@ -102,7 +110,10 @@ def long_gaps() -> None:
         shape = np.mean((force / scale - f_true) ** 2) / np.mean(f_true**2)
         print(f"| {name} | {err:.3f} | {model.temperature:.3f} | {scale:.2f} | {shape:.4f} | "
               f"{seconds:.1f} |")  # fmt: skip
+        table.append((name, f"{err:.3f}", f"{model.temperature:.3f}", f"{scale:.2f}",
+                      f"{shape:.4f}", f"{seconds:.1f}"))  # fmt: skip
     print()
+    return table, spread
 
 
 def ott_dense_targets(source: np.ndarray, target: np.ndarray, epsilon: float) -> np.ndarray:
@@ -157,7 +168,7 @@ def large_coupling_run(n: int, rows: int | None) -> tuple[float, float, np.ndarr
     return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, dest
 
 
-def large_couplings(n: int) -> None:
+def large_couplings(n: int) -> tuple[list[tuple], str]:
     import subprocess
     import sys
     import tempfile
@@ -183,14 +194,21 @@ def large_couplings(n: int) -> None:
             results[name] = (seconds, gb, np.load(saved))
     print(f"## Sinkhorn couplings, {n} particles in 2-D\n")
     print("| kernel | s | peak GB |\n|---|---|---|")
+    table = []
     for name, result in results.items():
         if result is not None:
             print(f"| {name} | {result[0]:.1f} | {result[1]:.2f} |")
+            table.append((name, f"{result[0]:.1f}", f"{result[1]:.2f}"))
     dense, online = results.values()
+    ratios = ""
     if dense is not None and online is not None:
         gap = np.max(np.abs(dense[2] - online[2]))
-        print(f"\nratio (iel / OTT): time {online[0] / dense[0]:.2f}, memory "
-              f"{online[1] / dense[1]:.2f}; destinations differ by at most {gap:.1e}")  # fmt: skip
+        ratios = (
+            f"ratio (iel / OTT): time {online[0] / dense[0]:.2f}, memory "
+            f"{online[1] / dense[1]:.2f}; destinations differ by at most {gap:.1e}"
+        )
+        print(f"\n{ratios}")
+    return table, ratios
 
 
 if __name__ == "__main__":
@@ -199,10 +217,36 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--large", type=int, default=None,
                         help="only: dense against blockwise Sinkhorn on N particles")  # fmt: skip
+    parser.add_argument("--docs", action="store_true",
+                        help="also write the tables to docs/benchmarks/generated/")  # fmt: skip
     args = parser.parse_args()
     if args.large:
-        large_couplings(args.large)
+        large, ratios = large_couplings(args.large)
+        if args.docs:
+            write_markdown_table(
+                f"snapshot_estimators_large_{args.large}",
+                f"Sinkhorn couplings of {args.large} particles in 2-D: OTT-JAX dense against iel",
+                ["kernel", "s", "peak GB"], large, notes=ratios,
+            )  # fmt: skip
     else:
-        couplings()
-        resampled()
-        long_gaps()
+        coupled = couplings()
+        resampled_rows = resampled()
+        gaps, spread = long_gaps()
+        if args.docs:
+            write_markdown_table(
+                "snapshot_estimators_couplings", "Couplings: exact against Sinkhorn",
+                ["particles", "exact s", "entropic solver", "entropic s", "ratio",
+                 "destinations off by (share of mean displacement)"], coupled,
+            )  # fmt: skip
+            write_markdown_table(
+                "snapshot_estimators_resampled",
+                "Re-sampled Ornstein–Uhlenbeck populations (a = 1, T = 0.5, 6 snapshots)",
+                ["particles per snapshot", "estimator", "a error", "T error", "s"],
+                resampled_rows,
+            )  # fmt: skip
+            write_markdown_table(
+                "snapshot_estimators_long_gaps",
+                "Long gaps: double well, T = 0.1, snapshots 25 steps apart",
+                ["estimator", "force relMSE", "T̂", "force scale", "relMSE after rescaling", "s"],
+                gaps, notes=f"Population variance per snapshot: {spread}.",
+            )  # fmt: skip
