@@ -24,7 +24,7 @@ from iel.estimators.snapshots.onestep import paired_transitions
 from iel.linear.normal_equations import normal_equations
 from iel.mdl.codes import default_epsilon
 from iel.mdl.sparse import forward_backward
-from iel.selection.select import _stats_from_normal_equations
+from iel.selection.trajectories import _stats_from_normal_equations
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's data generator
 POTENTIALS = ("ishigami", "friedman", "double_exp", "sphere")

@@ -145,7 +145,7 @@ def test_selection_climbs_the_ladder_from_each_rung(rng, monkeypatch):
 
     x0 = rng.uniform(-0.7, 2.0, size=(20, 2))
     data = simulate(_truth(), Langevin(0.3), x0, 40, jax.random.PRNGKey(5), 2e-3)
-    module = sys.modules["iel.selection.select"]
+    module = sys.modules["iel.selection.trajectories"]
     seen = []
 
     def spy(library, *args, nested_from=None, **kwargs):

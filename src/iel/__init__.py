@@ -8,6 +8,7 @@ data.  Importing ``iel`` switches JAX to float64 (see :mod:`iel._config`).
 from . import _config  # noqa: F401  (float64 on import)
 from .auto import fit as fit
 from .compilation_cache import enable_compilation_cache as enable_compilation_cache
+from .data import DataError as DataError
 from .data import Endpoints as Endpoints
 from .data import Samples as Samples
 from .data import Snapshots as Snapshots
@@ -15,12 +16,14 @@ from .data import Trajectories as Trajectories
 from .data import load_data as load_data
 from .data import save_data as save_data
 from .dynamics import MALA as MALA
+from .dynamics import AbstractDynamics as AbstractDynamics
 from .dynamics import ExponentiatedGradient as ExponentiatedGradient
 from .dynamics import GradientDescent as GradientDescent
 from .dynamics import GradientFlow as GradientFlow
 from .dynamics import Langevin as Langevin
 from .dynamics import SimulationDivergedError as SimulationDivergedError
 from .dynamics import simulate as simulate
+from .energies import AbstractEnergy as AbstractEnergy
 from .energies import FeatureEnergy as FeatureEnergy
 from .energies import Fourier as Fourier
 from .energies import GaussianRBF as GaussianRBF
@@ -30,9 +33,77 @@ from .energies import MLPEnergy as MLPEnergy
 from .energies import Monomials as Monomials
 from .energies import ParticleEnergy as ParticleEnergy
 from .energies import Quadratic as Quadratic
+from .estimators import AbstractEstimator as AbstractEstimator
+from .estimators import ContrastiveDivergence as ContrastiveDivergence
+from .estimators import DenoisingScoreMatching as DenoisingScoreMatching
+from .estimators import EndStates as EndStates
+from .estimators import FreeDriftClosedForm as FreeDriftClosedForm
+from .estimators import OneStepClosedForm as OneStepClosedForm
+from .estimators import OneStepLikelihood as OneStepLikelihood
+from .estimators import Rollout as Rollout
+from .estimators import ScoreMatching as ScoreMatching
+from .estimators import SnapshotOneStep as SnapshotOneStep
+from .estimators import SnapshotRollout as SnapshotRollout
 from .model import FittedModel as FittedModel
 from .model import load as load
+from .model import load as load_model
+from .selection import select as select
 from .systems import SYSTEMS as SYSTEMS
 from .systems import get_system as get_system
+from .systems import simulate_system as simulate_system
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # the jobs
+    "fit",
+    "select",
+    "simulate",
+    "simulate_system",
+    "load_model",
+    "load",
+    "load_data",
+    "save_data",
+    "enable_compilation_cache",
+    # data
+    "Trajectories",
+    "Snapshots",
+    "Samples",
+    "Endpoints",
+    "DataError",
+    # energies
+    "AbstractEnergy",
+    "FeatureEnergy",
+    "Monomials",
+    "Fourier",
+    "GaussianRBF",
+    "Quadratic",
+    "MLPEnergy",
+    "ICNNEnergy",
+    "HopfieldEnergy",
+    "ParticleEnergy",
+    # dynamics
+    "AbstractDynamics",
+    "GradientDescent",
+    "GradientFlow",
+    "Langevin",
+    "MALA",
+    "ExponentiatedGradient",
+    "SimulationDivergedError",
+    # estimators
+    "AbstractEstimator",
+    "OneStepClosedForm",
+    "OneStepLikelihood",
+    "Rollout",
+    "FreeDriftClosedForm",
+    "SnapshotOneStep",
+    "SnapshotRollout",
+    "ScoreMatching",
+    "DenoisingScoreMatching",
+    "ContrastiveDivergence",
+    "EndStates",
+    # results and reference systems
+    "FittedModel",
+    "SYSTEMS",
+    "get_system",
+]

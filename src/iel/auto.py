@@ -60,8 +60,8 @@ from .selection.families import (
     HIGH_DIMENSION,
     auto_families,
 )
-from .selection.select import select
 from .selection.snapshot_pairs import select_snapshot_pairs
+from .selection.trajectories import select
 
 METHODS = ("auto", "onestep", "rollout")
 SAMPLE_METHODS = ("auto", "score-matching", "contrastive-divergence")

@@ -6,5 +6,5 @@ from .gradient_descent import GradientDescent as GradientDescent
 from .gradient_flow import GradientFlow as GradientFlow
 from .langevin import Langevin as Langevin
 from .mala import MALA as MALA
-from .simulate import SimulationDivergedError as SimulationDivergedError
-from .simulate import simulate as simulate
+from .simulation import SimulationDivergedError as SimulationDivergedError
+from .simulation import simulate as simulate

@@ -9,4 +9,4 @@ from .end_states import select_end_states as select_end_states
 from .families import AUTO_FAMILIES as AUTO_FAMILIES
 from .families import SELECT_FAMILIES as SELECT_FAMILIES
 from .families import auto_families as auto_families
-from .select import select as select
+from .trajectories import select as select

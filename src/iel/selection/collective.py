@@ -121,7 +121,7 @@ def collective_candidate(data: Trajectories, temperature: float | None, *, epsil
                          h_mean: float, seed: int,
                          search_free: bool, networks: tuple[str, ...], network_steps: int,
                          network_optimiser: str, select_inner):  # fmt: skip
-    """The collective-variable candidate for :func:`~iel.selection.select.select`, or
+    """The collective-variable candidate for :func:`~iel.selection.select`, or
     ``None`` when the data move along more than :data:`MAX_COLLECTIVE` directions (or the
     state is not a vector of at least :data:`MIN_COLLECTIVE_DIMENSION` coordinates).
     ``temperature``: that of the best model in all coordinates so far (bounds the noise).

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..data.trajectories import Trajectories
 from ..model import FittedModel
 from .families import EXP_QUADRATIC_DIMENSION, HIGH_DIMENSION, auto_families
-from .select import select
+from .trajectories import select
 
 SNAPSHOT_AUTO_NOTE = (
     "snapshot auto: exponentiated quadratics (expquad:M) are not among the candidates — on "
@@ -28,7 +28,7 @@ SNAPSHOT_NETWORK, HIGH_DIMENSION_NETWORK = "mlp:64", "mlp:32x32:radial"
 
 def select_snapshot_pairs(pairs: Trajectories, seed: int) -> FittedModel:
     """``energy="auto"`` on the paired steps: description-length selection over the fixed
-    families (:func:`~iel.selection.select.auto_families` without free parameters) and,
+    families (:func:`~iel.selection.families.auto_families` without free parameters) and,
     unless a sparse formula explains the pairs exactly (residuals at the data precision), a
     small network (:data:`SNAPSHOT_NETWORK`, full-batch L-BFGS; from ``HIGH_DIMENSION`` on
     :data:`HIGH_DIMENSION_NETWORK` with more iterations), coded by its parameter count.  The

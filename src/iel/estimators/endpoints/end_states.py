@@ -229,9 +229,11 @@ class EndStates(AbstractEstimator):
             fraction of their largest coordinate extent.
         contrastive_steps: maximum-likelihood (CD) refinement steps after score matching.
         descent_steps: ``K``, the descent steps of the model's process (objectives 2 and 3).
-        step_size, max_step: ``η`` and ``δ`` of the bounded descent (``δ`` as a fraction of
-            the extent) for objective 3.
-        steps, batch, learning_rate: the optimisation (Adam, cosine decay).
+        step_size: ``η`` of the bounded descent for objective 3.
+        max_step: ``δ`` of the bounded descent for objective 3, as a fraction of the extent.
+        steps: Adam steps (cosine decay).
+        batch: end states per minibatch.
+        learning_rate: Adam's peak learning rate.
         anchor: weight holding the minima of objective 1 in objective 3.
         precision: the precision ``ε`` the end states are coded at, as a fraction of their
             extent (for the code lengths).

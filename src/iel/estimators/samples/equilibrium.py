@@ -218,8 +218,11 @@ class DenoisingScoreMatching(AbstractEstimator):
     Args:
         energy: spec (``"mlp:64x64"``, …) or an initial energy.
         noise: ``σ``; default 10 % of the samples' root-mean-square standard deviation.
-        steps, batch, learning_rate, patience: Adam with warm-up and cosine decay, minibatches,
-            early stopping on 10 % held-out samples (with fixed noise).
+        steps: Adam steps (warm-up, then cosine decay).
+        batch: samples per minibatch.
+        learning_rate: Adam's peak learning rate.
+        patience: evaluations without improvement on 10 % held-out samples (with fixed
+            noise) before stopping.
         seed: random seed.
     """
 

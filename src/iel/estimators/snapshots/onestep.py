@@ -106,7 +106,7 @@ UNEQUAL_SIZES_NOTE = (
 def unexplained_share(model: FittedModel, pairs: Trajectories) -> float:
     """``Σ‖Δx − hF(x)‖² / Σ‖Δx‖²`` over the paired steps: the share of the paired motion the
     fitted drift ``F`` leaves as residual (0 for an exact fit on exact pairs).  Motion below
-    the data precision the codes use (:func:`iel.selection.select.default_epsilon`) is none: 0."""
+    the data precision the codes use (:func:`iel.mdl.default_epsilon`) is none: 0."""
 
     x0, dx, h = pairs.increments()
     if np.sqrt(np.mean(dx**2)) <= default_epsilon(pairs):

@@ -62,7 +62,11 @@ class SnapshotRollout(AbstractEstimator):
         epsilon: Sinkhorn regularisation, relative to the data's total variance.
         sinkhorn_iterations: Sinkhorn updates per divergence (half of them anneal ``ε``).
         batch_size: particles per snapshot in a minibatch.
-        steps, learning_rate, patience, seed, progress: optimisation.
+        steps: optimiser steps (Adam).
+        learning_rate: Adam's peak learning rate (warm-up, then cosine decay).
+        patience: evaluations without improvement on the held-out draw before stopping.
+        seed: random seed (initialisation, minibatches, the held-out draw).
+        progress: callback ``progress(step, steps, loss)``.
     """
 
     method = "snapshots-rollout-sinkhorn"

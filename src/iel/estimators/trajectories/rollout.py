@@ -103,7 +103,13 @@ class Rollout(AbstractEstimator):
         hidden_starts: learn each segment's start instead of using the observed state (for
             noisy or missing first observations).
         temperature: fix ``T`` instead of estimating it.
-        steps, batch_size, learning_rate, patience, holdout, seed, progress: optimisation.
+        steps: optimiser steps (Adam).
+        batch_size: segments per minibatch.
+        learning_rate: Adam's peak learning rate (warm-up, then cosine decay).
+        patience: evaluations without improvement on the held-out segments before stopping.
+        holdout: share of trajectories held out for early stopping (from 10 trajectories on).
+        seed: random seed (initialisation, minibatches, the held-out split).
+        progress: callback ``progress(step, steps, loss)``.
         checkpoint: recompute substeps in the backward pass (memory ∝ observations).
     """
 

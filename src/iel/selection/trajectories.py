@@ -36,7 +36,11 @@ from ..energies.features import (
 )
 from ..energies.pair_monomials import PairMonomials
 from ..energies.spec import parse_energy_spec
-from ..estimators.base import data_range, identifiability_for_trajectories, shift_to_zero_min
+from ..estimators.base import (
+    data_range,
+    identifiability_for_trajectories,
+    shift_to_zero_min,
+)
 from ..estimators.trajectories.likelihood import OneStepLikelihood
 from ..linear.normal_equations import normal_equations
 from ..linear.varpro import refine_free_parameters
@@ -57,11 +61,13 @@ from ..mdl.sparse import (
     solve_support,
 )
 from ..model import FittedModel
-from .candidates import Candidate, Selection, is_formula
-from .collective import collective_candidate
-from .families import (
-    SELECT_FAMILIES,
+from .candidates import (
+    Candidate,
+    Selection,
+    is_formula,
 )
+from .collective import collective_candidate
+from .families import SELECT_FAMILIES
 
 VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic family
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
