@@ -167,8 +167,8 @@ def test_selection_climbs_the_ladder_from_each_rung(rng, monkeypatch):
 def test_save_load_keeps_the_fitted_terms(tmp_path, rng):
     from iel.model import FittedModel
 
-    model = FittedModel(energy_module=_truth(), temperature=0.3, energy_spec="expquad:2",
-                        method="test", data_kind="trajectories", time_convention="dx/dt = −∇E",
+    model = FittedModel(energy_module=_truth(), dynamics=iel.Langevin(0.3),
+                        energy_spec="expquad:2", method="test", data_kind="trajectories",
                         diagnostics={}, identifiability={}, data_low=-np.ones(2),
                         data_high=np.ones(2))  # fmt: skip
     model.save(tmp_path / "m")

@@ -39,6 +39,7 @@ from .data.populations import (
 )
 from .data.trajectories import Trajectories
 from .energies.spec import parse_energy_spec
+from .estimators.base import with_fixed_temperature
 from .estimators.endpoints.end_states import EndStates
 from .estimators.samples.equilibrium import (
     ContrastiveDivergence,
@@ -181,12 +182,8 @@ def fit(
     if isinstance(data, (str, Path)):
         data = load_data(data, kind=kind)
     if isinstance(data, Snapshots):
-        model = _fit_snapshots(data, energy, method, seed, steps, temperature, projection,
-                               hidden_starts, progress, options)  # fmt: skip
-        if temperature is not None and "temperature_fixed" not in model.diagnostics:
-            model.diagnostics["estimated_temperature"] = model.temperature
-            model.temperature = float(temperature)
-        return model
+        return _fit_snapshots(data, energy, method, seed, steps, temperature, projection,
+                              hidden_starts, progress, options)  # fmt: skip
     if isinstance(data, Samples):
         if method not in SAMPLE_METHODS:
             raise ValueError(f"for equilibrium samples, method must be one of "
@@ -200,9 +197,7 @@ def fit(
             model = DenoisingScoreMatching(spec, steps=steps, seed=seed, progress=progress,
                                            **options).fit(data).model_  # fmt: skip
         if energy == "auto":
-            model.diagnostics.setdefault("notes", []).append(
-                "energy 'auto' is poly:4 for samples (no selection yet)"
-            )
+            model = model.with_notes("energy 'auto' is poly:4 for samples (no selection yet)")
         return model
     if isinstance(data, Endpoints):
         if projection is not None or hidden_starts or method == "rollout":
@@ -211,11 +206,10 @@ def fit(
         if energy == "auto":
             chosen = select_end_states(data, END_STATE_AUTO_FAMILIES, seed=seed, steps=steps,
                                        **options)  # fmt: skip
-            chosen.model.diagnostics["notes"].append(
+            return chosen.model.with_notes(
                 f"energy 'auto': {chosen.chosen.name} has the shortest code among "
                 f"{', '.join(END_STATE_AUTO_FAMILIES)} (iel select ranks more families)"
             )
-            return chosen.model
         return (
             EndStates(energy, seed=seed, steps=steps, progress=progress, **options).fit(data).model_
         )
@@ -243,13 +237,10 @@ def fit(
 
     if auto_energy and method == "onestep":
         model = select(
-            data, auto_families(data.dim), prequential=False, seed=seed, search_free=False
-        ).model
-        model.diagnostics["method_reason"] = reason
-        if temperature is not None:
-            model.diagnostics["estimated_temperature"] = model.temperature
-            model.temperature = float(temperature)
-        return model
+            data, auto_families(data.dim), prequential=False, seed=seed, search_free=False,
+            temperature=temperature,
+        ).model  # fmt: skip
+        return model.with_diagnostics(method_reason=reason)
     if auto_energy:
         reason += "; energy 'auto' selects by description length only for one-step fits, so the "
         reason += f"rollout used {energy}"
@@ -263,20 +254,16 @@ def fit(
         model = estimator.fit(data).model_
     else:
         if family.is_linear and probe is not None:
-            model = probe  # the auto rule's probe is this very fit
+            # the auto rule's probe is this very fit (made before T was the question)
+            model = with_fixed_temperature(probe, temperature)
         elif family.is_linear:
-            model = OneStepClosedForm(energy, ridge=ridge, seed=seed).fit(data).model_
+            model = OneStepClosedForm(energy, ridge=ridge, seed=seed, temperature=temperature)
+            model = model.fit(data).model_
         else:
-            estimator = OneStepLikelihood(
-                energy, seed=seed, steps=steps, progress=progress, **options
-            )
+            estimator = OneStepLikelihood(energy, seed=seed, steps=steps, progress=progress,
+                                          temperature=temperature, **options)  # fmt: skip
             model = estimator.fit(data).model_
-        if temperature is not None:
-            model.diagnostics["estimated_temperature"] = model.temperature
-            model.temperature = float(temperature)
-            model.diagnostics["temperature_fixed"] = True
-    model.diagnostics["method_reason"] = reason
-    return model
+    return model.with_diagnostics(method_reason=reason)
 
 
 def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, hidden_starts,
@@ -305,9 +292,11 @@ def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, h
         if interaction or refinements or pairing != "auto":
             raise ValueError("re-sampled populations are fitted without an interaction, pairing "
                              "or refinements: their particles are not the same")  # fmt: skip
-        return fit_resampled(data, energy, coupling=coupling, seed=seed)
+        return with_fixed_temperature(
+            fit_resampled(data, energy, coupling=coupling, seed=seed), temperature
+        )
 
     est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, pairing=pairing,
                           refinements=refinements, steps=steps, seed=seed,
-                          select=select_snapshot_pairs)  # fmt: skip
+                          select=select_snapshot_pairs, temperature=temperature)  # fmt: skip
     return est.fit(data).model_

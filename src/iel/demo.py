@@ -100,25 +100,11 @@ def run_demo(out: Path, progress: Callable[[str, int, int], None] | None = None)
     # 2. Müller–Brown -----------------------------------------------------------------------
     mb = get_system("muller_brown")
     starts = MULLER_BROWN_MINIMA[np.random.default_rng(3).integers(0, 3, 100)]
+    draw = {"n": 100, "steps": 2000, "dt": 1e-4, "temperature": 1.0, "x0": starts}
     train = simulate_system(
-        "muller_brown",
-        n=100,
-        steps=2000,
-        dt=1e-4,
-        temperature=1.0,
-        x0=starts,
-        seed=3,
-        progress=report("Müller–Brown: simulate"),
+        "muller_brown", **draw, seed=3, progress=report("Müller–Brown: simulate")
     )
-    test = simulate_system(
-        "muller_brown",
-        n=100,
-        steps=2000,
-        dt=1e-4,
-        temperature=1.0,
-        x0=starts,
-        seed=4,
-    )
+    test = simulate_system("muller_brown", **draw, seed=4)
     spec = "poly:4+rbf:30"
     model = fit(train, spec)
     if progress:

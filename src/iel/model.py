@@ -1,15 +1,22 @@
 """The fitted model every estimator returns, and its file format.
 
-A model directory holds ``model.json`` (the energy's structure and the scalar results) and
-``model.npz`` (the arrays, read with ``allow_pickle=False``): loading runs no code.
-``report.json`` is a human- and machine-readable summary written beside them.
+A model is read-only: what a fit learned (the energy), the dynamics it assumed (with the
+temperature), what it measured about itself (:class:`~iel.diagnostics.Diagnostics`) and what
+the data identify.  Changing one part makes a new model (:meth:`FittedModel.replace`).
+
+A model directory holds ``model.json`` (the energy's structure, the dynamics and the scalar
+results) and ``model.npz`` (the arrays, read with ``allow_pickle=False``): loading runs no
+code.  ``report.json`` is a human- and machine-readable summary written beside them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import equinox as eqx
@@ -18,26 +25,58 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._types import Array, ArrayLike
+from .data.trajectories import Trajectories
+from .diagnostics import Diagnostics
+from .dynamics import (
+    AbstractDynamics,
+    GradientDescent,
+    GradientFlow,
+    Langevin,
+    dynamics_from_description,
+    simulate,
+)
 from .energies.base import AbstractEnergy, AbstractForceField, field_from_config
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# what model.json keeps of the report (beside the energy's structure)
+SAVED_FROM_REPORT = (
+    "temperature", "energy_spec", "method", "data_kind", "dynamics", "time_convention",
+    "step_size", "diagnostics", "identifiability", "history", "stop_reason", "fit_seconds",
+)  # fmt: skip  # version 1: no dynamics saved; it follows from T and the data kind
 MODEL_JSON = "model.json"
 MODEL_ARRAYS = "model.npz"
 REPORT_JSON = "report.json"
 
 
-@dataclass
+def observed_dynamics(temperature: float) -> AbstractDynamics:
+    """The dynamics a fit of timed data assumes: gradient flow ``dx/dt = −∇E(x)`` when the
+    steps are noise-free (``T = 0``), overdamped Langevin ``dx = −∇E dt + √(2T) dW`` else."""
+    return Langevin(float(temperature)) if temperature > 0 else GradientFlow()
+
+
+NO_TIME = {
+    "samples": "none: samples carry no time; the model is E/T",
+    "endpoints": "none: end states carry no time; E is fixed up to an increasing "
+    "transformation by where descent ends, and its scale by the descent steps",
+}
+
+
+@dataclass(frozen=True)
 class FittedModel:
     """A learned energy with everything needed to use, judge and reproduce it.
 
     Attributes:
         energy_module: the learned :class:`~iel.energies.AbstractEnergy` (Equinox module).
-        temperature: the estimated (or fixed) temperature ``T``; 0 for noise-free dynamics.
+        dynamics: the dynamics the fit assumed (:class:`~iel.dynamics.Langevin` with the
+            estimated or fixed temperature, :class:`~iel.dynamics.GradientFlow` for
+            noise-free steps, :class:`~iel.dynamics.GradientDescent` for end states); the one
+            :meth:`simulate` runs.
         energy_spec: the family it was fitted in (``"poly:4"``, ``"mlp:64x64"``, …).
         method: the estimator (``"onestep-closed-form"``, …).
         data_kind: ``"trajectories"``, ``"snapshots"``, ``"samples"`` or ``"endpoints"``.
-        time_convention: how ``E`` relates to time in the data.
-        diagnostics: fit quality (R² of the drift, residual scale, …).
+        diagnostics: fit quality, choices and notes (:class:`~iel.diagnostics.Diagnostics`;
+            a mapping is converted).
         identifiability: what these data can and cannot determine.
         data_low, data_high: per-coordinate range of the observed states.
         history: loss curves and the like (empty for closed forms).
@@ -45,22 +84,80 @@ class FittedModel:
         fit_seconds: wall time of the fit.
         starts: ``(M, d)`` the starts recovered for end states (end-state fits only; each is
             known only up to its basin), else ``None``.
+        step_size: the data's typical time step (or the descent step of end states): the
+            default ``dt`` of :meth:`simulate`; ``None`` where the data carry no time.
     """
 
     energy_module: AbstractForceField
-    temperature: float
+    dynamics: AbstractDynamics
     energy_spec: str
     method: str
     data_kind: str
-    time_convention: str
-    diagnostics: dict[str, Any]
-    identifiability: dict[str, str]
+    diagnostics: Diagnostics
+    identifiability: Mapping[str, str]
     data_low: np.ndarray
     data_high: np.ndarray
-    history: dict[str, list[float]] = field(default_factory=dict)
+    history: Mapping[str, list[float]] = field(default_factory=dict)
     stop_reason: str = ""
     fit_seconds: float = 0.0
     starts: np.ndarray | None = None
+    step_size: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.dynamics, AbstractDynamics):
+            raise TypeError(
+                f"dynamics must be an iel dynamics object (Langevin, GradientFlow, …), got "
+                f"{type(self.dynamics).__name__}"
+            )
+        object.__setattr__(self, "diagnostics", Diagnostics.of(self.diagnostics))
+        object.__setattr__(self, "identifiability", MappingProxyType(dict(self.identifiability)))
+        object.__setattr__(self, "history", MappingProxyType(dict(self.history)))
+
+    # -- new models from this one ----------------------------------------------------------
+    def replace(self, **changes: Any) -> FittedModel:
+        """A copy with the given fields changed (the model itself never changes)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_diagnostics(self, **entries: Any) -> FittedModel:
+        """A copy whose diagnostics have ``entries`` set."""
+        return self.replace(diagnostics=self.diagnostics.updated(**entries))
+
+    def with_notes(self, *notes: str) -> FittedModel:
+        """A copy whose diagnostics carry ``notes`` too."""
+        return self.replace(diagnostics=self.diagnostics.noted(*notes))
+
+    # -- the dynamics --------------------------------------------------------------------------
+    @property
+    def temperature(self) -> float:
+        """``T`` of the dynamics (0 for noise-free descent)."""
+        return float(getattr(self.dynamics, "temperature", 0.0))
+
+    @property
+    def time_convention(self) -> str:
+        """How ``E`` relates to time in the data."""
+        if self.data_kind in NO_TIME:
+            return NO_TIME[self.data_kind]
+        return f"{self.dynamics.equation(self.is_gradient)}; t in the units of the data"
+
+    def simulate(
+        self, x0: ArrayLike, steps: int, seed: int = 0, *, dt: float | None = None,
+        save_every: int = 1,
+    ) -> Trajectories:  # fmt: skip
+        """Run the fitted dynamics from ``x0`` (``(N, d)`` or one state) for ``steps`` steps.
+
+        ``dt`` defaults to the data's typical step (:attr:`step_size`).  Stops with
+        :class:`~iel.dynamics.SimulationDivergedError` (keeping what was computed) when a
+        state becomes non-finite."""
+        if dt is None:
+            if self.step_size is None:
+                raise ValueError(
+                    f"these data ({self.data_kind}) carry no time step: pass dt= to simulate"
+                )
+            dt = self.step_size
+        key = jax.random.PRNGKey(seed)
+        x0 = jnp.asarray(x0, dtype=float)
+        return simulate(self.energy_module, self.dynamics, x0, steps, key, dt,
+                        save_every=save_every)  # fmt: skip
 
     # -- using the energy ------------------------------------------------------------------
     @property
@@ -120,9 +217,11 @@ class FittedModel:
             "n_parameters": self.n_parameters,
             "method": self.method,
             "data_kind": self.data_kind,
+            "dynamics": self.dynamics.describe(),
             "time_convention": self.time_convention,
-            "diagnostics": _jsonable(self.diagnostics),
-            "identifiability": self.identifiability,
+            "step_size": self.step_size,
+            "diagnostics": _jsonable(self.diagnostics.as_dict()),
+            "identifiability": dict(self.identifiability),
             "data_range": {"low": self.data_low.tolist(), "high": self.data_high.tolist()},
             "stop_reason": self.stop_reason,
             "fit_seconds": self.fit_seconds,
@@ -149,20 +248,12 @@ class FittedModel:
         arrays["data_high"] = self.data_high
         if self.starts is not None:
             arrays["starts"] = np.asarray(self.starts)
+        report = self.report()
         meta = {
             "format_version": FORMAT_VERSION,
             "energy": config,
             "n_leaves": len(leaves),
-            "temperature": self.temperature,
-            "energy_spec": self.energy_spec,
-            "method": self.method,
-            "data_kind": self.data_kind,
-            "time_convention": self.time_convention,
-            "diagnostics": _jsonable(self.diagnostics),
-            "identifiability": self.identifiability,
-            "history": _jsonable(self.history),
-            "stop_reason": self.stop_reason,
-            "fit_seconds": self.fit_seconds,
+            **{key: report[key] for key in SAVED_FROM_REPORT},
         }
         np.savez(directory / MODEL_ARRAYS, **arrays)
         (directory / MODEL_JSON).write_text(json.dumps(meta, indent=2))
@@ -177,10 +268,10 @@ def load(directory: str | Path) -> FittedModel:
     if not meta_path.exists():
         raise FileNotFoundError(f"{directory}: no {MODEL_JSON} here; is this an iel model folder?")
     meta = json.loads(meta_path.read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(
             f"{meta_path}: format version {meta.get('format_version')} is not supported "
-            f"(this iel reads version {FORMAT_VERSION})"
+            f"(this iel reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     skeleton = field_from_config(meta["energy"])
     with np.load(directory / MODEL_ARRAYS, allow_pickle=False) as f:
@@ -199,13 +290,18 @@ def load(directory: str | Path) -> FittedModel:
         if a.shape != b.shape:
             raise ValueError(f"{directory}: array {i} has shape {b.shape}, expected {a.shape}")
     energy = eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
+    if "dynamics" in meta:
+        dynamics = dynamics_from_description(meta["dynamics"])
+    elif meta["data_kind"] == "endpoints":
+        dynamics = GradientDescent()
+    else:  # version 1
+        dynamics = observed_dynamics(float(meta["temperature"]))
     return FittedModel(
         energy_module=energy,
-        temperature=float(meta["temperature"]),
+        dynamics=dynamics,
         energy_spec=meta["energy_spec"],
         method=meta["method"],
         data_kind=meta["data_kind"],
-        time_convention=meta["time_convention"],
         diagnostics=meta["diagnostics"],
         identifiability=meta["identifiability"],
         data_low=np.asarray(low),
@@ -214,11 +310,12 @@ def load(directory: str | Path) -> FittedModel:
         stop_reason=meta.get("stop_reason", ""),
         fit_seconds=float(meta.get("fit_seconds", 0.0)),
         starts=starts,
+        step_size=meta.get("step_size"),
     )
 
 
 def _jsonable(value):
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]

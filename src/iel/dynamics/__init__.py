@@ -6,5 +6,7 @@ from .gradient_descent import GradientDescent as GradientDescent
 from .gradient_flow import GradientFlow as GradientFlow
 from .langevin import Langevin as Langevin
 from .mala import MALA as MALA
+from .registry import DYNAMICS as DYNAMICS
+from .registry import dynamics_from_description as dynamics_from_description
 from .simulation import SimulationDivergedError as SimulationDivergedError
 from .simulation import simulate as simulate

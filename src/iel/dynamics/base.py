@@ -9,6 +9,7 @@ Langevin); states are single states, batching is by ``vmap``.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -22,6 +23,8 @@ class AbstractDynamics(eqx.Module):
 
     stochastic: ClassVar[bool] = False
     needs_energy: ClassVar[bool] = False
+    # the law of motion, with {drift} for −∇E(x) (or F(x) for a non-gradient field)
+    law: ClassVar[str] = ""
 
     @abc.abstractmethod
     def step(self, field: AbstractForceField, x: Array, key: Array, dt: float) -> Array:
@@ -34,9 +37,14 @@ class AbstractDynamics(eqx.Module):
                 f"field {type(field).__name__}"
             )
 
+    def equation(self, gradient: bool = True) -> str:
+        """The law of motion this step discretises, e.g. ``dx = −∇E(x) dt + √(2T) dW``."""
+        return self.law.format(drift="−∇E(x)" if gradient else "F(x)")
+
     def describe(self) -> dict[str, Any]:
         """JSON-able description: the name and the settings."""
         out: dict[str, Any] = {"type": type(self).__name__}
-        for name in self.__dataclass_fields__:
-            out[name] = getattr(self, name)
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            out[item.name] = float(value) if isinstance(value, float) else value
         return out

@@ -20,6 +20,7 @@ class ExponentiatedGradient(AbstractDynamics):
     """
 
     sign: int = -1
+    law = "x_(k+1) ∝ x_k ⊙ exp(η {drift}) on the simplex"
 
     def __check_init__(self):
         if self.sign not in (-1, 1):

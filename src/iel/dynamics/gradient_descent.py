@@ -13,5 +13,7 @@ class GradientDescent(AbstractDynamics):
     Decreases ``E`` monotonically when ``η < 2/L`` for an ``L``-smooth energy.
     """
 
+    law = "x_(k+1) = x_k + η {drift}"
+
     def step(self, field: AbstractForceField, x: Array, key: Array, dt: float) -> Array:
         return x + dt * field.force_single(x)

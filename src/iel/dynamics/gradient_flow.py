@@ -18,6 +18,8 @@ class GradientFlow(AbstractDynamics):
     Gradient descent with step ``η`` is its explicit Euler step, first order in ``η``.
     """
 
+    law = "dx/dt = {drift}"
+
     rtol: float = eqx.field(static=True, default=1e-8)
     atol: float = eqx.field(static=True, default=1e-10)
     max_steps: int = eqx.field(static=True, default=4096)

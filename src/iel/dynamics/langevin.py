@@ -19,6 +19,7 @@ class Langevin(AbstractDynamics):
 
     temperature: float
     stochastic = True
+    law = "dx = {drift} dt + √(2T) dW"
 
     def __check_init__(self):
         if not self.temperature >= 0:

@@ -21,6 +21,7 @@ class MALA(AbstractDynamics):
 
     temperature: float
     stochastic = True
+    law = "dx = {drift} dt + √(2T) dW (Metropolis-adjusted steps)"
     needs_energy = True
 
     def __check_init__(self):

@@ -8,6 +8,7 @@ work; ``fit(data)`` returns ``self``; learned results end in ``_`` (``model_``, 
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -15,8 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.io import Data
-from ..energies.base import AbstractEnergy, ShiftedEnergy
-from ..model import FittedModel
+from ..data.populations import Snapshots
+from ..data.trajectories import Trajectories
+from ..dynamics import AbstractDynamics
+from ..energies.base import AbstractEnergy, AbstractForceField, ShiftedEnergy
+from ..model import FittedModel, observed_dynamics
 
 CONSTANT_CONVENTION = "E is fixed up to an additive constant; it is shifted so min over data = 0"
 
@@ -89,3 +93,50 @@ def data_range(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-coordinate ``(min, max)`` of the observed states."""
     low, high = _range(jnp.asarray(states.reshape(-1, states.shape[-1])))
     return np.asarray(low), np.asarray(high)
+
+
+def typical_step(data) -> float | None:
+    """The median time between consecutive observations (trajectories) or snapshots: the
+    default step of a fitted model's simulation; ``None`` for data that carry no time."""
+    if isinstance(data, Trajectories):
+        steps = data.transitions()[2]
+    elif isinstance(data, Snapshots):
+        steps = np.diff(np.asarray(data.times, dtype=float))
+    else:
+        return None
+    return float(np.median(steps)) if len(steps) else None
+
+
+def with_fixed_temperature(model: FittedModel, temperature: float | None) -> FittedModel:
+    """``model`` with the temperature the caller fixed (``None``: as fitted); the fitted value
+    stays in the diagnostics as ``estimated_temperature``."""
+    if temperature is None:
+        return model
+    return model.replace(dynamics=observed_dynamics(float(temperature))).with_diagnostics(
+        estimated_temperature=model.temperature, temperature_fixed=True
+    )
+
+
+def fitted_model(
+    data: Data,
+    energy: AbstractForceField,
+    *,
+    temperature: float = 0.0,
+    dynamics: AbstractDynamics | None = None,
+    states: np.ndarray | None = None,
+    **fields: Any,
+) -> FittedModel:
+    """The :class:`FittedModel` of a fit of ``data``: its kind, its time step
+    (:func:`typical_step`) and the range of ``states`` (default: the observed states), with
+    the dynamics the fit assumed (default :func:`~iel.model.observed_dynamics` of
+    ``temperature``); ``fields`` are the model's other fields (spec, method, diagnostics, …)."""
+    low, high = data_range(data.observed_states() if states is None else states)
+    return FittedModel(
+        energy_module=energy,
+        dynamics=observed_dynamics(temperature) if dynamics is None else dynamics,
+        data_kind=data.kind,
+        step_size=typical_step(data),
+        data_low=low,
+        data_high=high,
+        **fields,
+    )

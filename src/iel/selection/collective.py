@@ -34,6 +34,7 @@ from ..mdl.codes import (
     gaussian_nll_bits,
     temperature_floor,
 )
+from ..model import observed_dynamics
 from .candidates import Candidate, is_formula
 from .families import auto_families
 
@@ -158,24 +159,26 @@ def collective_candidate(data: Trajectories, temperature: float | None, *, epsil
         {"temperature": temperature, "residual": residual, "n_terms": n_params,
          "collective_variables": rank, "inner_formula": is_formula(chosen)},
     )  # fmt: skip
-    model = inner.model
-    energy = ProjectedEnergy(model.energy_module, weights)
+    energy = ProjectedEnergy(inner.model.energy_module, weights)
     noise_free = temperature <= floor * (1 + 1e-9)
-    model.energy_module = energy
-    model.temperature = 0.0 if noise_free else float(temperature)
-    model.data_low, model.data_high = data_range(data.observed_states())
-    model.diagnostics.update(
+    low, high = data_range(data.observed_states())
+    model = inner.model.replace(
+        energy_module=energy,
+        dynamics=observed_dynamics(0.0 if noise_free else float(temperature)),
+        data_low=low,
+        data_high=high,
+        identifiability={
+            **inner.model.identifiability,
+            "collective variables": f"the data move along {rank} of {dim} directions; E is "
+            "identified as a function of u = Wx only (every orthogonal direction is "
+            "force-free), and W up to a rotation within its row space",
+        },
+    ).with_diagnostics(
         noise_free=bool(noise_free),
         residual_scale=math.sqrt(residual / n),
         collective_variables=energy.components(),
         collective_spectrum=[float(v) for v in spectrum[: MAX_COLLECTIVE + 2]],
     )
-    model.identifiability = {
-        **model.identifiability,
-        "collective variables": f"the data move along {rank} of {dim} directions; E is "
-        "identified as a function of u = Wx only (every orthogonal direction is force-free), "
-        "and W up to a rotation within its row space",
-    }
     return Candidate(
         f"collective:{rank} → {chosen.name}", "projected", code, None, n_params,
         energy.formula(), math.sqrt(residual / n), f"collective:{rank}", fitted=model,

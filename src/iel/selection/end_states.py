@@ -12,6 +12,7 @@ cannot place; a richer family than needed pays for its extra parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -119,7 +120,9 @@ def select_end_states(
         ))  # fmt: skip
     null = EndStateCandidate("null (E ≡ const: the end states are the starts)", null_bits, 0,
                              0, "E(x) = const", None, null_bits)  # fmt: skip
-    chosen = min(candidates, key=lambda c: c.bits)
+    best = min(candidates, key=lambda c: c.bits)
     ranking = [c.row() for c in sorted(candidates + [null], key=lambda c: c.bits)]
-    chosen.model.diagnostics["selection"] = {"ranking": ranking, "null_bits": null_bits}
+    chosen = dataclasses.replace(best, model=best.model.with_diagnostics(
+        selection={"ranking": ranking, "null_bits": null_bits}))  # fmt: skip
+    candidates = [chosen if c is best else c for c in candidates]
     return EndStateSelection(candidates + [null], chosen, null, time.perf_counter() - start)

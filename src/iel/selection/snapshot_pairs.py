@@ -43,10 +43,8 @@ def select_snapshot_pairs(pairs: Trajectories, seed: int) -> FittedModel:
         network_steps=HIGH_DIMENSION_NETWORK_STEPS if high else SNAPSHOT_NETWORK_STEPS,
         network_optimiser="lbfgs", gradient_test=False,
     ).model  # fmt: skip
-    model.diagnostics["gradient_system_note"] = (
-        "not tested: optimal-transport pairs are displaced by the gradient of a convex "
-        "function (Brenier's theorem), so a non-gradient drift cannot show in them"
+    model = model.with_diagnostics(
+        gradient_system_note="not tested: optimal-transport pairs are displaced by the gradient "
+        "of a convex function (Brenier's theorem), so a non-gradient drift cannot show in them"
     )
-    if pairs.dim <= EXP_QUADRATIC_DIMENSION:
-        model.diagnostics.setdefault("notes", []).append(SNAPSHOT_AUTO_NOTE)
-    return model
+    return model.with_notes(SNAPSHOT_AUTO_NOTE) if pairs.dim <= EXP_QUADRATIC_DIMENSION else model

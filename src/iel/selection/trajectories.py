@@ -37,9 +37,10 @@ from ..energies.features import (
 from ..energies.pair_monomials import PairMonomials
 from ..energies.spec import parse_energy_spec
 from ..estimators.base import (
-    data_range,
+    fitted_model,
     identifiability_for_trajectories,
     shift_to_zero_min,
+    with_fixed_temperature,
 )
 from ..estimators.trajectories.likelihood import OneStepLikelihood
 from ..linear.normal_equations import normal_equations
@@ -153,6 +154,7 @@ def select(
     network_optimiser: str = "adam",
     gradient_test: bool = True,
     collective: bool = True,
+    temperature: float | None = None,
 ) -> Selection:
     """Rank energy families (dense and sparse) and a non-gradient drift by code length.
 
@@ -178,6 +180,8 @@ def select(
             that formula is exact (residuals at the data precision).  ``energy="auto"``
             passes ``False``: their search costs seconds, and a landscape a formula explains
             is left as that formula (the report lists what was skipped).
+        temperature: fix the chosen model's ``T`` (the codes use the fitted one; the fitted
+            value is kept in the diagnostics as ``estimated_temperature``).
     """
     if not isinstance(data, Trajectories):
         raise TypeError(f"selection works on trajectories, got {type(data).__name__}")
@@ -319,24 +323,27 @@ def select(
 
     model = _chosen_model(data, chosen, eps, h_mean, x0, dx, h, states)
     dynamics = _dynamics(model)
-    model.diagnostics["code_length"] = chosen.code.as_dict()
-    model.diagnostics["null_code_bits"] = null.total
-    model.diagnostics["gradient_system"] = gradient_system
+    entries = {
+        "code_length": chosen.code.as_dict(),
+        "null_code_bits": null.total,
+        "gradient_system": gradient_system,
+        "dynamics": dynamics,
+    }
     if not gradient_test:
-        model.diagnostics["gradient_system_note"] = "not tested (the caller asked for no test)"
+        entries["gradient_system_note"] = "not tested (the caller asked for no test)"
     elif drift_cand is None:
-        model.diagnostics["gradient_system_note"] = (
+        entries["gradient_system_note"] = (
             f"not tested: the general drift would need {drift_size} coefficients "
             f"(over {DRIFT_LIBRARY_LIMIT}); fit it with a smaller family to compare"
         )
-    model.diagnostics["dynamics"] = dynamics
+    model = model.with_diagnostics(**entries)
     if skipped:
-        model.diagnostics.setdefault("notes", []).append(
+        model = model.with_notes(
             f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code, "
             "or a fit explains the steps exactly; iel select fits them anyway)"
         )
-
-    model.fit_seconds = time.perf_counter() - start
+    model = with_fixed_temperature(model, temperature)
+    model = model.replace(fit_seconds=time.perf_counter() - start)
     return Selection(candidates, chosen, drift_cand, null_cand, gradient_system, dynamics, eps,
                      time.perf_counter() - start, model)  # fmt: skip
 
@@ -402,9 +409,7 @@ def _network_candidate(data, spec, eps, h_mean, steps, seed, optimiser="adam") -
 
 def _chosen_model(data, chosen: Candidate, eps, h_mean, x0, dx, h, states) -> FittedModel:
     if chosen.fitted is not None:
-        chosen.fitted.energy_spec = f"auto → {chosen.name}"
-        return chosen.fitted
-    low, high = data_range(states)
+        return chosen.fitted.replace(energy_spec=f"auto → {chosen.name}")
     if chosen.kind == "null" or chosen.library is None:
         energy = FeatureEnergy(Monomials(data.dim, 1))
     else:
@@ -414,23 +419,21 @@ def _chosen_model(data, chosen: Candidate, eps, h_mean, x0, dx, h, states) -> Fi
     t = chosen.code.details["temperature"]
     floor = temperature_floor(eps, h_mean)
     noise_free = t <= floor * (1 + 1e-9)
-    return FittedModel(
-        energy_module=energy,
+    return fitted_model(
+        data,
+        energy,
         temperature=0.0 if noise_free else float(t),
         energy_spec=f"auto → {chosen.name}",
         method="onestep-closed-form + description-length selection",
-        data_kind=data.kind,
-        time_convention="dx/dt = −∇E(x) (+ √(2T) dW/dt); t in the units of the data",
         diagnostics={
             "noise_free": bool(noise_free),
             "n_transitions": int(x0.shape[0]),
             "residual_scale": chosen.residual_scale,
             "notes": [],
-        },  # fmt: skip
+        },
         identifiability=identifiability_for_trajectories(noise_free),
-        data_low=low,
-        data_high=high,
         stop_reason="shortest two-part code among the candidate families",
+        states=states,
     )
 
 

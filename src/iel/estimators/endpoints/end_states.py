@@ -58,6 +58,7 @@ from ...data.populations import (
     Endpoints,
     Samples,
 )
+from ...dynamics import GradientDescent
 from ...energies.base import (
     AbstractEnergy,
     ScaledEnergy,
@@ -572,12 +573,10 @@ class EndStates(AbstractEstimator):
             row["energy"] = float(value)
         self.model_ = FittedModel(
             energy_module=energy,
-            temperature=0.0,
+            dynamics=GradientDescent(),
             energy_spec=parse_energy_spec(self.energy, x.shape[1]).spec,
             method=self.method,
             data_kind="endpoints",
-            time_convention="none: end states carry no time; E is fixed up to an increasing "
-            "transform",
             diagnostics=info,
             identifiability=IDENTIFIABILITY,
             data_low=low,

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from ...data.populations import Samples
+from ...dynamics import Langevin
 from ...dynamics.mala import MALA
 from ...energies.base import AbstractEnergy
 from ...energies.features import FeatureEnergy
@@ -75,11 +76,10 @@ def _model(energy, states, spec, method, diagnostics, start, history=None, stop=
     low, high = data_range(states)
     return FittedModel(
         energy_module=shift_to_zero_min(energy, states),
-        temperature=1.0,
+        dynamics=Langevin(1.0),
         energy_spec=spec,
         method=method,
         data_kind="samples",
-        time_convention="none: samples carry no time; the model is E/T",
         diagnostics=diagnostics,
         identifiability=IDENTIFIABILITY,
         data_low=low,

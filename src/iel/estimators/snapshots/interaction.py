@@ -39,7 +39,7 @@ from ...training import (
     run_training,
     warmup_cosine_adam,
 )
-from ..base import data_range
+from ..base import fitted_model
 from ..trajectories.closed_form import OneStepClosedForm
 
 
@@ -95,8 +95,9 @@ def fit_interaction(data: Snapshots, pairs: Trajectories, energy: str, interacti
                                "onestep-closed-form with pair interaction", len(x0),
                                "closed form: least squares")  # fmt: skip
     if len(codes) > 1:
-        model.diagnostics["interaction_codes_bits"] = {k: round(v[0], 1) for k, v in codes.items()}
-        model.diagnostics["notes"].append(INTERACTION_CHOICE_NOTE.format(chosen=chosen))
+        model = model.with_diagnostics(
+            interaction_codes_bits={k: round(v[0], 1) for k, v in codes.items()}
+        ).with_notes(INTERACTION_CHOICE_NOTE.format(chosen=chosen))
     return model
 
 
@@ -152,22 +153,18 @@ def pair_differences(populations: list[np.ndarray], limit: int = 20000) -> np.nd
 def _interaction_model(
     data, energy, temperature, spec, method, n, stop, history=None
 ) -> FittedModel:
-    low, high = data_range(data.observed_states())
-    return FittedModel(
-        energy_module=energy,
+    return fitted_model(
+        data,
+        energy,
         temperature=temperature,
         energy_spec=spec,
         method=method,
-        data_kind=data.kind,
-        time_convention="dx_i/dt = −∇V(x_i) − (1/n) Σ_j ∇W(x_i − x_j)",
         diagnostics={"n_transitions": int(n), "notes": []},
         identifiability={
             "energy": "V and the even part of W up to additive constants; a quadratic W is "
             "confounded with a quadratic V when the population mean barely moves",
             "constant": "not fixed for particle energies",
         },
-        data_low=low,
-        data_high=high,
         stop_reason=stop,
         history=history or {},
     )

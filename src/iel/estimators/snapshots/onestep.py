@@ -38,7 +38,7 @@ from ...data.trajectories import Trajectories
 from ...energies.features import FeatureEnergy
 from ...energies.spec import parse_energy_spec
 from ...mdl.codes import default_epsilon
-from ...model import FittedModel
+from ...model import FittedModel, observed_dynamics
 from ...transport.couplings import couple
 from ...transport.registration import (
     REGISTRATION_DEGREE,
@@ -49,7 +49,7 @@ from ...transport.registration import (
     registration_library,
     registration_library_name,
 )
-from ..base import AbstractEstimator
+from ..base import AbstractEstimator, with_fixed_temperature
 from ..trajectories.closed_form import OneStepClosedForm
 from ..trajectories.likelihood import OneStepLikelihood
 from .interaction import fit_interaction
@@ -192,6 +192,8 @@ class SnapshotOneStep(AbstractEstimator):
         select: what ``energy="auto"`` runs on the pairs, ``select(pairs, seed) -> model``:
             :func:`iel.selection.select_snapshot_pairs` (what :func:`iel.fit` passes) or any
             function of that form.  Selection sits above the estimators, so it is passed in.
+        temperature: fix ``T`` instead of calibrating it (the calibrated value is kept in
+            the diagnostics as ``estimated_temperature``).
     """
 
     method = "snapshots-ot-onestep"
@@ -207,9 +209,11 @@ class SnapshotOneStep(AbstractEstimator):
         steps: int = 3000,
         seed: int = 0,
         select: Callable[[Trajectories, int], FittedModel] | None = None,
+        temperature: float | None = None,
     ):
         self.energy = energy
         self.select = select
+        self.temperature = temperature
         self.coupling = coupling
         self.interaction = interaction
         if pairing not in PAIRINGS:
@@ -245,62 +249,23 @@ class SnapshotOneStep(AbstractEstimator):
         how += (f"; re-coupled {rounds} time(s) from the drift-predicted positions x + hF(x)"
                 if rounds else "")  # fmt: skip
         if model.temperature > 0 and not self.interaction:
-            measured = model.temperature
-            model.temperature, whole = calibrated_temperature(data, model, self.coupling,
-                                                              self.seed)  # fmt: skip
-            model.diagnostics["pairing_residual_temperature"] = measured
-            if model.diagnostics.get("dynamics", "").startswith("Langevin"):
-                model.diagnostics["dynamics"] = (
-                    f"Langevin (T = {model.temperature:.4g} calibrated, {measured:.4g} in the "
-                    "pairing residual; noise-free descent codes worse)"
-                )
-            model.diagnostics["residual_temperature"] = whole
-            model.diagnostics["force_misfit_share"] = max(0.0, 1.0 - model.temperature / whole)
-            model.diagnostics["temperature_calibration"] = (
-                "T is the noise in the neighbour differences of the pairing residuals (which "
-                "cancel a force the family misses, where it is smooth), calibrated by "
-                "simulating the noise on the drift-predicted positions and coupling again: the "
-                "transport undoes part of the noise (it pairs particles whose noise crossed "
-                "over). residual_temperature counts the whole residual as noise; "
-                "force_misfit_share is the part of it that is not"
-            )
+            model = _with_calibrated_temperature(model, data, self.coupling, self.seed)
         if not self.interaction:
             share = unexplained_share(model, pairs)
-            model.diagnostics["unexplained_motion_share"] = share
+            model = model.with_diagnostics(unexplained_motion_share=share)
             if share > UNEXPLAINED_NOTE_SHARE:
-                model.diagnostics.setdefault("notes", []).append(UNEXPLAINED_NOTE.format(share))
+                model = model.with_notes(UNEXPLAINED_NOTE.format(share))
         sizes = [len(p) for p in data.populations()]
         if len(set(sizes)) > 1:
             shown = ", ".join(map(str, sizes[:6])) + (", …" if len(sizes) > 6 else "")
-            model.diagnostics.setdefault("notes", []).append(UNEQUAL_SIZES_NOTE.format(sizes=shown))
-        model.data_kind = data.kind
-        model.method = f"{self.method} ({model.method})"
-        model.diagnostics["coupling"] = how
-        model.diagnostics["pairing"] = pairing
-        registered = pairing["kept"] == "registration"
-        model.diagnostics["method_reason"] = (
-            "snapshots: one step per consecutive pair of snapshots, particles paired by "
-            + ("registration of the step (coherent point drift)" if registered
-               else "optimal transport")
-        )  # fmt: skip
-        if registered and "gradient_system_note" in model.diagnostics:
-            model.diagnostics["gradient_system_note"] = (
-                "not tested: registered pairs are the images of a gradient step by "
-                "construction, so a non-gradient drift cannot show in them"
-            )
-        model.identifiability = {
-            **model.identifiability,
-            "pairing": (
-                "particle identities are inferred by registering a gradient step in a broad "
-                "library (coherent point drift), which follows folded steps; exact when that "
-                "library holds the step map and the registration finds it"
-                if registered else
-                "particle identities are inferred by optimal transport; exact when the step "
-                "map is the gradient of a convex function (τ∇²V ≺ I)"
-            ),
-        }  # fmt: skip
-        model.fit_seconds = time.perf_counter() - start
-        self.model_ = model
+            model = model.with_notes(UNEQUAL_SIZES_NOTE.format(sizes=shown))
+        model = _with_pairing_report(model, how, pairing)
+        model = with_fixed_temperature(model, self.temperature)
+        self.model_ = model.replace(
+            data_kind=data.kind,
+            method=f"{self.method} ({model.method})",
+            fit_seconds=time.perf_counter() - start,
+        )
         return self
 
     def _chosen_pairing(self, data: Snapshots, pairs: Trajectories,
@@ -413,3 +378,64 @@ class SnapshotOneStep(AbstractEstimator):
             model = OneStepLikelihood(self.energy, seed=self.seed, steps=self.steps,
                                       optimiser="lbfgs").fit(pairs).model_  # fmt: skip
         return model
+
+
+TEMPERATURE_CALIBRATION = (
+    "T is the noise in the neighbour differences of the pairing residuals (which cancel a "
+    "force the family misses, where it is smooth), calibrated by simulating the noise on the "
+    "drift-predicted positions and coupling again: the transport undoes part of the noise (it "
+    "pairs particles whose noise crossed over). residual_temperature counts the whole residual "
+    "as noise; force_misfit_share is the part of it that is not"
+)
+
+
+def _with_calibrated_temperature(model: FittedModel, data: Snapshots, coupling: str,
+                                 seed: int) -> FittedModel:  # fmt: skip
+    """The model with ``T`` calibrated for the pairing (:mod:`.temperature`) in place of the
+    pairing residual's, which transport lowers."""
+    measured = model.temperature
+    calibrated, whole = calibrated_temperature(data, model, coupling, seed)
+    entries = {
+        "pairing_residual_temperature": measured,
+        "residual_temperature": whole,
+        "force_misfit_share": max(0.0, 1.0 - calibrated / whole),
+        "temperature_calibration": TEMPERATURE_CALIBRATION,
+    }
+    if (model.diagnostics.dynamics or "").startswith("Langevin"):
+        entries["dynamics"] = (
+            f"Langevin (T = {calibrated:.4g} calibrated, {measured:.4g} in the pairing "
+            "residual; noise-free descent codes worse)"
+        )
+    return model.replace(dynamics=observed_dynamics(calibrated)).with_diagnostics(**entries)
+
+
+def _with_pairing_report(model: FittedModel, how: str, pairing: dict) -> FittedModel:
+    """The model with how its particles were paired: the coupling, the pairing compared, why
+    this estimator, and what the pairing makes identifiable."""
+    registered = pairing["kept"] == "registration"
+    entries = {
+        "coupling": how,
+        "pairing": pairing,
+        "method_reason": (
+            "snapshots: one step per consecutive pair of snapshots, particles paired by "
+            + ("registration of the step (coherent point drift)" if registered
+               else "optimal transport")
+        ),
+    }  # fmt: skip
+    if registered and model.diagnostics.gradient_system_note is not None:
+        entries["gradient_system_note"] = (
+            "not tested: registered pairs are the images of a gradient step by construction, "
+            "so a non-gradient drift cannot show in them"
+        )
+    identifiability = {
+        **model.identifiability,
+        "pairing": (
+            "particle identities are inferred by registering a gradient step in a broad "
+            "library (coherent point drift), which follows folded steps; exact when that "
+            "library holds the step map and the registration finds it"
+            if registered else
+            "particle identities are inferred by optimal transport; exact when the step "
+            "map is the gradient of a convex function (τ∇²V ≺ I)"
+        ),
+    }  # fmt: skip
+    return model.replace(identifiability=identifiability).with_diagnostics(**entries)

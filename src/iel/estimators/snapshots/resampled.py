@@ -41,7 +41,7 @@ from ...linear.least_squares import column_scaled_lstsq
 from ...model import FittedModel
 from ...transport.couplings import couple
 from ..base import (
-    data_range,
+    fitted_model,
     shift_to_zero_min,
 )
 from ..samples.equilibrium import ScoreMatching
@@ -98,14 +98,12 @@ def fit_resampled(
         )
         temperature = 0.0
     resid = b - a @ coef
-    low, high = data_range(states)
-    return FittedModel(
-        energy_module=shift_to_zero_min(FeatureEnergy(library, theta), states),
+    return fitted_model(
+        data,
+        shift_to_zero_min(FeatureEnergy(library, theta), states),
         temperature=temperature,
         energy_spec=family.spec,
         method="snapshots-resampled-jko (trapezoid JKO condition with entropy term)",
-        data_kind=data.kind,
-        time_convention="∂ρ/∂t = ∇·(ρ∇E) + TΔρ; t in the units of the data",
         diagnostics={
             "coupling": how,
             "density_family": density,
@@ -121,8 +119,7 @@ def fit_resampled(
             "snapshot is at the same equilibrium",
             "constant": "shifted so min over the data = 0",
         },
-        data_low=low,
-        data_high=high,
         stop_reason="closed form: least squares",
         fit_seconds=time.perf_counter() - start,
+        states=states,
     )

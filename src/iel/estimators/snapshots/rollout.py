@@ -27,7 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...data.populations import Snapshots
-from ...model import FittedModel
 from ...training import (
     run_training,
     warmup_cosine_adam,
@@ -35,7 +34,7 @@ from ...training import (
 from ...transport.sinkhorn import sinkhorn_divergence
 from ..base import (
     AbstractEstimator,
-    data_range,
+    fitted_model,
     shift_to_zero_min,
 )
 from ..trajectories.closed_form import warm_started_energy
@@ -176,14 +175,12 @@ class SnapshotRollout(AbstractEstimator):
         params = result.params
         energy = shift_to_zero_min(eqx.combine(params["energy"], static), states)
         temperature = float(np.exp(params["log_t"])) if fixed_t is None else float(fixed_t)
-        low, high = data_range(states)
-        self.model_ = FittedModel(
-            energy_module=energy,
+        self.model_ = fitted_model(
+            data,
+            energy,
             temperature=temperature,
             energy_spec=spec,
             method=self.method,
-            data_kind=data.kind,
-            time_convention="dx/dt = −∇E(x) + √(2T) dW/dt; t in the units of the data",
             diagnostics={
                 "heldout_sinkhorn_divergence": result.best_score,
                 "sinkhorn_epsilon": eps,
@@ -203,10 +200,9 @@ class SnapshotRollout(AbstractEstimator):
                 "temperature": "T from how the pushed populations spread",
                 "constant": "shifted so min over the data = 0",
             },
-            data_low=low,
-            data_high=high,
             history=result.history,
             stop_reason=result.stop_reason,
             fit_seconds=time.perf_counter() - start,
+            states=states,
         )
         return self

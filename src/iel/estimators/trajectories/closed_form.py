@@ -48,12 +48,12 @@ from ...mdl.codes import (
     null_code,
     two_part_linear,
 )
-from ...model import FittedModel
 from ..base import (
     AbstractEstimator,
-    data_range,
+    fitted_model,
     identifiability_for_trajectories,
     shift_to_zero_min,
+    with_fixed_temperature,
 )
 
 
@@ -79,14 +79,23 @@ class OneStepClosedForm(AbstractEstimator):
             ``"quadratic"``) or a feature library.
         ridge: Tikhonov weight on the Jacobi-scaled coefficients (0 = plain least squares).
         seed: seed for data-chosen parts of the library (RBF centres).
+        temperature: fix ``T`` instead of estimating it (the estimate is kept in the
+            diagnostics as ``estimated_temperature``); the coefficients do not depend on it.
     """
 
     method = "onestep-closed-form"
 
-    def __init__(self, energy: str | AbstractFeatureLibrary = "poly:4", ridge: float = 0.0, seed=0):
+    def __init__(
+        self,
+        energy: str | AbstractFeatureLibrary = "poly:4",
+        ridge: float = 0.0,
+        seed: int = 0,
+        temperature: float | None = None,
+    ):
         self.energy = energy
         self.ridge = ridge
         self.seed = seed
+        self.temperature = temperature
 
     def _family(self, dim: int) -> EnergyFamily:
         if isinstance(self.energy, AbstractFeatureLibrary):
@@ -149,25 +158,23 @@ class OneStepClosedForm(AbstractEstimator):
             "noise_free": bool(noise_free),
             "notes": notes,
         }
-        low, high = data_range(states)
-        scale = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
+        scale = float(np.max(np.abs(states))) if states.size else 0.0
         epsilon = 1e-8 * (scale or 1.0)  # as iel.selection: 1e-8 of max |x|
         diagnostics.update(_code_lengths(eq, sol.theta, data.dim, epsilon, library))
         identifiability = identifiability_for_trajectories(noise_free)
-        self.model_ = FittedModel(
-            energy_module=out_energy,
+        model = fitted_model(
+            data,
+            out_energy,
             temperature=0.0 if noise_free else float(temperature),
             energy_spec=family.spec,
             method=self.method,
-            data_kind=data.kind,
-            time_convention="dx/dt = −∇E(x) (+ √(2T) dW/dt); t in the units of the data",
             diagnostics=diagnostics,
             identifiability=identifiability,
-            data_low=low,
-            data_high=high,
             stop_reason="closed form: exact minimiser of the one-step likelihood",
             fit_seconds=time.perf_counter() - start,
+            states=states,
         )
+        self.model_ = with_fixed_temperature(model, self.temperature)
         self.temperature_estimate_ = float(temperature)
         return self
 

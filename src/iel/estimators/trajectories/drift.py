@@ -18,10 +18,9 @@ import numpy as np
 from ...data.trajectories import Trajectories
 from ...energies.drift import FeatureDrift
 from ...energies.spec import parse_energy_spec
-from ...model import FittedModel
 from ..base import (
     AbstractEstimator,
-    data_range,
+    fitted_model,
 )
 
 
@@ -67,19 +66,16 @@ class FreeDriftClosedForm(AbstractEstimator):
         )
         rows = x0.shape[0] * data.dim
         temperature = ss_res / (2.0 * max(rows - weights.size, 1))
-        low, high = data_range(states)
-        self.model_ = FittedModel(
-            energy_module=FeatureDrift(library, weights),
+        self.model_ = fitted_model(
+            data,
+            FeatureDrift(library, weights),
             temperature=float(temperature),
             energy_spec=str(self.features),
             method=self.method,
-            data_kind=data.kind,
-            time_convention="dx/dt = F(x) (+ √(2T) dW/dt); t in the units of the data",
             diagnostics={"residual_sum": ss_res, "n_parameters": int(weights.size)},
             identifiability={"drift": "F where the data go; no energy is assumed"},
-            data_low=low,
-            data_high=high,
             stop_reason="closed form",
             fit_seconds=time.perf_counter() - start,
+            states=states,
         )
         return self

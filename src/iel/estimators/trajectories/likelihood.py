@@ -36,7 +36,6 @@ from ...energies.base import (
     AbstractForceField,
 )
 from ...mdl.codes import bic_code
-from ...model import FittedModel
 from ...training import (
     LBFGS,
     lbfgs_iterations,
@@ -46,9 +45,10 @@ from ...training import (
 )
 from ..base import (
     AbstractEstimator,
-    data_range,
+    fitted_model,
     identifiability_for_trajectories,
     shift_to_zero_min,
+    with_fixed_temperature,
 )
 from .closed_form import warm_started_energy
 
@@ -81,6 +81,8 @@ class OneStepLikelihood(AbstractEstimator):
         holdout: share of trajectories held out for early stopping.
         seed: seed for initialisation, minibatches and the hold-out split.
         progress: optional callback ``progress(step, steps, loss)``.
+        temperature: fix ``T`` instead of estimating it (the estimate is kept in the
+            diagnostics as ``estimated_temperature``); the minimiser does not depend on it.
     """
 
     method = "onestep-likelihood"
@@ -97,10 +99,12 @@ class OneStepLikelihood(AbstractEstimator):
         seed: int = 0,
         progress: Callable[[int, int, float], None] | None = None,
         optimiser: str = "adam",
+        temperature: float | None = None,
     ):
         if optimiser not in OPTIMISERS:
             raise ValueError(f"optimiser must be one of {OPTIMISERS}, got {optimiser!r}")
         self.optimiser = optimiser
+        self.temperature = temperature
         self.energy = energy
         self.steps = steps
         self.batch_size = batch_size
@@ -204,14 +208,12 @@ class OneStepLikelihood(AbstractEstimator):
         noise_free = full_loss <= NOISE_FREE_LIKELIHOOD * speeds
         if noise_free:
             temperature = 0.0
-        low, high = data_range(states)
-        self.model_ = FittedModel(
-            energy_module=energy,
+        model = fitted_model(
+            data,
+            energy,
             temperature=float(temperature),
             energy_spec=spec,
             method=self.method,
-            data_kind=data.kind,
-            time_convention="dx/dt = −∇E(x) (+ √(2T) dW/dt); t in the units of the data",
             diagnostics={
                 "drift_r2_proxy": 1.0 - full_loss / speeds if speeds > 0 else float("nan"),
                 "train_loss": full_loss,
@@ -222,12 +224,12 @@ class OneStepLikelihood(AbstractEstimator):
                 **codes,
             },
             identifiability=identifiability_for_trajectories(noise_free=bool(noise_free)),
-            data_low=low,
-            data_high=high,
             history=history,
             stop_reason=stop_reason,
             fit_seconds=time.perf_counter() - start,
+            states=states,
         )
+        self.model_ = with_fixed_temperature(model, self.temperature)
         return self
 
 

@@ -33,7 +33,6 @@ import optax
 
 from ...data.trajectories import Trajectories
 from ...energies.base import AbstractEnergy
-from ...model import FittedModel
 from ...training import (
     lbfgs_state,
     run_training,
@@ -41,6 +40,7 @@ from ...training import (
 )
 from ..base import (
     AbstractEstimator,
+    fitted_model,
     shift_to_zero_min,
 )
 from .closed_form import warm_started_energy
@@ -289,17 +289,15 @@ class Rollout(AbstractEstimator):
         final_loss = float(evaluate(params, all_idx))
         n_params = sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(params))
         codes = _codes(final_loss, y, m, n_params, obs_dim)
-        low, high = states.min(axis=0), states.max(axis=0)
         self.starts_ = starts
         self.segment_owner_ = owner  # trajectory of each segment
         self.segment_start_ = offset  # time index where each segment starts
-        self.model_ = FittedModel(
-            energy_module=energy,
+        self.model_ = fitted_model(
+            data,
+            energy,
             temperature=float(temperature),
             energy_spec=spec,
             method=self.method,
-            data_kind=data.kind,
-            time_convention="dx/dt = −∇E(x) (+ √(2T) dW/dt); t in the units of the data",
             diagnostics={
                 "rollout_mse": final_loss,
                 **codes,
@@ -317,11 +315,10 @@ class Rollout(AbstractEstimator):
                 ],
             },
             identifiability=_identifiability(learn_starts, proj),
-            data_low=low,
-            data_high=high,
             history=history,
             stop_reason=stop_reason,
             fit_seconds=time.perf_counter() - start_time,
+            states=states,
         )
         return self
 
