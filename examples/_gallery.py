@@ -29,7 +29,12 @@ class Page:
         parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="page and figures")
         parser.add_argument("--quick", action="store_true", help="small sizes (for the tests)")
         args = parser.parse_args(argv)
-        self.name, self.doc, self.out, self.quick = name, inspect.cleandoc(doc), args.out, args.quick
+        self.name, self.doc, self.out, self.quick = (
+            name,
+            inspect.cleandoc(doc),
+            args.out,
+            args.quick,
+        )
         self.out.mkdir(parents=True, exist_ok=True)
         self.figures: list[str] = []
         self.numbers: list[tuple[str, str]] = []

@@ -72,7 +72,9 @@ def main(argv=None):
     eg = iel.simulate(simplex, iel.ExponentiatedGradient(), starts, 2000, key, 0.01)
     gd_end, eg_end = gd.x[:, -1], eg.x[:, -1, :2]
     minima = np.unique(np.round(gd_end, 3), axis=0)
-    page.number("minima reached by GD (p₁, p₂)", "; ".join(f"({a:.3f}, {b:.3f})" for a, b in minima))
+    page.number(
+        "minima reached by GD (p₁, p₂)", "; ".join(f"({a:.3f}, {b:.3f})" for a, b in minima)
+    )
     shared = float(np.max(np.min(np.linalg.norm(eg_end[:, None] - minima[None], axis=-1), 1)))
     page.number("largest distance of an EG end state to a GD minimum", shared)
     kkt = float(np.max(np.abs(chart.gradient(eg_end))))
@@ -125,7 +127,9 @@ def main(argv=None):
         a.set_aspect("equal")
         a.axis("off")
     for i in range(12):
-        ax[0].plot(*ternary(gd.x[i, ::10]).T, "C0-", lw=1, label="gradient descent" if i == 0 else None)
+        ax[0].plot(
+            *ternary(gd.x[i, ::10]).T, "C0-", lw=1, label="gradient descent" if i == 0 else None
+        )
         ax[0].plot(*ternary(eg.x[i, ::10]).T, "C1--", lw=1, label="exponentiated gradient" if i == 0
                    else None)  # fmt: skip
     ax[0].set_title("same E, same fixed points, different paths", fontsize=9)
