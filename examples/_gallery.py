@@ -60,14 +60,13 @@ class Page:
 
     def write(self) -> Path:
         title, _, body = self.doc.partition("\n")
-        mode = "quick (`--quick`, small sizes)" if self.quick else "full size"
         lines = [f"# {title.rstrip('.')}", "", body.strip(), ""]
         lines += [f"![{self.name}]({f})" for f in self.figures]
         lines += ["", "## Measured by this run", "", "| quantity | value |", "|---|---|"]
-        lines += [f"| {label} | {text} |" for label, text in self.numbers]
-        flag = " --quick" if self.quick else ""
-        lines += ["", f"Made by `python examples/{self.name}.py{flag}` ({mode}); every number "
-                  "above is written by that run.", ""]  # fmt: skip
+        cell = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        lines += [f"| {cell(label)} | {cell(text)} |" for label, text in self.numbers]
+        run = f"python examples/{self.name}.py" + (" --quick` (small sizes)" if self.quick else "`")
+        lines += ["", f"Made by `{run}; every number above is written by that run.", ""]
         print(f"{self.name}: {time.perf_counter() - self.start:.1f} s after imports")
         path = self.out / f"{self.name}.md"
         path.write_text("\n".join(lines))
