@@ -17,9 +17,9 @@ descent `Φ_θ^K(z_i) ≈ x_i`; the prior rules out the flat energy (its transpo
 Data: gradient descent on the three-well polynomial `x⁶/6 − 5x⁴/4 + 2x²` (wells at 0 and ±2,
 basin boundaries at ±1) from starts uniform on [−2.7, 2.7]; only the end states are kept.
 Reported: the minima of the learned E, the share of end states in each basin, the share of the
-prior its basins catch (to compare with the prior mass of the true basins: the end-state shares
-of a finite sample scatter around it), and the recovered starts — checked by descending
-each on the *true* energy: it should land in the minimum of its own end state.
+prior its basins catch (the fit matches the first; both scatter around the prior mass of the
+true basins by the sampling error of a finite sample), and the recovered starts — checked by
+descending each on the *true* energy: it should land in the minimum of its own end state.
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ def main(argv=None):
         page.number(f"minimum at {m['location'][0]:+.4f}: share of end states / prior share of "
                     "the learned basin / of the true basin",
                     f"{m['share']:.3f} / {m['prior_share']:.3f} / {mass:.3f}")  # fmt: skip
-    mismatch = max(abs(m["prior_share"] - mass) for m, mass in zip(minima, true_mass))
-    page.number("largest |prior share of a learned basin − of the true basin|", mismatch)
+    mismatch = max(abs(m["prior_share"] - m["share"]) for m in minima)
+    page.number("largest |prior share of a learned basin − share of end states in it|", mismatch)
+    off_truth = max(abs(m["prior_share"] - mass) for m, mass in zip(minima, true_mass))
+    page.number("largest |prior share of a learned basin − of the true basin|", off_truth)
     location_error = max(abs(m["location"][0] - t) for m, t in zip(minima, (-2, 0, 2)))
     page.number("largest error of a minimum's location", location_error)
     page.number("transport loss: fitted E / flat E ≡ const",
@@ -87,7 +89,9 @@ def main(argv=None):
     page.write()
 
     assert len(minima) == 3 and location_error < 0.01, "the three minima"
-    assert mismatch < page.pick(0.05, 0.03), "learned basins catch the prior as the true ones do"
+    assert mismatch < page.pick(0.08, 0.03), "basins catch the prior as the end states say"
+    sampling = 3 * np.sqrt(true_mass * (1 - true_mass) / len(starts)).max()  # 3σ of the shares
+    assert off_truth < sampling + 0.02, "… which is the true basins' share up to sampling"
     assert own_basin > 0.85, "recovered starts lie in the basin of their end state"
     return page
 
