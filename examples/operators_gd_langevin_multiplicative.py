@@ -132,13 +132,13 @@ def main(argv=None):
         )
         ax[0].plot(*ternary(eg.x[i, ::10]).T, "C1--", lw=1, label="exponentiated gradient" if i == 0
                    else None)  # fmt: skip
-    ax[0].set_title("same E, same fixed points, different paths", fontsize=9)
+    ax[0].set_title("same E, same fixed points, different paths", fontsize=9, pad=14)
     ax[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.02), frameon=False)
     ends = ternary(chains.x[:, -1])
     ax[1].plot(*ends.T, ".", color="C2", ms=2, label=f"Langevin T = {T}, t = 20")
     ax[1].plot(*ternary(one_well[:1]).T, "ko", ms=6, label="all chains start here")
     ax[1].set_title(f"sampling forgets the start ({share:.0%} vs Boltzmann {boltzmann:.0%})",
-                    fontsize=9)  # fmt: skip
+                    fontsize=9, pad=14)  # fmt: skip
     ax[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.02), frameon=False)
     page.figure(fig)
     page.write()
