@@ -17,7 +17,9 @@ and (0.2, 0.6, 0.2), a saddle between them.
   can end in the other minimum.
 * *Langevin* `x ← x − h∇E + √(2hT)ξ` samples `exp(−E/T)/Z`: it finds the same minima as the
   modes of its law, but forgets the start — chains started in one well fill both wells in the
-  Boltzmann proportions. As `T → 0` it becomes gradient flow (GD's continuous limit).
+  Boltzmann proportions. As `T → 0` it becomes gradient flow (GD's continuous limit). (Here it
+  runs on the chart, where E is a polynomial defined everywhere, so a few samples step just
+  outside the simplex.)
 
 So "both find the minima" with a qualifier: descent keeps the start's basin, sampling does
 not. iel fits E back from the descent paths (noise-free: exact) and from the Langevin paths
