@@ -73,7 +73,8 @@ def main(argv=None):
     gd = iel.simulate(chart, iel.GradientDescent(), starts[:, :2], 2000, key, 0.01)
     eg = iel.simulate(simplex, iel.ExponentiatedGradient(), starts, 2000, key, 0.01)
     gd_end, eg_end = gd.x[:, -1], eg.x[:, -1, :2]
-    minima = np.unique(np.round(gd_end, 3), axis=0)
+    minima = np.unique(np.round(gd_end, 3), axis=0)  # then each as the mean of its cluster
+    minima = np.array([gd_end[np.linalg.norm(gd_end - m, axis=1) < 0.01].mean(0) for m in minima])
     page.number(
         "minima reached by GD (p₁, p₂)", "; ".join(f"({a:.3f}, {b:.3f})" for a, b in minima)
     )
