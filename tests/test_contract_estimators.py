@@ -17,9 +17,9 @@ import json
 
 import numpy as np
 import pytest
+from contracts_support import KINDS, concrete_subclasses, missing_from_table, tiny_data, with_nan
 
 import iel
-from contracts_support import KINDS, concrete_subclasses, missing_from_table, tiny_data, with_nan
 
 # One row per estimator: (data kind, settings).  Settings are the fastest that still fit
 # something (networks: ~20–50 steps); the checks are of the contract, not of accuracy.
@@ -34,8 +34,15 @@ CASES: dict[str, tuple[str, dict]] = {
     "SnapshotOneStep": ("snapshots", {"energy": "poly:4", "pairing": "transport", "seed": 3}),
     "SnapshotRollout": (
         "snapshots",
-        {"energy": "poly:2", "steps": 5, "substeps": 1, "sinkhorn_iterations": 4,
-         "batch_size": 16, "coupling": "exact", "seed": 3},
+        {
+            "energy": "poly:2",
+            "steps": 5,
+            "substeps": 1,
+            "sinkhorn_iterations": 4,
+            "batch_size": 16,
+            "coupling": "exact",
+            "seed": 3,
+        },
     ),  # fmt: skip
     "ScoreMatching": ("samples", {"energy": "poly:4", "seed": 3}),
     "DenoisingScoreMatching": (
@@ -192,9 +199,7 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     x = np.concatenate([_probe_states(model), data.observed_states()[:3]])
     np.testing.assert_allclose(_values(loaded, x), _values(model, x), rtol=1e-12, atol=1e-12)
     assert loaded.temperature == model.temperature
-    assert json.dumps(loaded.report(), sort_keys=True) == json.dumps(
-        model.report(), sort_keys=True
-    )
+    assert json.dumps(loaded.report(), sort_keys=True) == json.dumps(model.report(), sort_keys=True)
     if model.starts is not None:
         np.testing.assert_array_equal(loaded.starts, model.starts)
     with pytest.raises(FileExistsError):
