@@ -71,7 +71,7 @@ def _perturbed(energy, seed: int = 1, scale: float = 0.3):
     params, static = eqx.partition(energy, eqx.is_inexact_array)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     rng = np.random.default_rng(seed)
-    moved = [a + jnp.asarray(scale * rng.normal(size=a.shape), a.dtype) for a in leaves]
+    moved = [jnp.asarray(np.asarray(a) + scale * rng.normal(size=a.shape), a.dtype) for a in leaves]
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, moved), static)
 
 
@@ -129,16 +129,21 @@ FORCE_FIELDS = {
     "RotationField": lambda d: RotationField(1.5),
 }
 FORCE_FIELD_DIMS = {"RotationField": (2,)}
-# specs joining terms (ConcatLibrary of two libraries; a library plus a network: SumEnergy)
-JOINED = ["poly:2+fourier:2", "rbf:3+mlp:4"]
+# specs the table's rows imply but do not spell as terms: joined terms (a ConcatLibrary of two
+# libraries; a library plus a network, a SumEnergy) and fourier's ``fit`` length
+EXTRA_SPECS = ["poly:2+fourier:2", "rbf:3+mlp:4", "fourier:3:fit"]
 
 
 def _energy_cases():
     cases = []
-    for spec in grammar_examples() + JOINED:
+    plain = [example_spec(term) for term in grammar_terms()]
+    for spec in plain:  # every term of the grammar in 1 and 3 dimensions …
         for dim in DIMS:
             if dim >= MIN_DIM.get(spec.split(":")[0], 1):
                 cases.append(pytest.param(spec, dim, id=f"spec[{spec}]-d{dim}"))
+    for spec in grammar_examples() + EXTRA_SPECS:  # … its optional parts and joined terms in 3
+        if spec not in plain:
+            cases.append(pytest.param(spec, 3, id=f"spec[{spec}]-d3"))
     for name in CONSTRUCTED:  # one dimension each: the spec cases already cover 1 and 3
         cases.append(pytest.param(name, 3, id=f"{name}-d3"))
     return cases
@@ -262,19 +267,24 @@ def test_energy_contract(case, dim):
     one, jit_values, auto = single_values_gradients(params, jnp.asarray(x))
     assert one.shape == () and one.dtype == jnp.float64
 
-    # (...) on batches of any leading shape (the same flattened size: one compiled program)
-    values = np.asarray(energy.energy(x))
-    assert values.shape == (5,) and np.all(np.isfinite(values))
-    assert energy.energy(x.reshape(5, 1, *shape)).shape == (5, 1)
+    # (...) on batches of any leading shape: E at each state and at its finite-difference
+    # neighbours x ± εe_i, shape (5, 1 + 2·size), in one call
+    probe, eps = _with_neighbours(x)
+    table = np.asarray(energy.energy(probe))
+    size = int(np.prod(shape))
+    assert table.shape == (5, 1 + 2 * size) and np.all(np.isfinite(table))
+    values = table[:, 0]
     np.testing.assert_allclose(values, jit_values, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(values[0], one, rtol=1e-12, atol=1e-12)
 
     # gradient = jax.grad(E) = central finite differences; force = −gradient
-    grad = np.asarray(energy.gradient(x.reshape(5, 1, *shape))).reshape(x.shape)
+    grad = np.asarray(energy.gradient(x.reshape(5, 1, *shape)))
+    assert grad.shape == (5, 1, *shape)
+    grad = grad.reshape(x.shape)
     np.testing.assert_allclose(grad, auto, rtol=1e-10, atol=1e-10)
-    fd = _central_differences(energy, x[:3])
-    scale = max(1.0, float(np.max(np.abs(grad[:3]))))
-    np.testing.assert_allclose(grad[:3], fd, rtol=1e-6, atol=1e-6 * scale)
+    fd = ((table[:, 1 : 1 + size] - table[:, 1 + size :]) / (2 * eps)).reshape(x.shape)
+    scale = max(1.0, float(np.max(np.abs(grad))))
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6 * scale)
     np.testing.assert_allclose(np.asarray(energy.force(x)), -grad, rtol=1e-13, atol=1e-13)
 
     # no recompilation: new states, and new parameter values of the same shapes and statics
@@ -287,15 +297,15 @@ def test_energy_contract(case, dim):
     assert isinstance(text, str) and text.strip()
 
 
-def _central_differences(energy, x, eps=1e-5):
-    """``∂E/∂x`` by central differences at each of the states ``x`` (one batched call)."""
+def _with_neighbours(x, eps=1e-5):
+    """States ``x`` (shape ``(n, *state)``) followed by ``x + εe_i`` then ``x − εe_i`` for each
+    coordinate: shape ``(n, 1 + 2·size, *state)``."""
     x = np.asarray(x, dtype=float)
     state = x.shape[1:]
     size = int(np.prod(state))
     steps = eps * np.eye(size).reshape(size, *state)
-    shifted = np.concatenate([x[:, None] + steps[None], x[:, None] - steps[None]], axis=1)
-    e = np.asarray(energy.energy(shifted))  # (n, 2·size)
-    return ((e[:, :size] - e[:, size:]) / (2 * eps)).reshape(x.shape)
+    out = np.concatenate([x[:, None], x[:, None] + steps[None], x[:, None] - steps[None]], axis=1)
+    return out, eps
 
 
 @pytest.mark.parametrize(("case", "dim"), ENERGY_CASES)
@@ -305,7 +315,8 @@ def test_energy_config_round_trip(case, dim):
         with pytest.raises(TypeError, match="cannot be saved"):
             energy.config()
         return
-    _check_config_round_trip(energy, _points(energy, dim), lambda e, x: e.energy(x))
+    probe, _ = _with_neighbours(_points(energy, dim))  # the shape E was compiled for above
+    _check_config_round_trip(energy, probe, lambda e, x: e.energy(x))
 
 
 def _holds_code(field) -> bool:
