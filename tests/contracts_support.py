@@ -122,7 +122,7 @@ def tiny_data(kind: str, seed: int = 0, dim: int = 1):
         )
     if kind == "snapshots":
         return iel.simulate_system(
-            "double_well", n=30, steps=2, dt=0.02, snapshots=True, dim=dim, seed=seed
+            "double_well", n=30, steps=1, dt=0.02, snapshots=True, dim=dim, seed=seed
         )
     if kind == "samples":
         rng = np.random.default_rng(seed)

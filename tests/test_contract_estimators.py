@@ -36,10 +36,10 @@ CASES: dict[str, tuple[str, dict]] = {
         "snapshots",
         {
             "energy": "poly:2",
-            "steps": 5,
+            "steps": 2,
             "substeps": 1,
-            "sinkhorn_iterations": 4,
-            "batch_size": 16,
+            "sinkhorn_iterations": 2,
+            "batch_size": 8,
             "coupling": "exact",
             "seed": 3,
         },
@@ -59,9 +59,6 @@ CASES: dict[str, tuple[str, dict]] = {
     ),
 }
 
-# fits that recompile their training step each time (closures built inside fit): the third fit
-# of the refit check is run only with -m slow, to keep the suite quick
-FRESH_FIT_SLOW = {"SnapshotRollout"}
 ESTIMATORS = concrete_subclasses(iel.AbstractEstimator)
 COVERED = [c for c in ESTIMATORS if c.__name__ in CASES]
 REPORT_FIELDS = ("formula", "temperature", "energy_spec", "method", "data_kind", "diagnostics",
@@ -199,20 +196,7 @@ def test_refit_equals_a_fresh_fit(refitted):
     """Nothing of the first fit is left over: refitting gives exactly what a fresh estimator
     fits to the same data (no warm start from the previous model, no stale attributes)."""
     cls, est, _, _, other = refitted
-    if cls.__name__ in FRESH_FIT_SLOW:
-        pytest.skip(f"{cls.__name__} compiles its training step on every fit (~4 s a fit): "
-                    "checked by test_refit_equals_a_fresh_fit_slow (-m slow)")  # fmt: skip
     _check_same_fit(est, _make(cls)[0].fit(other))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(FRESH_FIT_SLOW))
-def test_refit_equals_a_fresh_fit_slow(name):
-    cls = getattr(iel, name)
-    kind, _ = CASES[name]
-    est = _make(cls)[0].fit(tiny_data(kind, seed=0))
-    est.fit(tiny_data(kind, seed=1))
-    _check_same_fit(est, _make(cls)[0].fit(tiny_data(kind, seed=1)))
 
 
 def _check_same_fit(est, fresh):
