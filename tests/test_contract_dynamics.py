@@ -124,7 +124,7 @@ def test_stochastic_step_depends_on_the_key_only(cls):
     assert not np.allclose(a, b)
     # with many keys the mean move follows the drift −∇E (up to the noise's spread)
     keys = jax.random.split(jax.random.PRNGKey(4), 4000)
-    moves = _batch_step(dynamics, ENERGY, jnp.broadcast_to(x, (len(keys), DIM)), keys, dt) - x
+    moves = _batch_step(dynamics, ENERGY, jnp.broadcast_to(x, (len(keys), DIM)), keys, dt) - x[None]
     drift = -dt * np.asarray(ENERGY.gradient(x))
     spread = np.sqrt(2 * dt * dynamics.temperature / len(keys))
     np.testing.assert_allclose(
