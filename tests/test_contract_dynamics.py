@@ -142,20 +142,12 @@ def test_describe_is_json_and_names_the_type(cls):
         assert described[name] == value
 
 
-DESCRIBE_CLASSVARS = (
-    "AbstractDynamics.describe iterates self.__dataclass_fields__, which also holds the "
-    "ClassVar pseudo-fields `stochastic` and `needs_energy` (dataclasses' _FIELD_CLASSVAR), so "
-    "the description reports them as settings and cls(**settings) raises TypeError: "
-    "__init__() got an unexpected keyword argument 'stochastic'"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=DESCRIBE_CLASSVARS)
 @pytest.mark.parametrize("cls", COVERED, ids=_ids)
 def test_describe_lists_only_the_settings_and_rebuilds_the_dynamics(cls):
     dynamics, _, _ = _make(cls)
     settings = {k: v for k, v in dynamics.describe().items() if k != "type"}
     assert cls(**settings) == dynamics
+    assert iel.dynamics.dynamics_from_description(dynamics.describe()) == dynamics
 
 
 @pytest.mark.parametrize("cls", COVERED, ids=_ids)

@@ -13,8 +13,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
+
+
+class FrozenMapping(Mapping[str, Any]):
+    """A read-only mapping (a copy of what it was given) that copies and pickles like a dict."""
+
+    def __init__(self, entries: Mapping[str, Any] | None = None):
+        self._entries = dict(entries or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return repr(self._entries)
 
 
 @dataclass(frozen=True)
@@ -58,7 +76,7 @@ class Diagnostics(Mapping[str, Any]):
 
     def __post_init__(self):
         object.__setattr__(self, "notes", tuple(self.notes))
-        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+        object.__setattr__(self, "details", FrozenMapping(self.details))
         # a field counts as reported when set, even to None ("not tested" is a result)
         given = {name for name in _FIELDS if getattr(self, name) is not None}
         object.__setattr__(self, "reported", frozenset(self.reported) | given | {"notes"})
@@ -90,22 +108,22 @@ class Diagnostics(Mapping[str, Any]):
         return dict(self.items())
 
     # -- the read-only mapping -----------------------------------------------------------
-    def _entries(self) -> dict[str, Any]:
+    def _reported(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in _FIELDS if name in self.reported}
         out.update(self.details)
         return out
 
     def __getitem__(self, key: str) -> Any:
-        entries = self._entries()
+        entries = self._reported()
         if key not in entries:
             raise KeyError(f"{key!r}: this fit did not report it (reported: {sorted(entries)})")
         return entries[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries())
+        return iter(self._reported())
 
     def __len__(self) -> int:
-        return len(self._entries())
+        return len(self._reported())
 
 
 _FIELDS = tuple(

@@ -16,7 +16,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import equinox as eqx
@@ -26,7 +25,7 @@ import numpy as np
 
 from ._types import Array, ArrayLike
 from .data.trajectories import Trajectories
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, FrozenMapping
 from .dynamics import (
     AbstractDynamics,
     GradientDescent,
@@ -110,8 +109,8 @@ class FittedModel:
                 f"{type(self.dynamics).__name__}"
             )
         object.__setattr__(self, "diagnostics", Diagnostics.of(self.diagnostics))
-        object.__setattr__(self, "identifiability", MappingProxyType(dict(self.identifiability)))
-        object.__setattr__(self, "history", MappingProxyType(dict(self.history)))
+        object.__setattr__(self, "identifiability", FrozenMapping(self.identifiability))
+        object.__setattr__(self, "history", FrozenMapping(self.history))
 
     # -- new models from this one ----------------------------------------------------------
     def replace(self, **changes: Any) -> FittedModel:
