@@ -38,6 +38,7 @@ def _simplex(n: int, seed: int) -> np.ndarray:
 # One row per dynamics: (settings, states it acts on, step size).
 CASES = {
     "GradientDescent": ({}, _euclidean, 0.05),
+    "BoundedGradientDescent": ({"max_step": 0.1}, _euclidean, 0.05),
     "GradientFlow": ({"rtol": 1e-8, "atol": 1e-10}, _euclidean, 0.05),
     "Langevin": ({"temperature": 0.5}, _euclidean, 0.05),
     "MALA": ({"temperature": 0.5}, _euclidean, 0.05),

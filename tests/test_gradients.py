@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from conftest import finite_difference_gradient
 
-from iel.energies import HopfieldEnergy
-from iel.estimators.trajectories.gradients import (
+from iel.dynamics.gradients import (
     adjoint_gradient,
     as_energy_fn,
     equilibrium,
@@ -16,6 +15,7 @@ from iel.estimators.trajectories.gradients import (
     gd_rollout,
     notes_one_step_gradient,
 )
+from iel.energies import HopfieldEnergy
 
 
 def _mlp_like_energy(theta, x):

@@ -17,6 +17,7 @@ from .data import load_data as load_data
 from .data import save_data as save_data
 from .dynamics import MALA as MALA
 from .dynamics import AbstractDynamics as AbstractDynamics
+from .dynamics import BoundedGradientDescent as BoundedGradientDescent
 from .dynamics import ExponentiatedGradient as ExponentiatedGradient
 from .dynamics import GradientDescent as GradientDescent
 from .dynamics import GradientFlow as GradientFlow
@@ -85,6 +86,7 @@ __all__ = [
     # dynamics
     "AbstractDynamics",
     "GradientDescent",
+    "BoundedGradientDescent",
     "GradientFlow",
     "Langevin",
     "MALA",

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .dynamics.bounded_descent import BoundedGradientDescent
 from .energies.base import AbstractEnergy
 
 
@@ -59,24 +60,15 @@ class Basins:
         ]
 
 
-def descent_step(energy: AbstractEnergy, v: jax.Array, eta, max_step) -> jax.Array:
-    """One step ``v − s∇E(v)`` with ``s = min(η, ½/‖∇²E‖_F, δ/‖∇E‖)``: at most ``η``, half
-    the local curvature time where the energy is stiff (stable), and at most ``δ`` long where
-    it is steep.  (The Frobenius norm bounds the spectral one and is smooth in ``E``.)"""
-    g = jax.grad(energy)(v)
-    stiffness = jnp.sqrt(jnp.sum(jax.hessian(energy)(v) ** 2) + 1e-30)
-    s = jnp.minimum(jnp.minimum(eta, 0.5 / stiffness),
-                    max_step * jax.lax.rsqrt(jnp.sum(g * g) + 1e-30))  # fmt: skip
-    return v - s * g
-
-
 def _run(energy, v, steps: int, eta, max_step):
-    return jax.lax.scan(lambda v, _: (descent_step(energy, v, eta, max_step), None), v, None,
+    descent = BoundedGradientDescent(max_step)
+    return jax.lax.scan(lambda v, _: (descent.step(energy, v, None, eta), None), v, None,
                         length=steps)[0]  # fmt: skip
 
 
 def bounded_descent(energy: AbstractEnergy, z: jax.Array, steps: int, eta, max_step):
-    """``steps`` descent steps (:func:`descent_step`) from each row of ``z``; differentiable
+    """``steps`` steps of :class:`~iel.dynamics.BoundedGradientDescent` (``η = eta``,
+    ``δ = max_step``) from each row of ``z``; differentiable
     in the energy's parameters."""
     return jax.vmap(lambda v: _run(energy, v, steps, eta, max_step))(z)
 

@@ -1,6 +1,7 @@
 """The contractive operators of THEORY §1, as pure steps behind one interface."""
 
 from .base import AbstractDynamics as AbstractDynamics
+from .bounded_descent import BoundedGradientDescent as BoundedGradientDescent
 from .exponentiated import ExponentiatedGradient as ExponentiatedGradient
 from .gradient_descent import GradientDescent as GradientDescent
 from .gradient_flow import GradientFlow as GradientFlow

@@ -30,6 +30,17 @@ class AbstractDynamics(eqx.Module):
     def step(self, field: AbstractForceField, x: Array, key: Array, dt: float) -> Array:
         """Advance one state ``x`` by one step of size ``dt``."""
 
+    def step_with_noise(self, field: AbstractForceField, x: Array, noise: Array,
+                        dt: float) -> Array:  # fmt: skip
+        """The step with its standard normal draw ``noise`` (shape of ``x``) given instead of
+        a key: the reparametrised step a rollout differentiates through, with the noise held
+        fixed.  Deterministic dynamics ignore ``noise``."""
+        if self.stochastic:
+            raise NotImplementedError(
+                f"{type(self).__name__} draws more than one normal per step: step it with a key"
+            )
+        return self.step(field, x, None, dt)
+
     def check_field(self, field: AbstractForceField) -> None:
         if self.needs_energy and not isinstance(field, AbstractEnergy):
             raise TypeError(

@@ -22,10 +22,15 @@ class Langevin(AbstractDynamics):
     law = "dx = {drift} dt + √(2T) dW"
 
     def __check_init__(self):
-        if not self.temperature >= 0:
+        # (a traced temperature — learned inside a compiled loss — is not checked)
+        if isinstance(self.temperature, (int, float)) and not self.temperature >= 0:
             raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
 
     def step(self, field: AbstractForceField, x: Array, key: Array, dt: float) -> Array:
-        drift = x + dt * field.force_single(x)
         noise = jax.random.normal(key, x.shape, dtype=x.dtype)
+        return self.step_with_noise(field, x, noise, dt)
+
+    def step_with_noise(self, field: AbstractForceField, x: Array, noise: Array,
+                        dt: float) -> Array:  # fmt: skip
+        drift = x + dt * field.force_single(x)
         return drift + jnp.sqrt(2.0 * dt * self.temperature) * noise

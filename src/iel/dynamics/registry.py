@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import AbstractDynamics
+from .bounded_descent import BoundedGradientDescent
 from .exponentiated import ExponentiatedGradient
 from .gradient_descent import GradientDescent
 from .gradient_flow import GradientFlow
@@ -13,7 +14,14 @@ from .mala import MALA
 
 DYNAMICS: dict[str, type[AbstractDynamics]] = {
     cls.__name__: cls
-    for cls in (GradientDescent, GradientFlow, Langevin, MALA, ExponentiatedGradient)
+    for cls in (
+        GradientDescent,
+        BoundedGradientDescent,
+        GradientFlow,
+        Langevin,
+        MALA,
+        ExponentiatedGradient,
+    )
 }
 
 

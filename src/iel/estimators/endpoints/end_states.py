@@ -25,7 +25,7 @@ prior ``z ~ p₀`` on the starts, the share of the prior each basin must catch. 
    ``W₂²(p₀, data) > 0``.  In the converged limit this is THEORY §6's mixture over the minima
    with weights equal to each basin's prior mass, so it moves the basin boundaries until the
    prior mass of each basin equals its share of the end states.  The descent is
-   ``y ← y − min(η, ½/‖∇²E‖_F, δ/‖∇E‖)∇E`` (:func:`iel.basins.descent_step`: slow near
+   ``y ← y − min(η, ½/‖∇²E‖_F, δ/‖∇E‖)∇E`` (:class:`iel.dynamics.BoundedGradientDescent`: slow near
    barriers, so starts close to one are still on their way after ``K`` steps and the fit can
    move the boundary; stable where stiff; bounded where steep), and ``∇E = 0`` is held at
    the centres of the end states' clusters — exactly for feature energies (the condition is

@@ -19,14 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ...energies.hopfield import RHO as _RHO
-from ...energies.hopfield import HopfieldEnergy
-from ..trajectories.gradients import (
+from ...dynamics.gradients import (
     as_energy_fn,
     equilibrium,
     equilibrium_propagation_gradient,
     gd_rollout,
 )
+from ...energies.hopfield import RHO as _RHO
+from ...energies.hopfield import HopfieldEnergy
 
 METHODS = ("implicit", "ep", "bptt")
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...data.populations import Snapshots
+from ...dynamics import Langevin
 from ...training import (
     run_training,
     warmup_cosine_adam,
@@ -42,11 +43,13 @@ from .onestep import paired_transitions
 
 
 def push_forward(energy, x, temperature, noise, dt):
-    """``S`` Euler–Maruyama steps from ``x`` with the given standard normals ``noise (S, n, d)``."""
+    """``S`` steps of :class:`~iel.dynamics.Langevin` (Euler–Maruyama) from ``x`` with the
+    given standard normals ``noise (S, n, d)`` (so the loss is differentiable in ``T``)."""
+
+    langevin = Langevin(temperature)
 
     def step(z, xi):
-        drift = -jax.vmap(energy.gradient_single)(z)
-        return z + dt * drift + jnp.sqrt(2 * temperature * dt) * xi, None
+        return jax.vmap(lambda y, n: langevin.step_with_noise(energy, y, n, dt))(z, xi), None
 
     return jax.lax.scan(step, x, noise)[0]
 

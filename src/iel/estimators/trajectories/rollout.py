@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from ...data.trajectories import Trajectories
+from ...dynamics import GradientDescent
 from ...energies.base import AbstractEnergy
 from ...training import (
     lbfgs_state,
@@ -49,10 +50,13 @@ from .closed_form import warm_started_energy
 def rollout_observed(
     energy: AbstractEnergy, z, n_obs: int, substeps: int, h, checkpoint: bool = False
 ):
-    """States at the next ``n_obs`` observation times from ``z``: shape ``(n_obs, D)``."""
+    """States at the next ``n_obs`` observation times from ``z``: shape ``(n_obs, D)``, each
+    ``substeps`` steps of :class:`~iel.dynamics.GradientDescent` (step ``h``) after the last."""
+
+    descent = GradientDescent()
 
     def substep(x, _):
-        return x - h * energy.gradient_single(x), None
+        return descent.step(energy, x, None, h), None
 
     def interval(x, _):
         x, _ = jax.lax.scan(substep, x, None, length=substeps)

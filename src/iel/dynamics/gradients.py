@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from ..._types import Array
+from .._types import Array
 
 EnergyFn = Callable[[Array, Array], Array]  # (θ, x) -> scalar
 LossFn = Callable[[int, Array], Array]  # (k, x_k) -> scalar
