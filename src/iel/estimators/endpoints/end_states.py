@@ -42,6 +42,8 @@ the degenerate flat energy next to the fitted one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import equinox as eqx
 import jax
@@ -219,6 +221,7 @@ def _prior_bits(prior, x: np.ndarray, epsilon: float) -> float:
     return _bits(np.asarray(prior.log_density(jnp.asarray(x))), x.shape[1], epsilon)
 
 
+@dataclass(eq=False)
 class EndStates(AbstractEstimator):
     """Fit an energy to end states of a minimising process (module docstring).
 
@@ -241,40 +244,22 @@ class EndStates(AbstractEstimator):
         seed: random seed.
     """
 
-    def __init__(
-        self,
-        energy: str = "poly:6",
-        objective: str = DEFAULT_OBJECTIVE,
-        *,
-        prior=DEFAULT_PRIOR,
-        smoothing: float = 0.02,
-        contrastive_steps: int = 0,
-        descent_steps: int = 30,
-        step_size: float = 0.25,
-        max_step: float = 0.05,
-        steps: int = 1500,
-        batch: int = 512,
-        learning_rate: float = 1e-2,
-        anchor: float = 10.0,
-        precision: float = 1e-3,
-        seed: int = 0,
-        progress=None,
-    ):
-        self.energy = energy
-        self.objective = objective
-        self.prior = prior
-        self.smoothing = smoothing
-        self.contrastive_steps = contrastive_steps
-        self.descent_steps = descent_steps
-        self.step_size = step_size
-        self.max_step = max_step
-        self.steps = steps
-        self.batch = batch
-        self.learning_rate = learning_rate
-        self.anchor = anchor
-        self.precision = precision
-        self.seed = seed
-        self.progress = progress
+    energy: str = "poly:6"
+    objective: str = DEFAULT_OBJECTIVE
+    _: KW_ONLY
+    prior: str | NormalPrior | UniformPrior = DEFAULT_PRIOR
+    smoothing: float = 0.02
+    contrastive_steps: int = 0
+    descent_steps: int = 30
+    step_size: float = 0.25
+    max_step: float = 0.05
+    steps: int = 1500
+    batch: int = 512
+    learning_rate: float = 0.01
+    anchor: float = 10.0
+    precision: float = 0.001
+    seed: int = 0
+    progress: Callable[[int, int, float], None] | None = None
 
     @property
     def method(self) -> str:

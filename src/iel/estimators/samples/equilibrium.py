@@ -19,6 +19,8 @@ with the temperature set to 1 by convention, and says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import equinox as eqx
 import jax
@@ -90,15 +92,15 @@ def _model(energy, states, spec, method, diagnostics, start, history=None, stop=
     )
 
 
+@dataclass(eq=False)
 class ScoreMatching(AbstractEstimator):
     """Closed-form score matching for a linear energy family (spec such as ``"poly:4"``)."""
 
     method = "score-matching"
 
-    def __init__(self, energy: str = "poly:4", ridge: float = 0.0, seed: int = 0):
-        self.energy = energy
-        self.ridge = ridge
-        self.seed = seed
+    energy: str = "poly:4"
+    ridge: float = 0.0
+    seed: int = 0
 
     def fit(self, data: Samples) -> ScoreMatching:
         if not isinstance(data, Samples):
@@ -127,6 +129,7 @@ class ScoreMatching(AbstractEstimator):
         return self
 
 
+@dataclass(eq=False)
 class ContrastiveDivergence(AbstractEstimator):
     """Maximum likelihood of ``exp(−E_θ)/Z`` with persistent MALA negatives.
 
@@ -138,24 +141,14 @@ class ContrastiveDivergence(AbstractEstimator):
 
     method = "contrastive-divergence"
 
-    def __init__(
-        self,
-        energy: str | AbstractEnergy = "poly:4",
-        *,
-        steps: int = 1000,
-        chains: int = 1000,
-        mala_steps: int = 5,
-        mala_step: float = 0.01,
-        learning_rate: float = 1e-2,
-        seed: int = 0,
-    ):
-        self.energy = energy
-        self.steps = steps
-        self.chains = chains
-        self.mala_steps = mala_steps
-        self.mala_step = mala_step
-        self.learning_rate = learning_rate
-        self.seed = seed
+    energy: str | AbstractEnergy = "poly:4"
+    _: KW_ONLY
+    steps: int = 1000
+    chains: int = 1000
+    mala_steps: int = 5
+    mala_step: float = 0.01
+    learning_rate: float = 0.01
+    seed: int = 0
 
     def fit(self, data: Samples) -> ContrastiveDivergence:
         if not isinstance(data, Samples):
@@ -212,6 +205,7 @@ class ContrastiveDivergence(AbstractEstimator):
         return self
 
 
+@dataclass(eq=False)
 class DenoisingScoreMatching(AbstractEstimator):
     """Denoising score matching for any energy family (module docstring).
 
@@ -228,26 +222,15 @@ class DenoisingScoreMatching(AbstractEstimator):
 
     method = "denoising-score-matching"
 
-    def __init__(
-        self,
-        energy: str | AbstractEnergy = "mlp:64x64",
-        *,
-        noise: float | None = None,
-        steps: int = 3000,
-        batch: int = 512,
-        learning_rate: float = 3e-3,
-        patience: int = 20,
-        seed: int = 0,
-        progress=None,
-    ):
-        self.energy = energy
-        self.noise = noise
-        self.steps = steps
-        self.batch = batch
-        self.learning_rate = learning_rate
-        self.patience = patience
-        self.seed = seed
-        self.progress = progress
+    energy: str | AbstractEnergy = "mlp:64x64"
+    _: KW_ONLY
+    noise: float | None = None
+    steps: int = 3000
+    batch: int = 512
+    learning_rate: float = 0.003
+    patience: int = 20
+    seed: int = 0
+    progress: Callable[[int, int, float], None] | None = None
 
     def fit(self, data: Samples) -> DenoisingScoreMatching:
         if not isinstance(data, Samples):

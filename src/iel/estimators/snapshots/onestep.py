@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
 
@@ -151,6 +152,7 @@ def _registered_pairs(
     return registered, how, info
 
 
+@dataclass(eq=False)
 class SnapshotOneStep(AbstractEstimator):
     """One-step fit of an energy to snapshots through optimal-transport couplings.
 
@@ -198,30 +200,20 @@ class SnapshotOneStep(AbstractEstimator):
 
     method = "snapshots-ot-onestep"
 
-    def __init__(
-        self,
-        energy: str = "auto",
-        *,
-        coupling: str = "auto",
-        interaction: int | str | None = None,
-        pairing: str = "auto",
-        refinements: int = 0,
-        steps: int = 3000,
-        seed: int = 0,
-        select: Callable[[Trajectories, int], FittedModel] | None = None,
-        temperature: float | None = None,
-    ):
-        self.energy = energy
-        self.select = select
-        self.temperature = temperature
-        self.coupling = coupling
-        self.interaction = interaction
-        if pairing not in PAIRINGS:
-            raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-        self.pairing = pairing
-        self.refinements = refinements
-        self.steps = steps
-        self.seed = seed
+    energy: str = "auto"
+    _: KW_ONLY
+    coupling: str = "auto"
+    interaction: int | str | None = None
+    pairing: str = "auto"
+    refinements: int = 0
+    steps: int = 3000
+    seed: int = 0
+    select: Callable[[Trajectories, int], FittedModel] | None = None
+    temperature: float | None = None
+
+    def __post_init__(self):
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
 
     def fit(self, data: Snapshots) -> SnapshotOneStep:
         if not isinstance(data, Snapshots):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import equinox as eqx
 import jax
@@ -54,6 +55,7 @@ def push_forward(energy, x, temperature, noise, dt):
     return jax.lax.scan(step, x, noise)[0]
 
 
+@dataclass(eq=False)
 class SnapshotRollout(AbstractEstimator):
     """Fit ``E`` (and ``T``) by rolling populations forward and matching the next snapshot.
 
@@ -73,34 +75,19 @@ class SnapshotRollout(AbstractEstimator):
 
     method = "snapshots-rollout-sinkhorn"
 
-    def __init__(
-        self,
-        energy: str = "poly:4",
-        *,
-        substeps: int = 10,
-        temperature: float | None = None,
-        epsilon: float = 0.05,
-        sinkhorn_iterations: int = 50,
-        batch_size: int = 256,
-        steps: int = 400,
-        learning_rate: float = 1e-2,
-        patience: int = 10,
-        coupling: str = "auto",
-        seed: int = 0,
-        progress: Callable[[int, int, float], None] | None = None,
-    ):
-        self.energy = energy
-        self.substeps = substeps
-        self.temperature = temperature
-        self.epsilon = epsilon
-        self.sinkhorn_iterations = sinkhorn_iterations
-        self.batch_size = batch_size
-        self.steps = steps
-        self.learning_rate = learning_rate
-        self.patience = patience
-        self.coupling = coupling
-        self.seed = seed
-        self.progress = progress
+    energy: str = "poly:4"
+    _: KW_ONLY
+    substeps: int = 10
+    temperature: float | None = None
+    epsilon: float = 0.05
+    sinkhorn_iterations: int = 50
+    batch_size: int = 256
+    steps: int = 400
+    learning_rate: float = 0.01
+    patience: int = 10
+    coupling: str = "auto"
+    seed: int = 0
+    progress: Callable[[int, int, float], None] | None = None
 
     def fit(self, data: Snapshots) -> SnapshotRollout:
 

@@ -18,6 +18,7 @@ gradients are (nearly) collinear on the data are reported rather than blowing up
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax
@@ -71,6 +72,7 @@ def as_quadratic(energy: FeatureEnergy) -> Quadratic | None:
 NOISE_FREE_TOLERANCE = 1e-9
 
 
+@dataclass(eq=False)
 class OneStepClosedForm(AbstractEstimator):
     """Closed-form one-step fit of a linear energy family to trajectories.
 
@@ -85,17 +87,10 @@ class OneStepClosedForm(AbstractEstimator):
 
     method = "onestep-closed-form"
 
-    def __init__(
-        self,
-        energy: str | AbstractFeatureLibrary = "poly:4",
-        ridge: float = 0.0,
-        seed: int = 0,
-        temperature: float | None = None,
-    ):
-        self.energy = energy
-        self.ridge = ridge
-        self.seed = seed
-        self.temperature = temperature
+    energy: str | AbstractFeatureLibrary = "poly:4"
+    ridge: float = 0.0
+    seed: int = 0
+    temperature: float | None = None
 
     def _family(self, dim: int) -> EnergyFamily:
         if isinstance(self.energy, AbstractFeatureLibrary):

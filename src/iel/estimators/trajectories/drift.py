@@ -9,6 +9,7 @@ PySINDy fits.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax
@@ -33,15 +34,15 @@ def _sums(library, x0, dx, h):
     return gram, cross, sq
 
 
+@dataclass(eq=False)
 class FreeDriftClosedForm(AbstractEstimator):
     """One-step least squares of a vector field on a feature library (spec or library)."""
 
     method = "free-drift-closed-form"
 
-    def __init__(self, features="poly:3", ridge: float = 0.0, seed: int = 0):
-        self.features = features
-        self.ridge = ridge
-        self.seed = seed
+    features: str = "poly:3"
+    ridge: float = 0.0
+    seed: int = 0
 
     def fit(self, data: Trajectories) -> FreeDriftClosedForm:
         if not isinstance(data, Trajectories):

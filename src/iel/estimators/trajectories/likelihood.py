@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import equinox as eqx
 import jax
@@ -64,6 +65,7 @@ def one_step_residual(field: AbstractForceField, x0, dx, h) -> jax.Array:
     return jnp.mean(jnp.sum(r**2, axis=1) / h) / x0.shape[1]
 
 
+@dataclass(eq=False)
 class OneStepLikelihood(AbstractEstimator):
     """Gradient-based one-step fit of any energy family to trajectories.
 
@@ -87,32 +89,21 @@ class OneStepLikelihood(AbstractEstimator):
 
     method = "onestep-likelihood"
 
-    def __init__(
-        self,
-        energy: str | AbstractEnergy = "mlp:64x64",
-        *,
-        steps: int = 3000,
-        batch_size: int = 2048,
-        learning_rate: float = 3e-3,
-        patience: int = 10,
-        holdout: float = 0.1,
-        seed: int = 0,
-        progress: Callable[[int, int, float], None] | None = None,
-        optimiser: str = "adam",
-        temperature: float | None = None,
-    ):
-        if optimiser not in OPTIMISERS:
-            raise ValueError(f"optimiser must be one of {OPTIMISERS}, got {optimiser!r}")
-        self.optimiser = optimiser
-        self.temperature = temperature
-        self.energy = energy
-        self.steps = steps
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.patience = patience
-        self.holdout = holdout
-        self.seed = seed
-        self.progress = progress
+    energy: str | AbstractEnergy = "mlp:64x64"
+    _: KW_ONLY
+    steps: int = 3000
+    batch_size: int = 2048
+    learning_rate: float = 0.003
+    patience: int = 10
+    holdout: float = 0.1
+    seed: int = 0
+    progress: Callable[[int, int, float], None] | None = None
+    optimiser: str = "adam"
+    temperature: float | None = None
+
+    def __post_init__(self):
+        if self.optimiser not in OPTIMISERS:
+            raise ValueError(f"optimiser must be one of {OPTIMISERS}, got {self.optimiser!r}")
 
     def _initial_energy(self, data: Trajectories, key) -> tuple[AbstractForceField, str]:
         if isinstance(self.energy, AbstractForceField):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 import equinox as eqx
 import jax
@@ -92,6 +93,7 @@ def _segments(data: Trajectories, horizon: int):
     return y[keep], m[keep], owner[keep], offset[keep]
 
 
+@dataclass(eq=False)
 class Rollout(AbstractEstimator):
     """Fit an energy by rolling the dynamics through the gaps between observations.
 
@@ -119,42 +121,23 @@ class Rollout(AbstractEstimator):
 
     method = "rollout"
 
-    def __init__(
-        self,
-        energy: str | AbstractEnergy = "poly:4",
-        *,
-        horizon: int = 5,
-        substeps: int | None = None,
-        max_step: float | None = None,
-        projection: np.ndarray | None = None,
-        hidden_starts: bool = False,
-        temperature: float | None = None,
-        steps: int = 2000,
-        batch_size: int = 256,
-        learning_rate: float = 1e-2,
-        patience: int = 15,
-        holdout: float = 0.1,
-        checkpoint: bool = False,
-        optimiser: str = "adam",
-        seed: int = 0,
-        progress: Callable[[int, int, float], None] | None = None,
-    ):
-        self.energy = energy
-        self.horizon = horizon
-        self.substeps = substeps
-        self.max_step = max_step
-        self.projection = projection
-        self.hidden_starts = hidden_starts
-        self.temperature = temperature
-        self.steps = steps
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.patience = patience
-        self.holdout = holdout
-        self.checkpoint = checkpoint
-        self.optimiser = optimiser
-        self.seed = seed
-        self.progress = progress
+    energy: str | AbstractEnergy = "poly:4"
+    _: KW_ONLY
+    horizon: int = 5
+    substeps: int | None = None
+    max_step: float | None = None
+    projection: np.ndarray | None = None
+    hidden_starts: bool = False
+    temperature: float | None = None
+    steps: int = 2000
+    batch_size: int = 256
+    learning_rate: float = 0.01
+    patience: int = 15
+    holdout: float = 0.1
+    checkpoint: bool = False
+    optimiser: str = "adam"
+    seed: int = 0
+    progress: Callable[[int, int, float], None] | None = None
 
     def _check(self, data: Trajectories) -> tuple[float, np.ndarray]:
         if not isinstance(data, Trajectories):
