@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 
 import numpy as np
 
 import iel
 import iel.energies.spec
 
-# placeholders of the grammar table → values for a parseable example (as docs/hooks/spec_grammar)
-PLACEHOLDERS = {"K": "3", "V": "1", "M": "3", "L": "2", "AxB…": "8x8", "AxB": "8x8"}
 KINDS = ("trajectories", "snapshots", "samples", "endpoints")
 
 
@@ -53,58 +50,17 @@ def missing_from_table(classes: list[type], table: dict, what: str, where: str) 
     )
 
 
-def _table_rows(doc: str) -> list[tuple[str, str]]:
-    """Rows ``(term, meaning)`` of the first two-column reStructuredText simple table."""
-    lines = doc.splitlines()
-    borders = [i for i, line in enumerate(lines) if re.fullmatch(r"=+\s+=+\s*", line)]
-    if len(borders) < 2:
-        raise AssertionError(
-            "the docstring of iel.energies.spec has no grammar table (a two-column "
-            "reStructuredText simple table bordered by '====  ====' lines)"
-        )
-    first, last = borders[0], borders[-1]
-    width = len(lines[first].split()[0])
-    rows: list[list[str]] = []
-    for line in lines[first + 1 : last]:
-        if re.fullmatch(r"=+\s+=+\s*", line):
-            continue
-        term, meaning = line[:width].strip(), line[width:].strip()
-        if term:
-            rows.append([term, meaning])
-        elif rows:
-            rows[-1][1] += " " + meaning
-    return [(t, m) for t, m in rows]
-
-
-@functools.cache
 def grammar_terms() -> tuple[str, ...]:
-    """The terms of the grammar table in :mod:`iel.energies.spec`'s docstring, without the
-    backquotes: ``("quadratic", "poly:K", …, "fourier:K[:L]", …)``.  A row whose meaning
-    names a variant in double backquotes (``mlp:AxB…:radial``) adds that variant."""
-    terms: list[str] = []
-    for term, meaning in _table_rows(inspect.getdoc(iel.energies.spec) or ""):
-        terms.append(term.strip("`"))
-        name = term.strip("`").split(":")[0]
-        for variant in re.findall(r"``([^`]+)``", meaning):
-            if variant.startswith(f"{name}:") and variant not in terms:
-                terms.append(variant)
-    return tuple(terms)
-
-
-def example_spec(term: str, optional: bool = False) -> str:
-    """``poly:K:V`` → ``poly:3:1``; optional parts (``[:L]``) dropped, or kept with
-    ``optional=True`` (``fourier:K[:L]`` → ``fourier:3:2``)."""
-    plain = term.strip("`")
-    plain = re.sub(r"\[([^\]]*)\]", r"\1" if optional else "", plain)
-    name, *args = plain.split(":")
-    return ":".join([name, *(PLACEHOLDERS.get(a, a) for a in args)])
+    """The terms of the spec grammar (:func:`iel.energies.spec.grammar`)."""
+    return iel.energies.spec.grammar().terms()
 
 
 def grammar_examples() -> list[str]:
     """One example spec per grammar term, plus the optional parts spelled out."""
     out: list[str] = []
     for term in grammar_terms():
-        for example in (example_spec(term), example_spec(term, optional=True)):
+        for optional in (False, True):
+            example = iel.energies.spec.example_spec(term, optional)
             if example not in out:
                 out.append(example)
     return out

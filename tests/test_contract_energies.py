@@ -27,7 +27,6 @@ import numpy as np
 import pytest
 from contracts_support import (
     concrete_subclasses,
-    example_spec,
     grammar_examples,
     grammar_terms,
     missing_from_table,
@@ -55,7 +54,7 @@ from iel.energies import (
 )
 from iel.energies.base import _REGISTRY, ShiftedEnergy
 from iel.energies.features import EvenMonomials, join_library_parts, library_parts
-from iel.energies.spec import SpecError, parse_energy_spec
+from iel.energies.spec import SpecError, example_spec, parse_energy_spec
 
 DIMS = (1, 3)
 # grammar terms that need more than one coordinate: (name before ':', minimum dim)

@@ -3,7 +3,8 @@
 ``docs/energy-specs.md`` holds the marker ``<!-- iel:spec-grammar -->``; this hook replaces it
 with
 
-* the module docstring of :mod:`iel.energies.spec` (its grammar table turned into Markdown), and
+* the module docstring of :mod:`iel.energies.spec` (its grammar table, read by
+  ``iel.energies.spec.grammar()``, turned into Markdown), and
 * for every term of that table, an example spec parsed by ``parse_energy_spec`` and the
   docstring of the family class the parser builds for it.
 
@@ -23,8 +24,6 @@ from mkdocs.exceptions import PluginError
 
 MARKER = "<!-- iel:spec-grammar -->"
 PAGE = "energy-specs.md"
-# placeholders of the grammar table → values for a parseable example
-PLACEHOLDERS = {"K": "3", "V": "1", "M": "3", "L": "2", "AxB…": "8x8", "AxB": "8x8"}
 
 
 def on_config(config):
@@ -39,39 +38,6 @@ def rst_to_markdown(text: str) -> str:
     """The few reStructuredText constructs the docstrings use, as Markdown."""
     text = re.sub(r":(?:class|func|meth|mod|attr|data|obj):`~?([^`]+)`", r"`\1`", text)
     return re.sub(r"``([^`]+)``", r"`\1`", text)
-
-
-def _split_table(doc: str) -> tuple[str, list[tuple[str, str]], str]:
-    """``(before, rows, after)`` of the first two-column reStructuredText simple table."""
-    lines = doc.splitlines()
-    borders = [i for i, line in enumerate(lines) if re.fullmatch(r"=+\s+=+\s*", line)]
-    if len(borders) < 2:
-        raise PluginError(
-            "docs/hooks/spec_grammar.py: the docstring of iel.energies.spec has no grammar "
-            "table (a two-column reStructuredText simple table bordered by '====  ====' "
-            "lines); restore it or update the hook"
-        )
-    first, last = borders[0], borders[-1]
-    width = len(lines[first].split()[0])
-    rows: list[list[str]] = []
-    for line in lines[first + 1 : last]:
-        if re.fullmatch(r"=+\s+=+\s*", line):  # a header's lower border
-            continue
-        term, meaning = line[:width].strip(), line[width:].strip()
-        if term:
-            rows.append([term, meaning])
-        elif rows:
-            rows[-1][1] += " " + meaning
-    before = "\n".join(lines[:first]).strip()
-    after = "\n".join(lines[last + 1 :]).strip()
-    return before, [(t, m) for t, m in rows], after
-
-
-def example_spec(term: str) -> str:
-    """``poly:K:V`` → ``poly:3:1``; optional parts (``[:L]``) dropped."""
-    plain = re.sub(r"\[[^\]]*\]", "", term.strip("`"))
-    name, *args = plain.split(":")
-    return ":".join([name, *(PLACEHOLDERS.get(a, a) for a in args)])
 
 
 def _family_class(spec_module, example: str):
@@ -120,18 +86,22 @@ def render_grammar() -> str:
             f"docs/hooks/spec_grammar.py: cannot import iel.energies.spec ({err}); the energy-"
             "spec page is generated from it"
         ) from err
-    for name in ("parse_energy_spec", "SpecError"):
+    for name in ("parse_energy_spec", "SpecError", "grammar", "example_spec"):
         if not hasattr(spec_module, name):
             raise PluginError(
                 f"docs/hooks/spec_grammar.py: iel.energies.spec has no {name!r}; the energy-spec "
                 "page parses every term of the grammar table with it"
             )
-    before, rows, after = _split_table(inspect.getdoc(spec_module) or "")
+    try:
+        table = spec_module.grammar()
+    except spec_module.SpecError as err:
+        raise PluginError(f"docs/hooks/spec_grammar.py: {err}") from err
+    before, rows, after = table.before, table.rows, table.after
     out = [rst_to_markdown(before), "", "| term | meaning | example | family class |",
            "|---|---|---|---|"]  # fmt: skip
     classes: dict[str, tuple[type, list[str]]] = {}
     for term, meaning in rows:
-        example = example_spec(term)
+        example = spec_module.example_spec(term)
         try:
             cls = _family_class(spec_module, example)
         except spec_module.SpecError as err:

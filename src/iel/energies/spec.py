@@ -28,6 +28,7 @@ fitted in closed form; a spec with a network term is fitted by gradient-based op
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import jax
@@ -162,3 +163,59 @@ def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
     quadratic = quadratic and len(parts) == 1 and not networks
     library = join_library_parts(parts) if parts else None
     return EnergyFamily(spec.strip(), int(dim), library, tuple(networks), quadratic)
+
+
+# -- the grammar, read from this module's docstring (written once, there) --------------------
+# placeholders of the grammar table → values that make a parseable example
+EXAMPLE_VALUES = {"K": "3", "V": "1", "M": "3", "L": "2", "AxB…": "8x8", "AxB": "8x8"}
+_BORDER = re.compile(r"=+\s+=+\s*")
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """The grammar table of this module's docstring: the prose around it and its rows
+    ``(term, meaning)`` as written (reStructuredText), for the docs and the shared tests."""
+
+    before: str
+    rows: tuple[tuple[str, str], ...]
+    after: str
+
+    def terms(self) -> tuple[str, ...]:
+        """The terms without backquotes (``"poly:K"``, ``"fourier:K[:L]"``, …), and the
+        variants a row's meaning names in double backquotes (``mlp:AxB…:radial``)."""
+        out: list[str] = []
+        for term, meaning in self.rows:
+            out.append(term.strip("`"))
+            name = out[-1].split(":")[0]
+            out += [v for v in re.findall(r"``([^`]+)``", meaning)
+                    if v.startswith(f"{name}:") and v not in out]  # fmt: skip
+        return tuple(out)
+
+
+def grammar() -> Grammar:
+    """The grammar table of this module's docstring (a two-column simple table)."""
+    lines = (__doc__ or "").splitlines()
+    borders = [i for i, line in enumerate(lines) if _BORDER.fullmatch(line)]
+    if len(borders) < 2:
+        raise SpecError("iel.energies.spec lost its grammar table (a two-column simple table "
+                        "bordered by '====  ====' lines)")  # fmt: skip
+    first, last = borders[0], borders[-1]
+    width = len(lines[first].split()[0])
+    rows: list[list[str]] = []
+    for line in lines[first + 1 : last]:
+        term, meaning = line[:width].strip(), line[width:].strip()
+        if term:
+            rows.append([term, meaning])
+        elif rows:
+            rows[-1][1] += " " + meaning
+    return Grammar("\n".join(lines[:first]).strip(), tuple((t, m) for t, m in rows),
+                   "\n".join(lines[last + 1 :]).strip())  # fmt: skip
+
+
+def example_spec(term: str, optional: bool = False) -> str:
+    """A parseable spec for a grammar term: ``poly:K:V`` → ``poly:3:1``; optional parts
+    (``[:L]``) dropped, or spelled out with ``optional=True`` (``fourier:K[:L]`` →
+    ``fourier:3:2``)."""
+    plain = re.sub(r"\[([^\]]*)\]", r"\1" if optional else "", term.strip("`"))
+    name, *args = plain.split(":")
+    return ":".join([name, *(EXAMPLE_VALUES.get(a, a) for a in args)])
