@@ -47,25 +47,12 @@ def run_demo(out: Path, progress: Callable[[str, int, int], None] | None = None)
     # 1. double well ------------------------------------------------------------------------
     dw = get_system("double_well")
     rng = np.random.default_rng(0)
+    draw = {"n": 200, "steps": 500, "dt": 0.01, "temperature": 0.5}
     train = simulate_system(
-        "double_well",
-        n=200,
-        steps=500,
-        dt=0.01,
-        temperature=0.5,
-        x0=rng.normal(size=(200, 1)),
-        seed=0,
+        "double_well", **draw, x0=rng.normal(size=(200, 1)), seed=0,
         progress=report("double well: simulate"),
-    )
-    test = simulate_system(
-        "double_well",
-        n=200,
-        steps=500,
-        dt=0.01,
-        temperature=0.5,
-        x0=rng.normal(size=(200, 1)),
-        seed=1,
-    )
+    )  # fmt: skip
+    test = simulate_system("double_well", **draw, x0=rng.normal(size=(200, 1)), seed=1)
     model = fit(train)  # energy="auto": the shortest description among the families
     if progress:
         progress("double well: fit", 1, 1)

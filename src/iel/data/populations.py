@@ -66,13 +66,10 @@ class Snapshots:
         return f"Snapshots(times={len(self.times)}, sizes={sizes}, d={self.dim})"
 
 
-class Samples:
-    """States drawn from an equilibrium law ``∝ exp(−E/T)``: ``x`` of shape ``(M, d)``."""
+class _PointSet:
+    """States without time or identity, ``x`` of shape ``(M, d)``."""
 
-    kind = "samples"
-
-    def __init__(self, x):
-        self.x = _states(x, "samples x", 2)
+    x: np.ndarray
 
     @property
     def dim(self) -> int:
@@ -81,11 +78,20 @@ class Samples:
     def observed_states(self) -> np.ndarray:
         return self.x
 
+
+class Samples(_PointSet):
+    """States drawn from an equilibrium law ``∝ exp(−E/T)``: ``x`` of shape ``(M, d)``."""
+
+    kind = "samples"
+
+    def __init__(self, x):
+        self.x = _states(x, "samples x", 2)
+
     def __repr__(self) -> str:
         return f"Samples(M={self.x.shape[0]}, d={self.dim})"
 
 
-class Endpoints:
+class Endpoints(_PointSet):
     """States a minimising process settled into, ``x`` of shape ``(M, d)``, optionally with the
     starts ``z`` they came from (same shape)."""
 
@@ -101,13 +107,6 @@ class Endpoints:
                     f"got {starts.shape}"
                 )
         self.starts = starts
-
-    @property
-    def dim(self) -> int:
-        return int(self.x.shape[1])
-
-    def observed_states(self) -> np.ndarray:
-        return self.x
 
     def __repr__(self) -> str:
         extra = ", with starts" if self.starts is not None else ""
