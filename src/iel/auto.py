@@ -181,40 +181,61 @@ def fit(
     """
     if isinstance(data, (str, Path)):
         data = load_data(data, kind=kind)
+    settings = {"energy": energy, "method": method, "ridge": ridge, "seed": seed, "steps": steps,
+                "temperature": temperature, "projection": projection,
+                "hidden_starts": hidden_starts, "progress": progress}  # fmt: skip
     if isinstance(data, Snapshots):
-        return _fit_snapshots(data, energy, method, seed, steps, temperature, projection,
-                              hidden_starts, progress, options)  # fmt: skip
+        return _fit_snapshots(data, **settings, options=options)
     if isinstance(data, Samples):
-        if method not in SAMPLE_METHODS:
-            raise ValueError(f"for equilibrium samples, method must be one of "
-                             f"{', '.join(SAMPLE_METHODS)}, got {method!r}")  # fmt: skip
-        spec = "poly:4" if energy == "auto" else energy
-        if method == "contrastive-divergence":
-            model = ContrastiveDivergence(spec, steps=steps, seed=seed, **options).fit(data).model_
-        elif parse_energy_spec(spec, data.dim).is_linear:
-            model = ScoreMatching(spec, ridge=ridge, seed=seed).fit(data).model_
-        else:
-            model = DenoisingScoreMatching(spec, steps=steps, seed=seed, progress=progress,
-                                           **options).fit(data).model_  # fmt: skip
-        if energy == "auto":
-            model = model.with_notes("energy 'auto' is poly:4 for samples (no selection yet)")
-        return model
+        return _fit_samples(data, **settings, options=options)
     if isinstance(data, Endpoints):
-        if projection is not None or hidden_starts or method == "rollout":
-            raise ValueError("end states carry no time: rollout options do not apply (choose "
-                             "an objective: latent, likelihood or pushforward)")  # fmt: skip
-        if energy == "auto":
-            chosen = select_end_states(data, END_STATE_AUTO_FAMILIES, seed=seed, steps=steps,
-                                       **options)  # fmt: skip
-            return chosen.model.with_notes(
-                f"energy 'auto': {chosen.chosen.name} has the shortest code among "
-                f"{', '.join(END_STATE_AUTO_FAMILIES)} (iel select ranks more families)"
-            )
-        return (
-            EndStates(energy, seed=seed, steps=steps, progress=progress, **options).fit(data).model_
-        )
+        return _fit_endpoints(data, **settings, options=options)
     if not isinstance(data, Trajectories):
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
+    return _fit_trajectories(data, **settings, options=options)
+
+
+def _fit_samples(data: Samples, *, energy, method, ridge, seed, steps, temperature,
+                 projection, hidden_starts, progress, options) -> FittedModel:  # fmt: skip
+    """Equilibrium samples: score matching (linear families), denoising score matching
+    (networks) or contrastive divergence (``method="contrastive-divergence"``)."""
+    if method not in SAMPLE_METHODS:
+        raise ValueError(f"for equilibrium samples, method must be one of "
+                         f"{', '.join(SAMPLE_METHODS)}, got {method!r}")  # fmt: skip
+    spec = "poly:4" if energy == "auto" else energy
+    if method == "contrastive-divergence":
+        model = ContrastiveDivergence(spec, steps=steps, seed=seed, **options).fit(data).model_
+    elif parse_energy_spec(spec, data.dim).is_linear:
+        model = ScoreMatching(spec, ridge=ridge, seed=seed).fit(data).model_
+    else:
+        model = DenoisingScoreMatching(spec, steps=steps, seed=seed, progress=progress,
+                                       **options).fit(data).model_  # fmt: skip
+    if energy == "auto":
+        model = model.with_notes("energy 'auto' is poly:4 for samples (no selection yet)")
+    return model
+
+
+def _fit_endpoints(data: Endpoints, *, energy, method, ridge, seed, steps, temperature,
+                   projection, hidden_starts, progress, options) -> FittedModel:  # fmt: skip
+    """End states: the end-state objectives; ``energy="auto"`` selects a polynomial degree by
+    the end-state code."""
+    if projection is not None or hidden_starts or method == "rollout":
+        raise ValueError("end states carry no time: rollout options do not apply (choose "
+                         "an objective: latent, likelihood or pushforward)")  # fmt: skip
+    if energy == "auto":
+        chosen = select_end_states(data, END_STATE_AUTO_FAMILIES, seed=seed, steps=steps,
+                                   **options)  # fmt: skip
+        return chosen.model.with_notes(
+            f"energy 'auto': {chosen.chosen.name} has the shortest code among "
+            f"{', '.join(END_STATE_AUTO_FAMILIES)} (iel select ranks more families)"
+        )
+    return EndStates(energy, seed=seed, steps=steps, progress=progress, **options).fit(data).model_
+
+
+def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps, temperature,
+                      projection, hidden_starts, progress, options) -> FittedModel:  # fmt: skip
+    """Trajectories: the auto method rule (module docstring), then the one-step fit
+    (``energy="auto"``: selection by description length) or the rollout."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     rollout_options: dict = {}
@@ -266,8 +287,8 @@ def fit(
     return model.with_diagnostics(method_reason=reason)
 
 
-def _fit_snapshots(data, energy, method, seed, steps, temperature, projection, hidden_starts,
-                   progress, options) -> FittedModel:  # fmt: skip
+def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, temperature,
+                   projection, hidden_starts, progress, options) -> FittedModel:  # fmt: skip
     """Snapshots: one step on OT pairs (tracked particles), the JKO condition with its entropy
     term (``resampled=True``), or the Sinkhorn rollout (``method="rollout"``)."""
     coupling = options.pop("coupling", "auto")
