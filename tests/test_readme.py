@@ -19,6 +19,7 @@ def test_python_example_runs(tmp_path, monkeypatch):
     assert abs(model.temperature - 0.5) < 0.02
     assert namespace["simplest"].formula == "E(x) = −2.000·x0^2 + 1.000·x0^4"  # as printed
     assert (tmp_path / "dw.iel" / "model.json").exists()
+    assert namespace["paths"].x.shape == (10, 101, 1)  # model.simulate: 100 steps of 10 states
 
 
 def test_quick_start_is_two_commands_and_ci_runs_the_second():

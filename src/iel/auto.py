@@ -202,13 +202,13 @@ def _fit_samples(data: Samples, *, energy, method, ridge, seed, steps, temperatu
     if method not in SAMPLE_METHODS:
         raise ValueError(f"for equilibrium samples, method must be one of "
                          f"{', '.join(SAMPLE_METHODS)}, got {method!r}")  # fmt: skip
-    spec = "poly:4" if energy == "auto" else energy
+    family = parse_energy_spec("poly:4" if energy == "auto" else energy, data.dim)
     if method == "contrastive-divergence":
-        model = ContrastiveDivergence(spec, steps=steps, seed=seed, **options).fit(data).model_
-    elif parse_energy_spec(spec, data.dim).is_linear:
-        model = ScoreMatching(spec, ridge=ridge, seed=seed).fit(data).model_
+        model = ContrastiveDivergence(family, steps=steps, seed=seed, **options).fit(data).model_
+    elif family.is_linear:
+        model = ScoreMatching(family, ridge=ridge, seed=seed).fit(data).model_
     else:
-        model = DenoisingScoreMatching(spec, steps=steps, seed=seed, progress=progress,
+        model = DenoisingScoreMatching(family, steps=steps, seed=seed, progress=progress,
                                        **options).fit(data).model_  # fmt: skip
     if energy == "auto":
         model = model.with_notes("energy 'auto' is poly:4 for samples (no selection yet)")
@@ -250,8 +250,8 @@ def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps,
             raise ValueError("projections and hidden starts need method='rollout'")
         method = "rollout"
     elif method == "auto":
-        probe_spec = energy if family.is_linear else "poly:3"
-        probe = OneStepClosedForm(probe_spec, ridge=ridge, seed=seed).fit(data).model_
+        probe_family = family if family.is_linear else parse_energy_spec("poly:3", data.dim)
+        probe = OneStepClosedForm(probe_family, ridge=ridge, seed=seed).fit(data).model_
         method, reason, rollout_options = choose_method(data, energy, probe)
     else:
         reason = f"method {method!r} was chosen by the caller"
@@ -268,7 +268,7 @@ def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps,
     if method == "rollout":
         settings = {**rollout_options, **options}
         settings.setdefault("hidden_starts", hidden_starts)
-        estimator = Rollout(
+        estimator = Rollout(  # the spec: with a projection, E lives in the hidden state's space
             energy, projection=projection, temperature=temperature, steps=steps, seed=seed,
             progress=progress, **settings,
         )  # fmt: skip
@@ -278,10 +278,10 @@ def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps,
             # the auto rule's probe is this very fit (made before T was the question)
             model = with_fixed_temperature(probe, temperature)
         elif family.is_linear:
-            model = OneStepClosedForm(energy, ridge=ridge, seed=seed, temperature=temperature)
+            model = OneStepClosedForm(family, ridge=ridge, seed=seed, temperature=temperature)
             model = model.fit(data).model_
         else:
-            estimator = OneStepLikelihood(energy, seed=seed, steps=steps, progress=progress,
+            estimator = OneStepLikelihood(family, seed=seed, steps=steps, progress=progress,
                                           temperature=temperature, **options)  # fmt: skip
             model = estimator.fit(data).model_
     return model.with_diagnostics(method_reason=reason)

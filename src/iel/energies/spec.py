@@ -64,6 +64,9 @@ class EnergyFamily:
     networks: tuple[tuple[str, tuple[int, ...]], ...]
     quadratic: bool
 
+    def __repr__(self) -> str:
+        return f"EnergyFamily({self.spec!r}, dim={self.dim})"
+
     @property
     def is_linear(self) -> bool:
         return not self.networks
@@ -105,8 +108,16 @@ def _widths(value: str, term: str) -> tuple[int, ...]:
     return tuple(_int(w, term) for w in value.lower().split("x"))
 
 
-def parse_energy_spec(spec: str, dim: int) -> EnergyFamily:
-    """Parse ``spec`` for states of dimension ``dim``; see the module docstring."""
+def parse_energy_spec(spec: str | EnergyFamily, dim: int) -> EnergyFamily:
+    """Parse ``spec`` for states of dimension ``dim``; see the module docstring.
+
+    A spec is parsed once, where it enters (``iel.fit``, the command line), and the family
+    travels down to the estimators: an :class:`EnergyFamily` given here is returned as it is
+    (after checking its dimension), so estimators take either."""
+    if isinstance(spec, EnergyFamily):
+        if spec.dim != dim:
+            raise SpecError(f"{spec.spec!r} was parsed for d = {spec.dim}, the data have d = {dim}")
+        return spec
     if not spec or not spec.strip():
         raise SpecError("empty energy spec; try 'poly:4', 'rbf:50' or 'mlp:64x64'")
     parts: list[AbstractFeatureLibrary] = []

@@ -33,7 +33,7 @@ from ...dynamics import Langevin
 from ...dynamics.mala import MALA
 from ...energies.base import AbstractEnergy
 from ...energies.features import FeatureEnergy
-from ...energies.spec import parse_energy_spec
+from ...energies.spec import EnergyFamily, parse_energy_spec
 from ...model import FittedModel
 from ...training import (
     adam_step,
@@ -98,7 +98,7 @@ class ScoreMatching(AbstractEstimator):
 
     method = "score-matching"
 
-    energy: str = "poly:4"
+    energy: str | EnergyFamily = "poly:4"
     ridge: float = 0.0
     seed: int = 0
 
@@ -141,7 +141,7 @@ class ContrastiveDivergence(AbstractEstimator):
 
     method = "contrastive-divergence"
 
-    energy: str | AbstractEnergy = "poly:4"
+    energy: str | EnergyFamily | AbstractEnergy = "poly:4"
     _: KW_ONLY
     steps: int = 1000
     chains: int = 1000
@@ -156,7 +156,10 @@ class ContrastiveDivergence(AbstractEstimator):
         start = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         key = jax.random.PRNGKey(self.seed)
-        linear = isinstance(self.energy, str) and parse_energy_spec(self.energy, data.dim).is_linear
+        linear = (
+            isinstance(self.energy, (str, EnergyFamily))
+            and parse_energy_spec(self.energy, data.dim).is_linear
+        )
         energy, spec = _initial_energy(self.energy, data, key)
         if linear:  # start from the closed form
             energy = ScoreMatching(self.energy, seed=self.seed).fit(data).energy_
@@ -222,7 +225,7 @@ class DenoisingScoreMatching(AbstractEstimator):
 
     method = "denoising-score-matching"
 
-    energy: str | AbstractEnergy = "mlp:64x64"
+    energy: str | EnergyFamily | AbstractEnergy = "mlp:64x64"
     _: KW_ONLY
     noise: float | None = None
     steps: int = 3000

@@ -87,7 +87,7 @@ class OneStepClosedForm(AbstractEstimator):
 
     method = "onestep-closed-form"
 
-    energy: str | AbstractFeatureLibrary = "poly:4"
+    energy: str | EnergyFamily | AbstractFeatureLibrary = "poly:4"
     ridge: float = 0.0
     seed: int = 0
     temperature: float | None = None

@@ -36,6 +36,7 @@ from ...energies.base import (
     AbstractEnergy,
     AbstractForceField,
 )
+from ...energies.spec import EnergyFamily
 from ...mdl.codes import bic_code
 from ...training import (
     LBFGS,
@@ -89,7 +90,7 @@ class OneStepLikelihood(AbstractEstimator):
 
     method = "onestep-likelihood"
 
-    energy: str | AbstractEnergy = "mlp:64x64"
+    energy: str | EnergyFamily | AbstractEnergy = "mlp:64x64"
     _: KW_ONLY
     steps: int = 3000
     batch_size: int = 2048
