@@ -349,18 +349,16 @@ def _select_end_states(data, families, out: Path, seed: int) -> None:
     console.print(f"wrote [bold]{out / 'select.json'}[/bold]")
 
 
-def _pairing_summary(pairing: dict) -> str:
-    """E.g. ``registration (the smaller residual …): 5.66 against 4.81e+03 by transport``."""
-    line = f"{pairing['kept']} ({pairing['reason']})"
-    residuals = pairing.get("residuals")
-    if residuals:
-        line += (f": residual {residuals['registration']:.3g} registered, "
-                 f"{residuals['transport']:.3g} by transport")  # fmt: skip
-    rounds = pairing.get("refined_in_fitted_family", [])
-    if rounds:
-        kept = sum(r["kept"] for r in rounds)
-        line += f"; registered again in the fitted family {kept} time(s)"
-    return line
+def _shown(value) -> list[str]:
+    """A diagnostic as table rows: numbers and text as they are, a list of lines one row
+    each; structured records (tables, per-lag lists) only in report.json."""
+    if isinstance(value, float):
+        return [f"{value:.6g}"]
+    if value is None or isinstance(value, (str, int, bool)):
+        return [str(value)]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return []
 
 
 def _print_model(model) -> None:
@@ -372,17 +370,9 @@ def _print_model(model) -> None:
     if "method_reason" in model.diagnostics:
         table.add_row("why", model.diagnostics["method_reason"])
     for key, value in model.diagnostics.items():
-        if key == "minima":
-            for row in value:
-                where = ", ".join(f"{v:.4g}" for v in row["location"])
-                shares = f"{row['share']:.1%} of end states"
-                if "prior_share" in row:
-                    shares += f", {row['prior_share']:.1%} of the prior"
-                table.add_row("minimum", f"({where})  E = {row['energy']:.4g}  {shares}")
-        elif key == "pairing":  # the whole record is in report.json
-            table.add_row(key, _pairing_summary(value))
-        elif key not in ("notes", "method_reason", "residual_variance_by_lag", "code_length"):
-            table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+        if key not in ("notes", "method_reason"):
+            for text in _shown(value):
+                table.add_row(key.removesuffix("_summary"), text)
     for note in model.diagnostics.get("notes", []):
         table.add_row("note", note)
     table.add_row("identifiable", model.identifiability["energy"])

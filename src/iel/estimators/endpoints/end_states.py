@@ -221,6 +221,18 @@ def _prior_bits(prior, x: np.ndarray, epsilon: float) -> float:
     return _bits(np.asarray(prior.log_density(jnp.asarray(x))), x.shape[1], epsilon)
 
 
+def minima_lines(minima: list[dict]) -> list[str]:
+    """One line per minimum for people: where, its energy, the shares its basin catches."""
+    lines = []
+    for row in minima:
+        where = ", ".join(f"{v:.4g}" for v in row["location"])
+        shares = f"{row['share']:.1%} of end states"
+        if "prior_share" in row:
+            shares += f", {row['prior_share']:.1%} of the prior"
+        lines.append(f"({where})  E = {row['energy']:.4g}  {shares}")
+    return lines
+
+
 @dataclass(eq=False)
 class EndStates(AbstractEstimator):
     """Fit an energy to end states of a minimising process (module docstring).
@@ -562,7 +574,7 @@ class EndStates(AbstractEstimator):
             energy_spec=parse_energy_spec(self.energy, x.shape[1]).spec,
             method=self.method,
             data_kind="endpoints",
-            diagnostics=info,
+            diagnostics={**info, "minima_summary": minima_lines(minima)},
             identifiability=IDENTIFIABILITY,
             data_low=low,
             data_high=high,

@@ -408,6 +408,7 @@ def _with_pairing_report(model: FittedModel, how: str, pairing: dict) -> FittedM
     entries = {
         "coupling": how,
         "pairing": pairing,
+        "pairing_summary": pairing_summary(pairing),
         "method_reason": (
             "snapshots: one step per consecutive pair of snapshots, particles paired by "
             + ("registration of the step (coherent point drift)" if registered
@@ -431,3 +432,18 @@ def _with_pairing_report(model: FittedModel, how: str, pairing: dict) -> FittedM
         ),
     }  # fmt: skip
     return model.replace(identifiability=identifiability).with_diagnostics(**entries)
+
+
+def pairing_summary(pairing: dict) -> str:
+    """The pairing in one line, e.g. ``registration (the smaller residual …): residual 5.66
+    registered, 4.81e+03 by transport``."""
+    line = f"{pairing['kept']} ({pairing['reason']})"
+    residuals = pairing.get("residuals")
+    if residuals:
+        line += (f": residual {residuals['registration']:.3g} registered, "
+                 f"{residuals['transport']:.3g} by transport")  # fmt: skip
+    rounds = pairing.get("refined_in_fitted_family", [])
+    if rounds:
+        kept = sum(r["kept"] for r in rounds)
+        line += f"; registered again in the fitted family {kept} time(s)"
+    return line
