@@ -235,38 +235,8 @@ def select(
         )  # fmt: skip
         if base is None:
             base, base_blocks = stats, per_block
-        names = library.names()
-        p = library.n_features
-        dense = _dense_fit(stats, eps, h_mean, free)
-        # the greedy search costs O(p) code evaluations per step: libraries larger than
-        # SPARSE_SEARCH_LIBRARY are coded dense only; so are libraries with searched parameters
-        # (their terms were fitted jointly, so dropping one is not a sparse model of the rest);
-        # a scanned Fourier length is charged only when the formula keeps a Fourier term
-        charge = FreeParameters(free, frozenset(_free_length_terms(library)))
-        if p > SPARSE_SEARCH_LIBRARY or searched:
-            sparse = None
-        else:
-            sparse = forward_backward(stats, epsilon=eps, h_mean=h_mean, free=charge)
-            snappable = [not n.startswith("rbf") for n in names]
-            sparse = snap_constants(stats, sparse, epsilon=eps, h_mean=h_mean, n_library=p,
-                                    snappable=snappable, free=charge)  # fmt: skip
-        fits = [(f"{spec} (dense)", dense.support, dense.theta, dense.code, None)]
-        if sparse is not None:
-            fits.append(
-                (f"{spec} (sparse)", sparse.support, sparse.theta, sparse.code, sparse.snapped)
-            )
-        for label, support, theta, code, snapped in fits:
-            n_free = free if searched else charge.charged(support)
-            preq = (
-                prequential_linear(per_block, np.asarray(support, int), epsilon=eps,
-                                   h_mean=h_mean) if per_block else None
-            )  # fmt: skip
-            candidates.append(Candidate(
-                label, "energy", code, preq, len(support) + n_free,
-                "E(x) = " + _formula(names, support, theta, snapped),
-                math.sqrt(code.details["residual"] / max(stats.n, 1)), spec, library,
-                list(support), theta,
-            ))  # fmt: skip
+        candidates += _family_candidates(spec, library, stats, per_block, free, searched, eps,
+                                         h_mean)  # fmt: skip
     if collective:  # cheap unless the data move along few directions
         fitted = [c for c in candidates if c.kind == "energy"]
         best_t = (
@@ -305,14 +275,7 @@ def select(
     energies = [c for c in candidates if c.kind in ("energy", "null", "network", "projected")]
     chosen = min(energies, key=lambda c: c.code.total)
 
-    # a general drift with the same features per coordinate (degree − 1 for polynomials); for
-    # a chosen family with free parameters, those of the best fixed family
-    fixed = [c for c in energies if c.library is not None and not free_parameter_count(c.library)]
-    drift_from = chosen if chosen in fixed else min(fixed, key=lambda c: c.code.total, default=None)
-    drift_spec = drift_from.spec if drift_from is not None else "poly:4"
-    drift_family = parse_energy_spec(drift_spec, data.dim).library
-    if isinstance(drift_family, Monomials) and drift_family.degree > 1:
-        drift_family = Monomials(data.dim, drift_family.degree - 1, drift_family.max_vars)
+    drift_spec, drift_family = _drift_family(data.dim, chosen, energies)
     drift_size = data.dim * (drift_family.n_features + 1)
     drift_cand, gradient_system = None, None
     if gradient_test and drift_size <= DRIFT_LIBRARY_LIMIT:
@@ -348,6 +311,45 @@ def select(
                      time.perf_counter() - start, model)  # fmt: skip
 
 
+def _family_candidates(spec, library, stats: Stats, per_block, free: int, searched: int,
+                       eps: float, h_mean: float) -> list[Candidate]:  # fmt: skip
+    """The dense fit of one family and, for small libraries, its sparse formula (forward–
+    backward search, constants snapped), each coded (two-part, and prequential over the
+    blocks when given) as a :class:`Candidate`."""
+    out: list[Candidate] = []
+    names = library.names()
+    p = library.n_features
+    dense = _dense_fit(stats, eps, h_mean, free)
+    # the greedy search costs O(p) code evaluations per step: libraries larger than
+    # SPARSE_SEARCH_LIBRARY are coded dense only; so are libraries with searched parameters
+    # (their terms were fitted jointly, so dropping one is not a sparse model of the rest);
+    # a scanned Fourier length is charged only when the formula keeps a Fourier term
+    charge = FreeParameters(free, frozenset(_free_length_terms(library)))
+    if p > SPARSE_SEARCH_LIBRARY or searched:
+        sparse = None
+    else:
+        sparse = forward_backward(stats, epsilon=eps, h_mean=h_mean, free=charge)
+        snappable = [not n.startswith("rbf") for n in names]
+        sparse = snap_constants(stats, sparse, epsilon=eps, h_mean=h_mean, n_library=p,
+                                snappable=snappable, free=charge)  # fmt: skip
+    fits = [(f"{spec} (dense)", dense.support, dense.theta, dense.code, None)]
+    if sparse is not None:
+        fits.append((f"{spec} (sparse)", sparse.support, sparse.theta, sparse.code, sparse.snapped))
+    for label, support, theta, code, snapped in fits:
+        n_free = free if searched else charge.charged(support)
+        preq = (
+            prequential_linear(per_block, np.asarray(support, int), epsilon=eps,
+                               h_mean=h_mean) if per_block else None
+        )  # fmt: skip
+        out.append(Candidate(
+            label, "energy", code, preq, len(support) + n_free,
+            "E(x) = " + _formula(names, support, theta, snapped),
+            math.sqrt(code.details["residual"] / max(stats.n, 1)), spec, library,
+            list(support), theta,
+        ))  # fmt: skip
+    return out
+
+
 def _formula_found(candidates: list[Candidate], always: bool,
                    exact_within: float | None = None) -> bool:  # fmt: skip
     """Whether the shortest code so far is a formula: a sparse fit of a fixed family whose
@@ -373,6 +375,19 @@ def _dense_fit(stats: Stats, eps: float, h_mean: float, free_parameters: int = 0
     code = two_part_linear(stats, np.arange(len(support)), theta, n_library=0, epsilon=eps,
                            h_mean=h_mean, free_parameters=free_parameters)  # fmt: skip
     return SparseResult(support, theta, code, {}, [])
+
+
+def _drift_family(dim: int, chosen: Candidate, energies: list[Candidate]):
+    """``(spec, library)`` of the general drift "is this a gradient system?" codes: the same
+    features per coordinate (degree − 1 for polynomials); for a chosen family with free
+    parameters, those of the best fixed family."""
+    fixed = [c for c in energies if c.library is not None and not free_parameter_count(c.library)]
+    drift_from = chosen if chosen in fixed else min(fixed, key=lambda c: c.code.total, default=None)
+    drift_spec = drift_from.spec if drift_from is not None else "poly:4"
+    library = parse_energy_spec(drift_spec, dim).library
+    if isinstance(library, Monomials) and library.degree > 1:
+        library = Monomials(dim, library.degree - 1, library.max_vars)
+    return drift_spec, library
 
 
 def _drift_candidate(data, drift_family, drift_spec, states, x0, dx, h, eps, h_mean, seed):
