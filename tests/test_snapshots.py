@@ -374,3 +374,13 @@ def test_snapshot_auto_takes_a_network_where_no_formula_explains(rng):
         return np.mean(np.linalg.norm(np.asarray(m.force(states)) - f_true, axis=1))
 
     assert error(model) < 0.5 * error(linear), (error(model), error(linear))
+
+
+def test_auto_on_pairs_needs_the_selection_passed_in(rng):
+    """Selection sits above the estimators: SnapshotOneStep("auto") says what to pass."""
+    x = rng.normal(size=(200, 2))
+    snaps = iel.Snapshots(np.concatenate([x, 0.9 * x]), np.repeat([0.0, 0.1], 200))
+    with pytest.raises(ValueError, match="select=iel.selection.select_snapshot_pairs"):
+        SnapshotOneStep().fit(snaps)
+    model = SnapshotOneStep(select=iel.selection.select_snapshot_pairs).fit(snaps).model_
+    assert model.energy_spec.startswith("auto → ")

@@ -9,4 +9,5 @@ from .end_states import select_end_states as select_end_states
 from .families import AUTO_FAMILIES as AUTO_FAMILIES
 from .families import SELECT_FAMILIES as SELECT_FAMILIES
 from .families import auto_families as auto_families
+from .snapshot_pairs import select_snapshot_pairs as select_snapshot_pairs
 from .trajectories import select as select
