@@ -256,7 +256,7 @@ class FittedModel:
         }
         np.savez(directory / MODEL_ARRAYS, **arrays)
         (directory / MODEL_JSON).write_text(json.dumps(meta, indent=2))
-        (directory / REPORT_JSON).write_text(json.dumps(self.report(), indent=2))
+        (directory / REPORT_JSON).write_text(json.dumps(report, indent=2))
         return directory
 
 

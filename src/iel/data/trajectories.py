@@ -118,13 +118,20 @@ class Trajectories:
         cat = np.concatenate
         return cat(rows).astype(int), cat(starts).astype(int), cat(ends).astype(int)
 
+    def time_steps(self) -> np.ndarray:
+        """``Δt`` of every transition, in the order of :meth:`transitions` (no state copied)."""
+        if self.mask is None:
+            return np.diff(self.t, axis=1).reshape(-1)
+        r, a, b = self._pair_index()
+        return self.t[r, b] - self.t[r, a]
+
     def transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Consecutive observed pairs: ``(x_from, x_to, Δt)`` with shapes ``(K, *s), (K, *s),
         (K,)``.  A missing observation joins its neighbours across the gap."""
         if self.mask is None:
             x0 = self.x[:, :-1].reshape((-1, *self.state_shape))
             x1 = self.x[:, 1:].reshape((-1, *self.state_shape))
-            return x0, x1, np.diff(self.t, axis=1).reshape(-1)
+            return x0, x1, self.time_steps()
         r, a, b = self._pair_index()
         return self.x[r, a], self.x[r, b], self.t[r, b] - self.t[r, a]
 
@@ -133,7 +140,7 @@ class Trajectories:
         if self.mask is None:
             x0 = self.x[:, :-1].reshape((-1, *self.state_shape))
             dx = np.diff(self.x, axis=1).reshape((-1, *self.state_shape))
-            return x0, dx, np.diff(self.t, axis=1).reshape(-1)
+            return x0, dx, self.time_steps()
         x0, x1, h = self.transitions()
         return x0, x1 - x0, h
 
@@ -144,7 +151,7 @@ class Trajectories:
         return self.x[self.mask]
 
     def __repr__(self) -> str:
-        dts = self.transitions()[2]
+        dts = self.time_steps()
         return (
             f"Trajectories(N={self.n_trajectories}, T={self.n_times}, "
             f"state_shape={self.state_shape}, Δt∈[{dts.min():.3g}, {dts.max():.3g}], "

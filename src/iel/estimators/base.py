@@ -99,7 +99,7 @@ def typical_step(data) -> float | None:
     """The median time between consecutive observations (trajectories) or snapshots: the
     default step of a fitted model's simulation; ``None`` for data that carry no time."""
     if isinstance(data, Trajectories):
-        steps = data.transitions()[2]
+        steps = data.time_steps()
     elif isinstance(data, Snapshots):
         steps = np.diff(np.asarray(data.times, dtype=float))
     else:
