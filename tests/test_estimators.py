@@ -304,3 +304,16 @@ def test_lbfgs_chunks_compile_once_from_a_fresh_state():
     assert first > 0 and len(traces) == first
     grad = 2 * (params["w"] - target) + 4 * params["w"] ** 3
     assert float(jnp.max(jnp.abs(grad))) < 1e-8  # and it did minimise
+
+
+@pytest.mark.parametrize("energy", ["poly:4", "auto"])
+def test_a_fixed_temperature_is_passed_in_and_the_estimate_kept(energy):
+    data = iel.simulate_system("double_well", n=60, steps=200, dt=0.01, temperature=0.5, seed=4)
+    free = iel.fit(data, energy)
+    fixed = iel.fit(data, energy, temperature=0.3)
+    assert fixed.dynamics == iel.Langevin(0.3) and fixed.temperature == 0.3
+    assert fixed.diagnostics["temperature_fixed"] is True
+    assert fixed.diagnostics["estimated_temperature"] == pytest.approx(free.temperature, rel=1e-12)
+    assert abs(free.temperature - 0.5) < 0.05  # the estimate, not the fixed value
+    x = np.linspace(-1.5, 1.5, 7)[:, None]
+    np.testing.assert_allclose(np.asarray(fixed.grad(x)), np.asarray(free.grad(x)), rtol=1e-12)
