@@ -48,10 +48,33 @@ class System:
             raise ValueError(f"system {self.name!r} is not a gradient system: it has no energy")
         return self.field  # type: ignore[return-value]
 
-    def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` states uniform in the system's box, shape ``(n, d)``."""
+    def initial_states(
+        self, n: int, rng: np.random.Generator, distribution: str = "uniform"
+    ) -> np.ndarray:
+        """``n`` start states in the system's box, shape ``(n, d)``.
+
+        ``distribution`` (one of :data:`START_DISTRIBUTIONS`): ``"uniform"`` over the box;
+        ``"point"``, all at the box's centre; ``"gaussian"``, normal about the centre with
+        standard deviation a quarter of the box's width; ``"scattered"``, around 5 points
+        drawn uniformly in the box (standard deviation width / 50).  Normal draws are clipped
+        to the box, where stiff energies would blow an explicit step up."""
         low, high = self.box
-        return rng.uniform(low, high, size=(n, self.dim))
+        centre, width = (low + high) / 2, high - low
+        if distribution == "uniform":
+            return rng.uniform(low, high, size=(n, self.dim))
+        if distribution == "point":
+            return np.tile(centre, (n, 1))
+        if distribution == "gaussian":
+            return np.clip(centre + rng.normal(size=(n, self.dim)) * width / 4, low, high)
+        if distribution == "scattered":
+            points = rng.uniform(low, high, size=(5, self.dim))
+            spread = rng.normal(size=(n, self.dim)) * width / 50
+            return np.clip(points[rng.integers(5, size=n)] + spread, low, high)
+        raise ValueError(f"unknown start distribution {distribution!r}; choose one of: "
+                         f"{', '.join(START_DISTRIBUTIONS)}")  # fmt: skip
+
+
+START_DISTRIBUTIONS = ("uniform", "point", "gaussian", "scattered")
 
 
 def _box(dim: int, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +137,11 @@ def simulate_system(
     x0: np.ndarray | None = None,
     progress=None,
     interaction: bool = False,
+    starts: str = "uniform",
 ):
-    """Simulate a reference system from uniform starts in its box.
+    """Simulate a reference system from starts in its box (``starts``: ``"uniform"``,
+    ``"point"``, ``"gaussian"`` or ``"scattered"``, see :meth:`System.initial_states`; or
+    give the start states ``x0`` of shape ``(n, d)``).
 
     Gradient descent when ``temperature == 0``, Langevin (Euler–Maruyama) otherwise.  With
     ``snapshots=True`` identities are dropped: the result is :class:`~iel.data.Snapshots` with
@@ -134,13 +160,13 @@ def simulate_system(
                          "stand for independent runs: write trajectories or snapshots")  # fmt: skip
     system = get_system(name, dim)
     rng = np.random.default_rng(seed)
-    starts = system.initial_states(n, rng) if x0 is None else np.asarray(x0, dtype=float)
+    x0 = system.initial_states(n, rng, starts) if x0 is None else np.asarray(x0, dtype=float)
     dynamics = Langevin(float(temperature)) if temperature > 0 else GradientDescent()
     field = ParticleEnergy(None, system.energy) if interaction else system.field  # or raises
     traj = simulate(
         field,
         dynamics,
-        starts[None] if interaction else starts,
+        x0[None] if interaction else x0,
         steps,
         jax.random.PRNGKey(seed),
         dt,
