@@ -219,3 +219,18 @@ def test_h5ad_without_anndata_says_so(tmp_path, monkeypatch):
     (tmp_path / "cells.h5ad").write_bytes(b"x")
     with pytest.raises(ImportError, match="pip install 'iel\\[anndata\\]'"):
         load_data(tmp_path / "cells.h5ad")
+
+
+def test_distinct_drops_exact_copies_and_keeps_the_rest_in_order():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 3, 2))
+    copies = np.stack([x[0], x[1], x[0], x[2], x[1], x[3]])  # two copies among six
+    distinct, removed = Trajectories(copies, dt=0.1).distinct()
+    assert removed == 2
+    np.testing.assert_array_equal(distinct.x, x)
+    nearly = copies.copy()
+    nearly[2, 1, 0] = np.nextafter(nearly[2, 1, 0], np.inf)  # one ulp off: not a copy
+    assert Trajectories(nearly, dt=0.1).distinct()[1] == 1
+    mask = np.ones((6, 3), dtype=bool)
+    mask[2, 2] = False  # same states, another mask: not a copy
+    assert Trajectories(copies, dt=0.1, mask=mask).distinct()[1] == 1

@@ -53,6 +53,7 @@ from .estimators.trajectories.closed_form import OneStepClosedForm
 from .estimators.trajectories.likelihood import OneStepLikelihood
 from .estimators.trajectories.rollout import Rollout
 from .model import FittedModel
+from .selection.distinct import without_copies
 from .selection.end_states import (
     END_STATE_AUTO_FAMILIES,
     select_end_states,
@@ -257,10 +258,12 @@ def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps,
         reason = f"method {method!r} was chosen by the caller"
 
     if auto_energy and method == "onestep":
+        distinct, copies_note = without_copies(data)
         model = select(
-            data, auto_families(data.dim), prequential=False, seed=seed, search_free=False,
+            distinct, auto_families(data.dim), prequential=False, seed=seed, search_free=False,
             temperature=temperature,
         ).model  # fmt: skip
+        model = model.with_notes(copies_note) if copies_note else model
         return model.with_diagnostics(method_reason=reason)
     if auto_energy:
         reason += "; energy 'auto' selects by description length only for one-step fits, so the "

@@ -144,6 +144,26 @@ class Trajectories:
         x0, x1, h = self.transitions()
         return x0, x1 - x0, h
 
+    def distinct(self) -> tuple[Trajectories, int]:
+        """The trajectories with exact copies removed, and how many copies were removed.
+
+        Noise-free runs from the same start are bit-identical; each copy repeats the same
+        transitions and adds no information about ``E``, so a description length that counted
+        them would take ``N`` copies of ``K`` steps for ``N·K`` observations.  A trajectory is
+        a copy when its states, times and mask equal an earlier one's exactly."""
+        obs = self.observed
+        keys = np.concatenate(
+            [np.where(obs[..., None], self.x.reshape(*obs.shape, -1), 0.0).reshape(len(obs), -1),
+             self.t, obs.astype(float)], axis=1,
+        )  # fmt: skip
+        _, first = np.unique(keys, axis=0, return_index=True)
+        copies = self.n_trajectories - first.size
+        if copies == 0:
+            return self, 0
+        keep = np.sort(first)
+        mask = None if self.mask is None else self.mask[keep]
+        return Trajectories(self.x[keep], t=self.t[keep], mask=mask), copies
+
     def observed_states(self) -> np.ndarray:
         """All observed states, shape ``(M, *state_shape)``."""
         if self.mask is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..data.trajectories import Trajectories
 from ..model import FittedModel
+from .distinct import without_copies
 from .families import EXP_QUADRATIC_DIMENSION, HIGH_DIMENSION, auto_families
 from .trajectories import select
 
@@ -33,8 +34,9 @@ def select_snapshot_pairs(pairs: Trajectories, seed: int) -> FittedModel:
     small network (:data:`SNAPSHOT_NETWORK`, full-batch L-BFGS; from ``HIGH_DIMENSION`` on
     :data:`HIGH_DIMENSION_NETWORK` with more iterations), coded by its parameter count.  The
     general-drift comparison is not made: OT pairs are gradient displacements by
-    construction."""
+    construction.  Exact copies among the pairs are counted once (:func:`without_copies`)."""
 
+    pairs, copies_note = without_copies(pairs)
     families = auto_families(pairs.dim, free_parameters=False)
     high = pairs.dim >= HIGH_DIMENSION
     model = select(
@@ -47,4 +49,6 @@ def select_snapshot_pairs(pairs: Trajectories, seed: int) -> FittedModel:
         gradient_system_note="not tested: optimal-transport pairs are displaced by the gradient "
         "of a convex function (Brenier's theorem), so a non-gradient drift cannot show in them"
     )
+    if copies_note:
+        model = model.with_notes(copies_note)
     return model.with_notes(SNAPSHOT_AUTO_NOTE) if pairs.dim <= EXP_QUADRATIC_DIMENSION else model
