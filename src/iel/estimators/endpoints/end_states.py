@@ -349,7 +349,7 @@ class EndStates(AbstractEstimator):
         result = run_training(
             params, optimiser.init(params), step, next_batch, score,
             steps=self.steps, patience=40, score_name="transport",
-            progress=self.progress,
+            progress=self.progress, rng=rng,
         )  # fmt: skip
         energy = build(result.params)
         flat = _transport_cost(z_eval, x[eval_pick], paired)  # E ≡ const leaves starts in place

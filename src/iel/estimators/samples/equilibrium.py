@@ -271,7 +271,7 @@ class DenoisingScoreMatching(AbstractEstimator):
             lambda: (jnp.asarray(train[rng.choice(len(train), batch, replace=False)]),
                      jnp.asarray(rng.standard_normal((batch, x.shape[1])))),
             lambda p, _: float(held_loss(p, held, held_noise)),
-            steps=self.steps, patience=self.patience, progress=self.progress,
+            steps=self.steps, patience=self.patience, progress=self.progress, rng=rng,
         )  # fmt: skip
         self.model_ = _model(
             build(result.params), x, spec, self.method,
