@@ -215,6 +215,20 @@ def checkpointing(checkpointer: Checkpointer | None = None, fit_fingerprint=None
         _SESSION.reset(token)
 
 
+def fit_interrupted() -> bool:
+    """Whether a loop of the running fit (:func:`checkpointing`) was interrupted: loops written
+    outside :func:`run_training` check it to skip their work, as run_training's do."""
+    session = _SESSION.get()
+    return session is not None and session.interrupted
+
+
+def mark_interrupted() -> None:
+    """Record an interrupt (Ctrl-C) caught by a loop written outside :func:`run_training`."""
+    session = _SESSION.get()
+    if session is not None:
+        session.interrupted = True
+
+
 class _Session:
     def __init__(self, checkpointer: Checkpointer, fit_fingerprint: dict[str, Any]):
         self.checkpointer = checkpointer
