@@ -211,12 +211,15 @@ def _iel(*args):
 @pytest.mark.slow
 def test_ctrl_c_on_the_command_line_writes_the_model(walk, tmp_path):
     out = tmp_path / "fit"
+    # Ctrl-C reaches the command as SIGINT; the child restores Python's handler in case this
+    # process was started with SIGINT ignored (as background jobs are)
+    start = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "runpy.run_module('iel', run_name='__main__')")  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "iel", "fit", str(walk), "-e", "mlp:8", "-m", "onestep",
+        [sys.executable, "-c", start, "fit", str(walk), "-e", "mlp:8", "-m", "onestep",
          "--steps", "100000", "--checkpoint-every", "20", "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "200"},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.time() + 300
     while not (out / "checkpoint" / "loop-0.json").exists() and time.time() < deadline:
