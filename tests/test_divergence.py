@@ -16,6 +16,7 @@ import pytest
 import iel
 from iel import GradientDescent, Quadratic, SimulationDivergedError, simulate
 from iel.estimators import Rollout
+from iel.estimators.samples.hopfield import train_hopfield
 from iel.estimators.trajectories.closed_form import OneStepClosedForm
 from iel.systems import simulate_system
 from iel.training import adam_step, run_training
@@ -131,3 +132,17 @@ def test_closed_form_with_non_finite_coefficients_fails_clearly():
     with pytest.raises(ValueError, match="non-finite values: .* are NaN or inf") as info:
         OneStepClosedForm("poly:2").fit(iel.Trajectories(x, dt=0.01))
     assert "rescale" in str(info.value)
+
+
+def test_hopfield_training_keeps_the_last_finite_parameters():
+    patterns = np.random.default_rng(0).choice([-1.0, 1.0], size=(3, 8))
+    learned, info = train_hopfield(patterns, steps=30, learning_rate=1e100)
+    match = re.search(r"non-finite at step (\d+) .*after (\d+) updates", info["stop_reason"])
+    assert match, info["stop_reason"]
+    bad, kept = int(match.group(1)), int(match.group(2))
+    assert kept == bad - 2 and len(info["loss"]) == bad - 1
+    assert np.isfinite(info["loss"]).all()
+    # the same number of updates from the same start gives exactly those parameters
+    again, _ = train_hopfield(patterns, steps=kept, learning_rate=1e100)
+    np.testing.assert_array_equal(np.asarray(learned.raw_weights), np.asarray(again.raw_weights))
+    assert np.isfinite(np.asarray(learned.raw_weights)).all()
