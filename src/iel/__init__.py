@@ -52,6 +52,8 @@ from .selection import select as select
 from .systems import SYSTEMS as SYSTEMS
 from .systems import get_system as get_system
 from .systems import simulate_system as simulate_system
+from .training import Checkpointer as Checkpointer
+from .training import CheckpointError as CheckpointError
 
 __version__ = "0.1.0"
 
@@ -106,6 +108,8 @@ __all__ = [
     "EndStates",
     # results and reference systems
     "FittedModel",
+    "Checkpointer",
+    "CheckpointError",
     "SYSTEMS",
     "get_system",
 ]

@@ -64,6 +64,7 @@ from .selection.families import (
 )
 from .selection.snapshot_pairs import select_snapshot_pairs
 from .selection.trajectories import select
+from .training import Checkpointer, checkpointing, fingerprint
 
 METHODS = ("auto", "onestep", "rollout")
 SAMPLE_METHODS = ("auto", "score-matching", "contrastive-divergence")
@@ -152,6 +153,7 @@ def fit(
     projection: np.ndarray | None = None,
     hidden_starts: bool = False,
     progress=None,
+    checkpoint: Checkpointer | None = None,
     **options,
 ) -> FittedModel:
     """Fit an energy to ``data`` (a container or a file path) and return the model.
@@ -171,6 +173,11 @@ def fit(
         projection: ``(observed dims, state dims)`` observation matrix (implies rollout).
         hidden_starts: learn the segment starts (implies rollout).
         progress: callback ``progress(step, steps, loss)`` for iterative fits.
+        checkpoint: save the iterative loops' state, or resume from such a save
+            (:class:`~iel.training.Checkpointer`; a resume checks that the data and every
+            setting here are the ones the checkpoint was written with).  Whatever it is,
+            Ctrl-C during an iterative loop ends the fit early with the best parameters so
+            far and a ``stop_reason`` starting with ``"interrupted"``.
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
             snapshots ``coupling``, ``pairing``, ``interaction``, ``resampled`` and
             ``refinements``
@@ -186,14 +193,18 @@ def fit(
                 "temperature": temperature, "projection": projection,
                 "hidden_starts": hidden_starts, "progress": progress}  # fmt: skip
     if isinstance(data, Snapshots):
-        return _fit_snapshots(data, **settings, options=options)
-    if isinstance(data, Samples):
-        return _fit_samples(data, **settings, options=options)
-    if isinstance(data, Endpoints):
-        return _fit_endpoints(data, **settings, options=options)
-    if not isinstance(data, Trajectories):
+        fit_kind = _fit_snapshots
+    elif isinstance(data, Samples):
+        fit_kind = _fit_samples
+    elif isinstance(data, Endpoints):
+        fit_kind = _fit_endpoints
+    elif isinstance(data, Trajectories):
+        fit_kind = _fit_trajectories
+    else:
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
-    return _fit_trajectories(data, **settings, options=options)
+    described = {k: v for k, v in {**settings, **options}.items() if k != "progress"}
+    with checkpointing(checkpoint, fingerprint(data, described)):
+        return fit_kind(data, **settings, options=options)
 
 
 def _fit_samples(data: Samples, *, energy, method, ridge, seed, steps, temperature,

@@ -71,6 +71,7 @@ def simulate(
 ) -> None:
     """Simulate a reference system and write a data file."""
     from .data import save_data
+    from .dynamics import SimulationDivergedError
     from .systems import simulate_system
 
     try:
@@ -103,6 +104,8 @@ def simulate(
             console.print(f"wrote the starts to [bold]{starts_path}[/bold]")
         else:
             path = save_data(out, data)
+    except SimulationDivergedError as err:
+        _fail(f"{err.summary} Nothing was written: rerun with a smaller --dt.")
     except (ValueError, FileExistsError, RuntimeError) as err:
         _fail(str(err))
     console.print(f"wrote {data!r} to [bold]{path}[/bold]")
@@ -167,19 +170,37 @@ def fit(
     ),
     seed: int = typer.Option(0, "--seed"),
     force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
+    checkpoint_every: int = typer.Option(
+        0,
+        "--checkpoint-every",
+        help="iterative fits: save the optimiser's state every N "
+        "steps (and on Ctrl-C) in <out>/checkpoint/ (JSON + .npz)",
+        min=0,
+    ),
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        help="continue an interrupted fit from its checkpoint (an earlier "
+        "--out, or its checkpoint/ folder); same data and settings",
+    ),
 ) -> None:
     """Fit an energy to a data file and write report.json, the model and landscape.png.
 
-    End states (``--kind endpoints``) also get starts.npz: a start for every end state."""
+    End states (``--kind endpoints``) also get starts.npz: a start for every end state.
+    Ctrl-C during an iterative fit stops it with the best parameters so far and writes the
+    model (stop_reason "interrupted at step k …")."""
     import numpy as np
 
     from .auto import fit as fit_energy
     from .data import load_data
     from .data.populations import Endpoints
     from .plotting import save_landscape
+    from .training import Checkpointer
     from .transport.couplings import CouplingError
 
     out = out or data.with_suffix(".iel")
+    if resume is not None and resume.resolve() in (out.resolve(), (out / "checkpoint").resolve()):
+        force = True  # resuming in place replaces the interrupted fit's model
     if (out / "model.json").exists() and not force:
         _fail(f"{out} already holds a model; pass --force to replace it or choose --out")
     options = {k: v for k, v in (("horizon", horizon), ("substeps", substeps)) if v}
@@ -209,6 +230,10 @@ def fit(
             _fail(f"--objective, --prior and --descent-steps are for end states; {data} holds "
                   f"{loaded.kind} (pass --kind endpoints to read it as end states)")  # fmt: skip
         console.print(f"data: {loaded!r}")
+        checkpoint = None
+        if checkpoint_every or resume is not None:
+            checkpoint = Checkpointer(out / "checkpoint" if checkpoint_every else None,
+                                      checkpoint_every, resume)  # fmt: skip
         with _progress() as bar:
             task = bar.add_task(f"fitting {energy}", total=steps)
             model = fit_energy(
@@ -222,6 +247,7 @@ def fit(
                 projection=matrix,
                 hidden_starts=hidden_starts,
                 progress=lambda s, total, loss: bar.update(task, completed=s),
+                checkpoint=checkpoint,
                 **options,
             )
         model.save(out, overwrite=force)

@@ -13,6 +13,8 @@ from .._types import Array
 from ..data.trajectories import Trajectories
 from ..energies.base import AbstractForceField
 from .base import AbstractDynamics
+from .gradient_descent import GradientDescent
+from .langevin import Langevin
 
 
 class SimulationDivergedError(RuntimeError):
@@ -24,10 +26,12 @@ class SimulationDivergedError(RuntimeError):
         step: the first step index whose result was non-finite.
         trajectory: the index of the first trajectory that went non-finite.
         last_state: that trajectory's last finite state.
+        summary: what happened and what to try, without the note on ``trajectories``.
     """
 
-    def __init__(self, message, trajectories, step, trajectory, last_state):
+    def __init__(self, message, trajectories, step, trajectory, last_state, summary=None):
         super().__init__(message)
+        self.summary = summary or message  # the message without the note on what is kept
         self.trajectories = trajectories
         self.step = step
         self.trajectory = trajectory
@@ -111,6 +115,7 @@ def simulate(
     if not bool(jnp.all(jnp.isfinite(x))):
         raise ValueError("x0: initial states must be finite")
     n_saves = n_steps // save_every
+    x0_all = x
     saved = [np.asarray(x)]
     done = 0
     keys = jax.random.split(key, n_saves)
@@ -130,15 +135,18 @@ def simulate(
             saved.extend(chunk[:n_good])
             kept = _to_trajectories(saved, dt * save_every)
             last = np.asarray(last_good)[i]
-            raise SimulationDivergedError(
+            summary = (
                 f"simulation diverged: trajectory {i} became non-finite at step {step} "
                 f"(t = {step * dt:g}); its last finite state was {np.array2string(last, 6)}. "
-                "Try a smaller dt, or check that the energy is bounded below. The "
-                f"{len(saved)} saves before it are kept in error.trajectories.",
+                + _smaller_step(field, dynamics, np.asarray(x0_all[i]), dt)
+            )
+            raise SimulationDivergedError(
+                summary + f"The {len(saved)} saves before it are kept in error.trajectories.",
                 kept,
                 step,
                 i,
                 last,
+                summary=summary.strip(),
             )
         saved.extend(np.asarray(chunk))
         x = x_new
@@ -146,6 +154,37 @@ def simulate(
         if progress is not None:
             progress(done * save_every, n_steps)
     return _to_trajectories(saved, dt * save_every)
+
+
+EXPLICIT_EULER = (GradientDescent, Langevin)  # x ← x + dt·F(x) (+ noise)
+MAX_JACOBIAN_SIZE = 400  # state sizes up to which the suggestion computes the curvature
+
+
+def _smaller_step(field, dynamics, start: np.ndarray, dt: float) -> str:
+    """What to try instead: for an explicit Euler step, the stable limit ``dt < 2/λ`` with
+    ``λ`` the largest curvature (|eigenvalue| of the force's Jacobian) at the trajectory's
+    start; otherwise a smaller dt in general terms."""
+    general = f"Try a smaller dt than {dt:g}, or check that the energy is bounded below. "
+    if not isinstance(dynamics, EXPLICIT_EULER) or start.size > MAX_JACOBIAN_SIZE:
+        return general
+    shape = start.shape
+
+    def flat_force(v):
+        return field.force_single(v.reshape(shape)).reshape(-1)
+
+    jacobian = np.asarray(jax.jacfwd(flat_force)(jnp.asarray(start).reshape(-1)))
+    if not np.all(np.isfinite(jacobian)):
+        return general
+    curvature = float(np.max(np.abs(np.linalg.eigvals(jacobian))))
+    if not curvature > 0:
+        return general
+    limit = 2.0 / curvature
+    return (
+        f"The step is too stiff: at this trajectory's start the energy's largest curvature "
+        f"is {curvature:.4g}, and an explicit step is stable only for dt < 2/{curvature:.4g} "
+        f"= {limit:.4g} (dt is {dt:g}): try dt ≤ {limit / 2:.3g}"
+        + (" (the curvature may grow further out). " if dt < limit else ". ")
+    )
 
 
 def _to_trajectories(saved: list[np.ndarray], dt_save: float) -> Trajectories | None:

@@ -117,6 +117,22 @@ def with_fixed_temperature(model: FittedModel, temperature: float | None) -> Fit
     )
 
 
+def check_finite_fit(energy: AbstractForceField, temperature: float, method: str) -> None:
+    """Refuse a fit whose parameters or temperature came out NaN or inf (a closed form on data
+    too large for its features, a network that diverged from its first step): a model that
+    cannot be evaluated is an error, not a result."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(energy, eqx.is_inexact_array))
+    total = sum(int(np.size(leaf)) for leaf in leaves)
+    bad = sum(int(np.size(leaf) - np.count_nonzero(np.isfinite(leaf))) for leaf in leaves)
+    if bad or not np.isfinite(temperature):
+        what = f"{bad} of its {total} parameters" if bad else f"its temperature ({temperature})"
+        raise ValueError(
+            f"the {method} fit produced non-finite values: {what} are NaN or inf. The data may "
+            "be too large or badly scaled for this family (rescale them, add a ridge, or "
+            "choose a smaller family), or an iterative fit diverged (lower its learning rate)"
+        )
+
+
 def fitted_model(
     data: Data,
     energy: AbstractForceField,
@@ -130,6 +146,7 @@ def fitted_model(
     (:func:`typical_step`) and the range of ``states`` (default: the observed states), with
     the dynamics the fit assumed (default :func:`~iel.model.observed_dynamics` of
     ``temperature``); ``fields`` are the model's other fields (spec, method, diagnostics, …)."""
+    check_finite_fit(energy, temperature, fields.get("method", "the"))
     low, high = data_range(data.observed_states() if states is None else states)
     return FittedModel(
         energy_module=energy,

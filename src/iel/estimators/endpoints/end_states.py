@@ -72,7 +72,9 @@ from ...training import (
     TrainingResult,
     adam_step,
     coefficient_units,
+    fit_interrupted,
     lbfgs_state,
+    mark_interrupted,
     run_training,
     trainable,
 )
@@ -349,7 +351,7 @@ class EndStates(AbstractEstimator):
         result = run_training(
             params, optimiser.init(params), step, next_batch, score,
             steps=self.steps, patience=40, score_name="transport",
-            progress=self.progress,
+            progress=self.progress, rng=rng,
         )  # fmt: skip
         energy = build(result.params)
         flat = _transport_cost(z_eval, x[eval_pick], paired)  # E ≡ const leaves starts in place
@@ -417,24 +419,33 @@ class EndStates(AbstractEstimator):
         history: dict[str, list[float]] = {"step": [], "negative_log_likelihood": []}
         best, best_params, previous = np.inf, params, np.inf
         stop = f"reached the iteration limit ({iterations})"
-        for it in range(1, iterations + 1):
-            new, state, value = lbfgs_step(params, state)
-            value = float(value)  # the loss at `params`, before this update
-            if not np.isfinite(value):
-                stop = (f"the loss became non-finite at iteration {it} (an end state could not "
-                        "be traced back: the step map stopped being invertible); kept the best "
-                        "parameters")  # fmt: skip
-                break
-            history["step"].append(it)
-            history["negative_log_likelihood"].append(value)
-            if value < best:
-                best, best_params = value, params
-            if self.progress is not None:
-                self.progress(it, iterations, value)
-            if abs(previous - value) <= 1e-10 * max(1.0, abs(value)):
-                stop = f"converged at iteration {it} (the loss stopped changing)"
-                break
-            params, previous = new, value
+        if fit_interrupted():
+            stop = "interrupted before iteration 1 (an earlier loop of this fit was interrupted)"
+            iterations = 0
+        try:
+            for it in range(1, iterations + 1):
+                new, state, value = lbfgs_step(params, state)
+                value = float(value)  # the loss at `params`, before this update
+                if not np.isfinite(value):
+                    stop = (f"the loss became non-finite at iteration {it} (an end state could not "
+                            "be traced back: the step map stopped being invertible); kept the best "
+                            "parameters")  # fmt: skip
+                    break
+                history["step"].append(it)
+                history["negative_log_likelihood"].append(value)
+                if value < best:
+                    best, best_params = value, params
+                if self.progress is not None:
+                    self.progress(it, iterations, value)
+                if abs(previous - value) <= 1e-10 * max(1.0, abs(value)):
+                    stop = f"converged at iteration {it} (the loss stopped changing)"
+                    break
+                params, previous = new, value
+        except KeyboardInterrupt:
+            mark_interrupted()
+            done = history["step"][-1] if history["step"] else 0
+            stop = (f"interrupted at iteration {done} of {iterations}; kept the parameters "
+                    "with the lowest loss so far")  # fmt: skip
         result = TrainingResult(best_params, best, stop, history)
         energy = build(result.params)
         starts, _, invertible = jax.jit(jax.vmap(lambda v: invert(energy, v)))(jnp.asarray(x))

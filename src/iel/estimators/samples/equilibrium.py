@@ -37,12 +37,15 @@ from ...energies.spec import EnergyFamily, parse_energy_spec
 from ...model import FittedModel
 from ...training import (
     adam_step,
+    fit_interrupted,
+    mark_interrupted,
     run_training,
     trainable,
     warmup_cosine_adam,
 )
 from ..base import (
     AbstractEstimator,
+    check_finite_fit,
     data_range,
     shift_to_zero_min,
 )
@@ -66,6 +69,10 @@ def _score_matching_sums(library, x):
     return jnp.mean(grams, axis=0), jnp.mean(laps, axis=0)
 
 
+def _finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(tree))
+
+
 def _initial_energy(energy, data: Samples, key) -> tuple[AbstractEnergy, str]:
     """An energy given as a module, or built from a spec string, and its spec."""
     if isinstance(energy, AbstractEnergy):
@@ -75,6 +82,7 @@ def _initial_energy(energy, data: Samples, key) -> tuple[AbstractEnergy, str]:
 
 
 def _model(energy, states, spec, method, diagnostics, start, history=None, stop="") -> FittedModel:
+    check_finite_fit(energy, 1.0, method)
     low, high = data_range(states)
     return FittedModel(
         energy_module=shift_to_zero_min(energy, states),
@@ -194,16 +202,33 @@ class ContrastiveDivergence(AbstractEstimator):
             return params, opt_state, negatives, value
 
         history: dict[str, list[float]] = {"gap": []}
-        for _ in range(self.steps):
-            key, sub = jax.random.split(key)
-            xb = x_data[rng.choice(len(data.x), batch, replace=False)]
-            params, opt_state, negatives, value = step(params, opt_state, negatives, xb, sub)
-            history["gap"].append(float(value))
+        stop, done = f"reached the step limit ({self.steps})", 0
+        steps = self.steps
+        if fit_interrupted():
+            stop = "interrupted before step 1 (an earlier loop of this fit was interrupted)"
+            steps = 0
+        try:
+            for it in range(1, steps + 1):
+                key, sub = jax.random.split(key)
+                xb = x_data[rng.choice(len(data.x), batch, replace=False)]
+                new = step(params, opt_state, negatives, xb, sub)
+                if not (np.isfinite(float(new[3])) and _finite(new[0]) and _finite(new[2])):
+                    stop = (f"the energy gap or the negatives became non-finite at step {it} "
+                            "(try a smaller mala_step or learning_rate); kept the parameters "
+                            f"of step {done}")  # fmt: skip
+                    break
+                params, opt_state, negatives, value = new  # one assignment: a whole step
+                done = it
+                history["gap"].append(float(value))
+        except KeyboardInterrupt:
+            mark_interrupted()
+            stop = f"interrupted at step {done} of {self.steps}; kept the parameters of step {done}"
         self.negatives_ = np.asarray(negatives)
+        gaps = history["gap"]
         self.model_ = _model(
             build(params), data.x, spec, self.method,
-            {"final_energy_gap": history["gap"][-1], "chains": self.chains}, start, history,
-            stop=f"reached the step limit ({self.steps})",
+            {"final_energy_gap": gaps[-1] if gaps else None, "chains": self.chains}, start,
+            history, stop=stop,
         )  # fmt: skip
         return self
 
@@ -271,7 +296,7 @@ class DenoisingScoreMatching(AbstractEstimator):
             lambda: (jnp.asarray(train[rng.choice(len(train), batch, replace=False)]),
                      jnp.asarray(rng.standard_normal((batch, x.shape[1])))),
             lambda p, _: float(held_loss(p, held, held_noise)),
-            steps=self.steps, patience=self.patience, progress=self.progress,
+            steps=self.steps, patience=self.patience, progress=self.progress, rng=rng,
         )  # fmt: skip
         self.model_ = _model(
             build(result.params), x, spec, self.method,

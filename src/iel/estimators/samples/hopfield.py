@@ -103,14 +103,34 @@ def train_hopfield(
     optimiser = optax.adam(learning_rate)
     state = optimiser.init(theta)
     history = []
-    for _ in range(steps):
-        value, grad = value_and_grad(theta)
-        with jax.numpy_dtype_promotion("standard"):
-            updates, state = optimiser.update(grad, state, theta)
-        theta = optax.apply_updates(theta, updates)
-        history.append(float(value))
+    stop, previous = f"reached the step limit ({steps})", theta
+    try:
+        for it in range(1, steps + 1):
+            try:
+                value, grad = value_and_grad(theta)
+            except (RuntimeError, ValueError) as err:  # as JAX raises a failed solve
+                if "non-finite" not in str(err):  # (the equilibrium's linear solve)
+                    raise
+                value, grad = np.nan, None
+            if not (np.isfinite(float(value)) and bool(jnp.all(jnp.isfinite(grad)))):
+                if it == 1:
+                    raise ValueError("the Hopfield pattern loss is non-finite at the Hebbian "
+                                     "start: check the patterns' scale")  # fmt: skip
+                # the loss is of the parameters before this update: keep the ones before them
+                theta = previous
+                stop = (f"the loss became non-finite at step {it} (try a smaller learning "
+                        f"rate); kept the parameters after {it - 2} updates, the last with a "
+                        "finite loss")  # fmt: skip
+                break
+            with jax.numpy_dtype_promotion("standard"):
+                updates, state = optimiser.update(grad, state, theta)
+            previous, theta = theta, optax.apply_updates(theta, updates)
+            history.append(float(value))
+    except KeyboardInterrupt:
+        stop = f"interrupted at step {len(history)} of {steps}"
     learned = _with_theta(energy, theta)
-    return learned, {"loss": history, "seconds": time.perf_counter() - start, "method": method}
+    return learned, {"loss": history, "seconds": time.perf_counter() - start, "method": method,
+                     "stop_reason": stop}  # fmt: skip
 
 
 def _with_theta(energy: HopfieldEnergy, theta: jax.Array) -> HopfieldEnergy:

@@ -197,7 +197,7 @@ def fit_network_interaction(data, pairs, one_body, pair_family, spec, seed, step
     result = run_training(
         params, optimiser.init(params), step, lambda: chunks[rng.integers(len(chunks))],
         lambda p, _: float(np.mean([evaluate(p, *c) for c in chunks])),
-        steps=steps, patience=20, score_name="full",
+        steps=steps, patience=20, score_name="full", rng=rng,
     )  # fmt: skip
     v, w = eqx.combine(result.params, static)
     n_rows = len(x0) * data.dim

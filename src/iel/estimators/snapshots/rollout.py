@@ -160,6 +160,7 @@ class SnapshotRollout(AbstractEstimator):
             patience=self.patience,
             score_name="held-out Sinkhorn",
             progress=self.progress,
+            rng=rng,
             divergence_hint=" (the rollout diverged: try more substeps or a smaller learning rate)",
         )
         params = result.params

@@ -178,7 +178,7 @@ class OneStepLikelihood(AbstractEstimator):
             score_name="held-out" if n_hold else "training",
             progress=None if self.progress is None else
             (lambda step, total, value: self.progress(step * unit, total * unit, value)),
-            eval_every=eval_every,
+            eval_every=eval_every, rng=rng,
         )  # fmt: skip
         best_params, best = result.params, result.best_score
         history, stop_reason = result.history, result.stop_reason

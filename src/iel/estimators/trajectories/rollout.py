@@ -263,6 +263,7 @@ class Rollout(AbstractEstimator):
             patience=self.patience,
             score_name="held-out" if n_hold else "training",
             progress=self.progress,
+            rng=rng,
             divergence_hint=" (the rollout diverged: try more substeps or a smaller learning rate)",
         )
         best_params, history, stop_reason = result.params, result.history, result.stop_reason
