@@ -52,7 +52,7 @@ from .estimators.snapshots.rollout import SnapshotRollout
 from .estimators.trajectories.closed_form import OneStepClosedForm
 from .estimators.trajectories.likelihood import OneStepLikelihood
 from .estimators.trajectories.rollout import Rollout
-from .model import FittedModel
+from .model import FittedModel, software_environment
 from .selection.distinct import without_copies
 from .selection.end_states import (
     END_STATE_AUTO_FAMILIES,
@@ -204,7 +204,9 @@ def fit(
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
     described = {k: v for k, v in {**settings, **options}.items() if k != "progress"}
     with checkpointing(checkpoint, fingerprint(data, described)):
-        return fit_kind(data, **settings, options=options)
+        model = fit_kind(data, **settings, options=options)
+    # what reproduces it: the seed and the software (the report records both)
+    return model.replace(seed=seed, environment=software_environment())
 
 
 def _fit_samples(data: Samples, *, energy, method, ridge, seed, steps, temperature,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,12 +32,49 @@ def _progress() -> Progress:
     )
 
 
+# arithmetic that went beyond double precision (huge values, singular systems)
+NUMERICAL_HINT = (
+    "the numbers went beyond double precision; check the data's magnitudes and spread and "
+    "rescale them (e.g. to values of order 1)"
+)
+
+
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print("[red]error:[/red] " + escape(message))  # file names and keys as written
     raise typer.Exit(code=2)
 
 
+def _numerical_errors() -> tuple[type[BaseException], ...]:
+    import numpy as np
+
+    return (ArithmeticError, np.linalg.LinAlgError)
+
+
+def _message(err: BaseException) -> str:
+    """The one line a user reads for ``err``: numerical failures name their kind and say what
+    to do."""
+    if isinstance(err, _numerical_errors()):
+        return f"numerical failure ({type(err).__name__}: {err}): {NUMERICAL_HINT}"
+    return str(err)
+
+
+def _clear_errors(command):
+    """A command whose numerical failures (overflow, division by zero, a linear-algebra
+    routine that does not converge) end in one ``error:`` line and exit status 2, never a
+    traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except _numerical_errors() as err:
+            _fail(_message(err))
+
+    return run
+
+
 @app.command()
+@_clear_errors
 def systems() -> None:
     """List the built-in reference systems."""
     from .systems import SYSTEMS, get_system
@@ -48,6 +87,7 @@ def systems() -> None:
 
 
 @app.command()
+@_clear_errors
 def simulate(
     system: str = typer.Argument(..., help="reference system (see `iel systems`)"),
     out: Path = typer.Option(..., "--out", "-o", help="output file (.npz or .csv)"),
@@ -71,6 +111,7 @@ def simulate(
 ) -> None:
     """Simulate a reference system and write a data file."""
     from .data import save_data
+    from .data.files import atomic_file
     from .dynamics import SimulationDivergedError
     from .systems import simulate_system
 
@@ -99,19 +140,21 @@ def simulate(
             starts_path = out.with_name(f"{out.stem}_starts.npz")
             if starts_path.exists():
                 raise FileExistsError(f"{starts_path} exists; remove it or choose another --out")
-            path = save_data(out, Endpoints(data.x))
-            np.savez(starts_path, starts=data.starts)
+            with atomic_file(starts_path) as partial:
+                np.savez(partial, starts=data.starts)
+                path = save_data(out, Endpoints(data.x))  # both files or neither
             console.print(f"wrote the starts to [bold]{starts_path}[/bold]")
         else:
             path = save_data(out, data)
     except SimulationDivergedError as err:
         _fail(f"{err.summary} Nothing was written: rerun with a smaller --dt.")
     except (ValueError, FileExistsError, RuntimeError) as err:
-        _fail(str(err))
+        _fail(_message(err))
     console.print(f"wrote {data!r} to [bold]{path}[/bold]")
 
 
 @app.command()
+@_clear_errors
 def fit(
     data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad)"),
     energy: str = typer.Option(
@@ -193,8 +236,9 @@ def fit(
 
     from .auto import fit as fit_energy
     from .data import load_data
+    from .data.files import staged_directory
     from .data.populations import Endpoints
-    from .plotting import save_landscape
+    from .model import MODEL_FILES
     from .training import Checkpointer
     from .transport.couplings import CouplingError
 
@@ -250,15 +294,57 @@ def fit(
                 checkpoint=checkpoint,
                 **options,
             )
-        model.save(out, overwrite=force)
-        save_landscape(model, loaded, out / "landscape.png")
-        if model.starts is not None:
-            np.savez(out / "starts.npz", starts=model.starts, x=loaded.x)
+        with staged_directory(out, replaces=MODEL_FILES + FIT_OUTPUTS, overwrite=force) as stage:
+            model.write_files(stage)  # the fit is saved: nothing after this may fail it
+            skipped = write_fit_outputs(model, loaded, stage)
+            written = sorted(p.name for p in stage.iterdir())
     except (ValueError, TypeError, NotImplementedError, FileExistsError, OSError,
             CouplingError) as err:  # fmt: skip
-        _fail(str(err))
+        _fail(_message(err))
     _print_model(model)
-    console.print(f"wrote [bold]{out}/[/bold] (report.json, model.json, model.npz, landscape.png)")
+    for note in skipped:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    console.print(f"wrote [bold]{escape(str(out))}/[/bold] ({', '.join(written)})")
+
+
+# what `iel fit` writes beside the model files (a folder's earlier copies are replaced)
+FIT_OUTPUTS = ("landscape.png", "starts.npz")
+
+
+def write_fit_outputs(model, data, folder: Path) -> list[str]:
+    """Write the outputs that follow a saved model into ``folder`` (which holds its files):
+    ``landscape.png`` and, for end states, ``starts.npz``.
+
+    A fitted model is a result whatever happens next: an output that cannot be made (a plot
+    of an energy that is nowhere finite, a full disk) is skipped, and the reason is returned
+    and written into ``folder/report.json`` (under ``outputs`` and as a note); nothing is
+    raised.  Returns the notes of the skipped outputs."""
+    import numpy as np
+
+    from .model import REPORT_JSON
+    from .plotting import save_landscape
+
+    steps = {"landscape.png": lambda path: save_landscape(model, data, path)}
+    if model.starts is not None:
+        steps["starts.npz"] = lambda path: np.savez(path, starts=model.starts, x=data.x)
+    outputs, notes = {}, []
+    for name, step in steps.items():
+        try:
+            step(folder / name)
+            outputs[name] = "written"
+        except Exception as err:  # noqa: BLE001 - any failure here leaves the fit standing
+            (folder / name).unlink(missing_ok=True)
+            reason = f"{type(err).__name__}: {err}".strip()
+            outputs[name] = f"skipped ({reason})"
+            notes.append(f"{name} was not written: {reason}; the fitted model is saved")
+    report_path = folder / REPORT_JSON
+    report = json.loads(report_path.read_text())
+    report["outputs"] = outputs
+    if notes:
+        diagnostics = report.setdefault("diagnostics", {})
+        diagnostics["notes"] = [*diagnostics.get("notes", []), *notes]
+    report_path.write_text(json.dumps(report, indent=2))
+    return notes
 
 
 def _with_starts(loaded, path: Path):
@@ -293,6 +379,7 @@ def _with_starts(loaded, path: Path):
 
 
 @app.command()
+@_clear_errors
 def select(
     data: Path = typer.Argument(..., help="trajectory data file (.npz, .csv)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
@@ -326,7 +413,7 @@ def select(
                 networks=nets,
             )  # fmt: skip
     except (ValueError, TypeError, NotImplementedError) as err:
-        _fail(str(err))
+        _fail(_message(err))
     table = Table("rank", "candidate", "bits (two-part)", "prequential", "params", "formula")
     best = result.chosen.code.total
     for i, cand in enumerate(result.ranking(), 1):
@@ -347,9 +434,7 @@ def select(
         console.print(f"gradient system: [bold]{verdict}[/bold] (energy vs general drift: "
                       f"{margin:+.1f} bits)")  # fmt: skip
     console.print(f"dynamics: {result.dynamics}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "select.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))
-    console.print(f"wrote [bold]{out / 'select.json'}[/bold]")
+    _write_json(out / "select.json", result.as_dict())
 
 
 def _select_end_states(data, families, out: Path, seed: int) -> None:
@@ -370,9 +455,17 @@ def _select_end_states(data, families, out: Path, seed: int) -> None:
     saved = result.null.bits - result.chosen.bits
     console.print(f"an energy explains the end states: [bold]{explains}[/bold] "
                   f"({saved:+.1f} bits against E ≡ const)")  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "select.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))
-    console.print(f"wrote [bold]{out / 'select.json'}[/bold]")
+    _write_json(out / "select.json", result.as_dict())
+
+
+def _write_json(path: Path, value) -> None:
+    """Write ``value`` as JSON to ``path`` in one rename (never half-written)."""
+    from .data.files import atomic_file
+
+    text = json.dumps(value, indent=2, default=float)
+    with atomic_file(path) as partial:
+        partial.write_text(text)
+    console.print(f"wrote [bold]{escape(str(path))}[/bold]")
 
 
 def _shown(value) -> list[str]:
@@ -408,6 +501,7 @@ def _print_model(model) -> None:
 
 
 @app.command()
+@_clear_errors
 def demo(
     out: Path = typer.Option(Path("iel-demo"), "--out", "-o", help="folder for the figures"),
 ) -> None:
@@ -434,6 +528,7 @@ def demo(
 
 
 @app.command()
+@_clear_errors
 def cache(
     clear: bool = typer.Option(False, "--clear", help="delete the cached compiled programs"),
 ) -> None:

@@ -12,6 +12,7 @@ code.  ``report.json`` is a human- and machine-readable summary written beside t
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._types import Array, ArrayLike
+from .data.files import staged_directory
 from .data.trajectories import Trajectories
 from .diagnostics import Diagnostics, FrozenMapping
 from .dynamics import (
@@ -42,10 +44,33 @@ READABLE_VERSIONS = (1, 2)
 SAVED_FROM_REPORT = (
     "temperature", "energy_spec", "method", "data_kind", "dynamics", "time_convention",
     "step_size", "diagnostics", "identifiability", "history", "stop_reason", "fit_seconds",
+    "seed", "environment",
 )  # fmt: skip  # version 1: no dynamics saved; it follows from T and the data kind
+# (seed and environment came later within version 2: a folder without them still loads)
 MODEL_JSON = "model.json"
 MODEL_ARRAYS = "model.npz"
 REPORT_JSON = "report.json"
+MODEL_FILES = (MODEL_JSON, MODEL_ARRAYS, REPORT_JSON)
+# the distributions whose versions decide the numbers a fit gives (POT: optional)
+RECORDED_PACKAGES = ("iel", "jax", "jaxlib", "equinox", "optax", "numpy", "POT")
+
+
+def software_environment() -> dict[str, Any]:
+    """What a fit ran on: the versions of :data:`RECORDED_PACKAGES` (``"missing"`` for one not
+    installed), JAX's backend and devices, and whether 64-bit floats are on."""
+    versions = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    devices = jax.devices()
+    return {
+        "versions": versions,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": sorted({f"{d.platform}:{d.device_kind}" for d in devices}),
+        "jax_enable_x64": bool(jax.config.jax_enable_x64),
+    }
 
 
 def observed_dynamics(temperature: float) -> AbstractDynamics:
@@ -85,6 +110,10 @@ class FittedModel:
             known only up to its basin), else ``None``.
         step_size: the data's typical time step (or the descent step of end states): the
             default ``dt`` of :meth:`simulate`; ``None`` where the data carry no time.
+        seed: the random seed the fit was given (``None`` where it was not recorded).
+        environment: the software the fit ran on (:func:`software_environment`), recorded by
+            :func:`iel.fit`; ``None`` where it was not recorded (the report then gives the
+            environment that wrote it).
     """
 
     energy_module: AbstractForceField
@@ -101,6 +130,8 @@ class FittedModel:
     fit_seconds: float = 0.0
     starts: np.ndarray | None = None
     step_size: float | None = None
+    seed: int | None = None
+    environment: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         if not isinstance(self.dynamics, AbstractDynamics):
@@ -111,6 +142,8 @@ class FittedModel:
         object.__setattr__(self, "diagnostics", Diagnostics.of(self.diagnostics))
         object.__setattr__(self, "identifiability", FrozenMapping(self.identifiability))
         object.__setattr__(self, "history", FrozenMapping(self.history))
+        if self.environment is not None:
+            object.__setattr__(self, "environment", FrozenMapping(self.environment))
 
     # -- new models from this one ----------------------------------------------------------
     def replace(self, **changes: Any) -> FittedModel:
@@ -224,14 +257,24 @@ class FittedModel:
             "data_range": {"low": self.data_low.tolist(), "high": self.data_high.tolist()},
             "stop_reason": self.stop_reason,
             "fit_seconds": self.fit_seconds,
+            "seed": self.seed,
+            "environment": _jsonable(self._environment()),
             "history": _jsonable(self.history),
         }
+
+    def _environment(self) -> Mapping[str, Any]:
+        if self.environment is not None:
+            return self.environment
+        return {**software_environment(), "recorded": "when the report was written"}
 
     # -- files -------------------------------------------------------------------------------
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``model.json``, ``model.npz`` and ``report.json`` into ``directory``.
 
-        Refuses to replace an existing model unless ``overwrite=True``.
+        The files are written to a temporary folder beside ``directory`` and moved into place
+        together, so a failure leaves no partial model and a previous one intact.  Refuses to
+        replace an existing model unless ``overwrite=True``; other files already in
+        ``directory`` are kept.
         """
         directory = Path(directory)
         if (directory / MODEL_JSON).exists() and not overwrite:
@@ -240,7 +283,14 @@ class FittedModel:
                 "or choose another directory"
             )
         config = self.energy_module.config()  # raises for energies that hold code
-        directory.mkdir(parents=True, exist_ok=True)
+        with staged_directory(directory, replaces=MODEL_FILES, overwrite=overwrite) as stage:
+            self.write_files(stage, config)
+        return directory
+
+    def write_files(self, directory: Path, config: Mapping[str, Any] | None = None) -> None:
+        """Write the model's files into an existing folder, in place (:meth:`save` calls it on
+        a temporary folder; use :meth:`save`)."""
+        config = self.energy_module.config() if config is None else config
         leaves = jax.tree_util.tree_leaves(eqx.filter(self.energy_module, eqx.is_array))
         arrays = {f"leaf_{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
         arrays["data_low"] = self.data_low
@@ -257,7 +307,6 @@ class FittedModel:
         np.savez(directory / MODEL_ARRAYS, **arrays)
         (directory / MODEL_JSON).write_text(json.dumps(meta, indent=2))
         (directory / REPORT_JSON).write_text(json.dumps(report, indent=2))
-        return directory
 
 
 def load(directory: str | Path) -> FittedModel:
@@ -310,6 +359,8 @@ def load(directory: str | Path) -> FittedModel:
         fit_seconds=float(meta.get("fit_seconds", 0.0)),
         starts=starts,
         step_size=meta.get("step_size"),
+        seed=meta.get("seed"),
+        environment=meta.get("environment"),
     )
 
 

@@ -24,6 +24,25 @@ def _axes(ax):
     return ax
 
 
+def _energy_range(e: np.ndarray, where: str, quantile: float = 0.95) -> tuple[float, float]:
+    """``(low, high)`` of the finite energies, ``high`` their ``quantile`` (0.95: one steep
+    wall does not flatten the picture); ``low == high`` for a constant energy.  Raises
+    :class:`ValueError` when no value is finite."""
+    finite = e[np.isfinite(e)]
+    if finite.size == 0:
+        raise ValueError(f"the energy is not finite anywhere on {where}: nothing to draw")
+    low = float(finite.min())
+    high = float(np.quantile(finite, quantile))
+    if high <= low:
+        high = float(finite.max())
+    return low, high
+
+
+def _is_flat(low: float, high: float) -> bool:
+    """A spread at round-off of the values: the energy is constant on the plot."""
+    return high - low <= 1e-9 * max(1.0, abs(low), abs(high))
+
+
 def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=None):
     """Energy curve over the data range with the data histogram beneath (1-D states)."""
     ax = _axes(ax)
@@ -39,9 +58,16 @@ def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=Non
         t = np.asarray(truth.energy(grid[:, None]))
         t = t - np.min(np.asarray(truth.energy(flat[:, None])))
         ax.plot(grid, t, color="k", lw=1, ls="--", label="true E")
-    inside = e[~outside]
-    span = inside.max() - inside.min()
-    ax.set_ylim(inside.min() - 0.1 * span, inside.max() + 0.3 * span)
+    shown = e[~outside] if np.isfinite(e[~outside]).any() else e
+    low_e, high_e = _energy_range(shown, "the plotted range", quantile=1.0)
+    if _is_flat(low_e, high_e):  # a constant energy: a flat line in a window around it
+        half = max(1.0, abs(low_e))
+        ax.set_ylim(low_e - half, low_e + half)
+        ax.text(0.02, 0.95, "E is constant over the data", transform=ax.transAxes, fontsize=8,
+                va="top")  # fmt: skip
+    else:
+        span = high_e - low_e
+        ax.set_ylim(low_e - 0.1 * span, high_e + 0.3 * span)
     ax.set_xlabel("x0")
     ax.set_ylabel("E(x)  (min over data = 0)")
     twin = ax.twinx()
@@ -76,10 +102,16 @@ def plot_landscape_2d(
     base = flat.mean(axis=0) if slice_at is None else np.asarray(slice_at, dtype=float)
     grid = np.broadcast_to(base, (*xx.shape, flat.shape[1])).copy()
     grid[..., 0], grid[..., 1] = xx, yy
-    e = np.asarray(model.energy(grid))
-    hi = np.quantile(e, 0.95)
-    levels = np.linspace(e.min(), hi, 25)
-    cs = ax.contourf(xx, yy, np.minimum(e, hi), levels=levels, cmap="viridis")
+    e = np.asarray(model.energy(grid), dtype=float)
+    lo, hi = _energy_range(e, "the plotted grid")
+    flat_energy = _is_flat(lo, hi)
+    if flat_energy:  # one colour: levels must increase, so a window around the constant
+        half = max(1.0, abs(lo)) * 1e-3
+        levels = np.linspace(lo - half, lo + half, 3)
+    else:
+        levels = np.linspace(lo, hi, 25)
+    shown = np.ma.clip(np.ma.masked_invalid(e), levels[0], levels[-1])  # NaN/inf left blank
+    cs = ax.contourf(xx, yy, shown, levels=levels, cmap="viridis")
     plt.colorbar(cs, ax=ax, label="E(x)")
     if paths is not None:
         for path in paths[:max_paths]:
@@ -95,6 +127,10 @@ def plot_landscape_2d(
     title = model.formula if len(model.formula) < 70 else f"E: {model.energy_spec}"
     if flat.shape[1] > 2:
         title += f"\n(slice through the data mean, d = {flat.shape[1]})"
+    if flat_energy:
+        title += "\n(E is constant over the plot)"
+    if not np.isfinite(e).all():
+        title += f"\n(blank: E not finite at {np.mean(~np.isfinite(e)):.0%} of the grid)"
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=7)
     return ax

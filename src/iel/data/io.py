@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_file
 from .populations import Endpoints, Samples, Snapshots
 from .trajectories import Trajectories
 from .validation import DataError
@@ -186,12 +187,17 @@ def save_data(path: str | Path, data: Data) -> Path:
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; choose another name or remove it first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        _save_csv(path, data)
-        return path
-    if path.suffix.lower() != ".npz":
+    if path.suffix.lower() not in (".csv", ".npz"):
         raise DataError(f"{path}: expected a .npz or .csv file name")
+    with atomic_file(path) as partial:  # written whole or not at all
+        if path.suffix.lower() == ".csv":
+            _save_csv(partial, data)
+        else:
+            _save_npz(partial, data)
+    return path
+
+
+def _save_npz(path: Path, data: Data) -> None:
     arrays: dict[str, np.ndarray] = {"x": data.x, "kind": np.array(data.kind)}
     if isinstance(data, Trajectories):
         arrays["t"] = data.t
@@ -202,7 +208,6 @@ def save_data(path: str | Path, data: Data) -> Path:
     elif isinstance(data, Endpoints) and data.starts is not None:
         arrays["starts"] = data.starts
     np.savez(path, **arrays)
-    return path
 
 
 def _save_csv(path: Path, data: Data) -> None:

@@ -9,6 +9,7 @@ from .validation import (
     as_float_array,
     check_finite,
     check_increasing,
+    check_magnitude,
     check_rank,
 )
 
@@ -53,9 +54,11 @@ class Trajectories:
         if (dt is None) == (t is None):
             raise DataError("trajectories: give exactly one of dt (a time step) or t (times)")
         if dt is not None:
-            dt_arr = np.asarray(dt, dtype=float)
+            dt_arr = as_float_array(dt, "dt")
             if dt_arr.ndim != 0 or not np.isfinite(dt_arr) or dt_arr <= 0:
                 raise DataError(f"dt: expected one positive finite number, got {dt!r}")
+            with np.errstate(over="ignore"):
+                check_magnitude(dt_arr * (steps - 1), "dt × (T − 1), the last time")
             times = np.broadcast_to(np.arange(steps) * float(dt_arr), (n, steps)).copy()
         else:
             times = as_float_array(t, "t")
@@ -69,6 +72,7 @@ class Trajectories:
                 )
             else:
                 check_increasing(times, "t", observed)
+            check_magnitude(times, "t", observed)
         check_finite(x, "trajectories x", where=observed)
         self.x = x
         self.t = times

@@ -13,6 +13,11 @@ class DataError(ValueError):
     """Input data do not have the expected form."""
 
 
+# The largest magnitude accepted in states and times: squares (variances, code lengths, the
+# quadratic features of every family) of larger values overflow double precision (~1.8e308).
+LARGEST_MAGNITUDE = 1e150
+
+
 def as_float_array(value, name: str) -> np.ndarray:
     """``value`` as a float64 array; refuses non-numeric data with a clear message."""
     try:
@@ -32,7 +37,8 @@ def check_rank(arr: np.ndarray, name: str, expected: str, ok: bool) -> None:
 
 
 def check_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) -> None:
-    """All entries finite (only where ``where`` is true, if given)."""
+    """All entries finite and of a magnitude whose square is finite (:func:`check_magnitude`),
+    only where ``where`` is true, if given."""
     bad = ~np.isfinite(arr)
     if where is not None:
         bad = bad & where.reshape(where.shape + (1,) * (arr.ndim - where.ndim))
@@ -42,6 +48,27 @@ def check_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) ->
         raise DataError(
             f"{name}: expected finite values, found {int(bad.sum())} non-finite entries "
             f"(first: {kind} at index {idx}); remove those rows or mark them missing with a mask"
+        )
+    check_magnitude(arr, name, where)
+
+
+def check_magnitude(arr: np.ndarray, name: str, where: np.ndarray | None = None) -> None:
+    """All finite entries at most :data:`LARGEST_MAGNITUDE` in absolute value (only where
+    ``where`` is true, if given): larger values overflow when squared."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        big = np.abs(arr) > LARGEST_MAGNITUDE
+    if where is not None:
+        big = big & where.reshape(where.shape + (1,) * (arr.ndim - where.ndim))
+    if big.any():
+        idx = tuple(int(i) for i in np.argwhere(big)[0])
+        largest = float(np.max(np.abs(arr[big])))
+        divide = (f"e.g. divide by {10.0 ** int(np.floor(np.log10(largest))):.0e}"
+                  if np.isfinite(largest) else "e.g. to values of order 1")  # fmt: skip
+        raise DataError(
+            f"{name}: expected values of magnitude at most {LARGEST_MAGNITUDE:.0e} (their squares "
+            f"must fit in double precision), found {int(big.sum())} larger (first: "
+            f"{float(arr[idx]):.3g} at index {idx}, largest {largest:.3g}); rescale the data "
+            f"({divide}); the fitted energy's units follow"
         )
 
 
