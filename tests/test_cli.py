@@ -86,6 +86,39 @@ def test_cli_errors_are_clear(tmp_path):
     assert proc.returncode == 2 and existing.read_bytes() == b"keep me"
 
 
+def _invoke(*args):
+    """An ``iel`` command run in this process (fast; the output as a user reads it)."""
+    from typer.testing import CliRunner
+
+    from iel.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_extreme_values_end_in_one_error_line(tmp_path, rng):
+    walks = np.cumsum(rng.normal(size=(20, 15, 2)), axis=1)
+    np.savez(tmp_path / "huge.npz", x=walks * 1e298, dt=0.1)
+    for command in ("select", "fit"):  # refused at load: what is too large, where, what to do
+        result = _invoke(command, tmp_path / "huge.npz", "--out", tmp_path / command)
+        assert result.exit_code == 2 and result.exception.__class__ is SystemExit
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert lines[0].startswith("error: ") and "rescale the data" in result.output
+        assert "Traceback" not in result.output
+    # accepted at load, but x⁴ overflows: the least squares fail to converge
+    np.savez(tmp_path / "big.npz", x=walks * 1e120, dt=0.1)
+    result = _invoke("fit", tmp_path / "big.npz", "-e", "poly:4", "--out", tmp_path / "big")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "\nerror: numerical failure (LinAlgError" in result.output
+    assert "rescale" in result.output and not (tmp_path / "big").exists()
+    # an arithmetic error that no command catches itself: ε² of --epsilon 1e200 overflows
+    np.savez(tmp_path / "walks.npz", x=walks, dt=0.1)
+    result = _invoke("select", tmp_path / "walks.npz", "--epsilon", 1e200, "--networks", "",
+                     "--families", "poly:2", "--out", tmp_path / "eps")  # fmt: skip
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.output.startswith("error: numerical failure (OverflowError")
+    assert "Traceback" not in result.output
+
+
 def test_systems_listing():
     out = run_iel("systems").stdout
     assert "muller_brown" in out and "styblinski_tang" in out

@@ -84,6 +84,28 @@ def test_nan_allowed_where_masked(rng):
     Trajectories(x, dt=1.0, mask=np.array([[True, True, False]]))
 
 
+def test_values_whose_squares_overflow_are_refused_with_a_rescaling_hint(rng):
+    x = _traj(rng, n=2, t=4, d=2)
+    x[1, 2, 0] = -3e200
+    with pytest.raises(DataError, match=r"at most 1e\+150.*-3e\+200 at index \(1, 2, 0\)") as err:
+        Trajectories(x, dt=0.1)
+    assert "divide by 1e+200" in str(err.value)
+    edge = _traj(rng, n=2, t=4, d=2) * 1e149  # squares still fit: accepted
+    assert np.isfinite(np.sum(Trajectories(edge, dt=0.1).x ** 2))
+    masked = x.copy()
+    Trajectories(masked, dt=0.1, mask=np.array([[True] * 4, [True, True, False, True]]))
+    with pytest.raises(DataError, match="snapshots x: expected values of magnitude"):
+        Snapshots(np.full((4, 1), 1e300), [0, 0, 1, 1])
+    with pytest.raises(DataError, match="samples x: expected values of magnitude"):
+        Samples(np.full((4, 1), -1e151))
+    with pytest.raises(DataError, match="t: expected values of magnitude"):
+        Trajectories(np.zeros((1, 3, 1)), t=[0.0, 1.0, 1e200])
+    with pytest.raises(DataError, match="the last time: expected values of magnitude"):
+        Trajectories(np.zeros((1, 3, 1)), dt=1e300)
+    with pytest.raises(DataError, match="snapshots t: expected values of magnitude"):
+        Snapshots(np.zeros((4, 1)), [0, 0, 1e160, 1e160])
+
+
 # -- populations -----------------------------------------------------------------------------
 def test_snapshots_and_errors(rng):
     x = rng.normal(size=(6, 2))
