@@ -220,6 +220,30 @@ def test_file_errors(tmp_path):
         load_data(tmp_path / "notnpz.npz")
 
 
+def test_files_the_fuzzing_found_or_that_read_as_something_else(tmp_path, rng):
+    """Each was a traceback or a silent misreading before: non-UTF-8 CSV, an unreadable
+    .h5ad, a stored kind that names no kind (read as end states), a repeated column name (the
+    last copy silently won), a row without an id (dropped)."""
+    (tmp_path / "latin.csv").write_bytes("t,x0\n0,1\n0,2\n1,3\n1,4\n# é\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8 text .byte 23 is 0xe9"):
+        load_data(tmp_path / "latin.csv")
+    (tmp_path / "bom.csv").write_text("\ufeffx0,x1\n0,1\n2,3\n", encoding="utf-8")
+    assert load_data(tmp_path / "bom.csv").x.shape == (2, 2)  # a byte-order mark is fine
+    (tmp_path / "junk.h5ad").write_bytes(b"\x00" * 10)
+    with pytest.raises(DataError, match="junk.h5ad: not a readable .h5ad file"):
+        load_data(tmp_path / "junk.h5ad")
+    np.savez(tmp_path / "k.npz", x=rng.normal(size=(12, 2)), kind=np.array("nonsense"))
+    with pytest.raises(DataError, match="'kind' should name one of .*got 'nonsense'"):
+        load_data(tmp_path / "k.npz")
+    assert isinstance(load_data(tmp_path / "k.npz", kind="samples"), Samples)  # told: obeyed
+    (tmp_path / "dup.csv").write_text("t,x0,x0\n0,1,2\n0,3,4\n1,5,6\n1,7,8\n")
+    with pytest.raises(DataError, match="names 'x0' more than once"):
+        load_data(tmp_path / "dup.csv")
+    (tmp_path / "noid.csv").write_text("id,t,x0\n0,0,1\n0,1,2\nnan,0,3\nnan,1,4\n")
+    with pytest.raises(DataError, match="finite 'id', row 3 has nan"):
+        load_data(tmp_path / "noid.csv")
+
+
 def test_save_refuses_to_overwrite(tmp_path, rng):
     data = Samples(rng.normal(size=(4, 2)))
     save_data(tmp_path / "a.npz", data)

@@ -60,8 +60,8 @@ def _message(err: BaseException) -> str:
 
 def _clear_errors(command):
     """A command whose numerical failures (overflow, division by zero, a linear-algebra
-    routine that does not converge) end in one ``error:`` line and exit status 2, never a
-    traceback."""
+    routine that does not converge) and missing optional dependencies end in one ``error:``
+    line and exit status 2, never a traceback."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -69,6 +69,8 @@ def _clear_errors(command):
             return command(*args, **kwargs)
         except _numerical_errors() as err:
             _fail(_message(err))
+        except ImportError as err:  # an optional dependency (anndata for .h5ad) is missing
+            _fail(str(err))
 
     return run
 

@@ -45,6 +45,8 @@ def load_data(path: str | Path, kind: str | None = None) -> Data:
     _check_kind(kind)
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file (.npz, .csv or .h5ad)")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
@@ -70,6 +72,9 @@ def _load_npz(path: Path, kind: str | None) -> Data:
     if "x" not in arrays:
         raise DataError(f"{path}: expected an array named 'x', found {sorted(arrays) or 'none'}")
     stored = str(arrays.pop("kind")) if "kind" in arrays else None
+    if kind is None and stored is not None and stored not in KINDS:
+        raise DataError(f"{path}: the entry 'kind' should name one of {', '.join(KINDS)}, "
+                        f"got {stored[:40]!r}")  # fmt: skip
     x = arrays["x"]
     if kind is None:
         if stored is not None:
@@ -114,15 +119,23 @@ def _build(kind: str, arrays: dict[str, np.ndarray], where: str) -> Data:
 
 
 def _load_csv(path: Path, kind: str | None) -> Data:
-    with open(path) as f:
-        header = f.readline().strip()
+    try:
+        lines = path.read_bytes().decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start} is {err.object[err.start]:#x}); "
+                        "expected a comma-separated table with a header line") from err  # fmt: skip
+    header = lines[0].strip() if lines else ""
     if not header:
         raise DataError(f"{path}: the file is empty (expected a header line)")
     names = [h.strip() for h in header.split(",")]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{path}: the header names {', '.join(map(repr, repeated))} more than "
+                        f"once; expected one column each (header: {header[:80]!r})")  # fmt: skip
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "no data": reported below
-            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            table = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
     except ValueError as err:
         raise DataError(f"{path}: could not read numbers below the header ({err})") from err
     if table.size == 0:
@@ -149,6 +162,9 @@ def _load_csv(path: Path, kind: str | None) -> Data:
 
 
 def _csv_trajectories(ids: np.ndarray, t: np.ndarray, x: np.ndarray, where: str) -> Trajectories:
+    if not np.all(np.isfinite(ids)):
+        row = int(np.argmax(~np.isfinite(ids)))
+        raise DataError(f"{where}: every row needs a finite 'id', row {row + 1} has {ids[row]}")
     uniq = np.unique(ids)
     groups = [np.flatnonzero(ids == i) for i in uniq]
     longest = max(len(g) for g in groups)
@@ -175,7 +191,11 @@ def _load_h5ad(path: Path, kind: str | None, time_key: str = "t") -> Data:
             "reading .h5ad files needs the optional dependency 'anndata': "
             "pip install 'iel[anndata]'"
         ) from err
-    adata = anndata.read_h5ad(path)
+    try:
+        adata = anndata.read_h5ad(path)
+    except Exception as err:  # h5py and anndata raise many kinds for a file they cannot read
+        raise DataError(f"{path}: not a readable .h5ad file ({type(err).__name__}: "
+                        f"{str(err)[:200]})") from err  # fmt: skip
     if time_key not in adata.obs:
         raise DataError(f"{path}: expected the time of each cell in obs['{time_key}']")
     x = np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X)
