@@ -211,3 +211,15 @@ def test_a_failing_fit_command_keeps_the_previous_model(tmp_path, diffusion):
     assert failed.exit_code == 2 and "error:" in failed.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit", "flat.npz"]
+
+
+def test_an_output_that_is_a_file_ends_in_one_error_line(tmp_path, diffusion):
+    taken = tmp_path / "taken"
+    taken.write_text("the user's file")
+    runner = CliRunner()
+    for args in (["fit", str(diffusion), "-e", "poly:2"],
+                 ["select", str(diffusion), "--families", "poly:2", "--networks", ""]):  # fmt: skip
+        result = runner.invoke(app, [*args, "-o", str(taken)])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert "error:" in result.output and "Traceback" not in result.output
+    assert taken.read_text() == "the user's file"

@@ -60,8 +60,8 @@ def _message(err: BaseException) -> str:
 
 def _clear_errors(command):
     """A command whose numerical failures (overflow, division by zero, a linear-algebra
-    routine that does not converge) and missing optional dependencies end in one ``error:``
-    line and exit status 2, never a traceback."""
+    routine that does not converge), missing optional dependencies and files that cannot be
+    written end in one ``error:`` line and exit status 2, never a traceback."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -69,8 +69,8 @@ def _clear_errors(command):
             return command(*args, **kwargs)
         except _numerical_errors() as err:
             _fail(_message(err))
-        except ImportError as err:  # an optional dependency (anndata for .h5ad) is missing
-            _fail(str(err))
+        except (ImportError, OSError) as err:  # a missing optional dependency (anndata for
+            _fail(str(err))  # .h5ad); a file that cannot be written (a file where a folder goes)
 
     return run
 
@@ -247,6 +247,8 @@ def fit(
     out = out or data.with_suffix(".iel")
     if resume is not None and resume.resolve() in (out.resolve(), (out / "checkpoint").resolve()):
         force = True  # resuming in place replaces the interrupted fit's model
+    if out.exists() and not out.is_dir():
+        _fail(f"{out} is a file; --out names the folder for the model, choose another")
     if (out / "model.json").exists() and not force:
         _fail(f"{out} already holds a model; pass --force to replace it or choose --out")
     options = {k: v for k, v in (("horizon", horizon), ("substeps", substeps)) if v}
@@ -460,14 +462,15 @@ def _select_end_states(data, families, out: Path, seed: int) -> None:
     _write_json(out / "select.json", result.as_dict())
 
 
-def _write_json(path: Path, value) -> None:
+def _write_json(path: Path, value, say: bool = True) -> None:
     """Write ``value`` as JSON to ``path`` in one rename (never half-written)."""
     from .data.files import atomic_file
 
     text = json.dumps(value, indent=2, default=float)
     with atomic_file(path) as partial:
         partial.write_text(text)
-    console.print(f"wrote [bold]{escape(str(path))}[/bold]")
+    if say:
+        console.print(f"wrote [bold]{escape(str(path))}[/bold]")
 
 
 def _shown(value) -> list[str]:
@@ -523,7 +526,7 @@ def demo(
             table.add_row(*row)
         console.print(table)
     summary = {r["name"]: r["summary"] for r in results}
-    (out / "demo.json").write_text(json.dumps(summary, indent=2))
+    _write_json(out / "demo.json", summary, say=False)
     console.print(
         f"figures and demo.json in [bold]{out}/[/bold]; total {time.perf_counter() - start:.1f} s"
     )
