@@ -223,3 +223,21 @@ def test_an_output_that_is_a_file_ends_in_one_error_line(tmp_path, diffusion):
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
         assert "error:" in result.output and "Traceback" not in result.output
     assert taken.read_text() == "the user's file"
+
+
+def test_staged_outputs_get_ordinary_permissions_and_follow_links(tmp_path, rng):
+    import os
+
+    model = _bowl_model(rng)
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "link")
+    model.save(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and (real / "model.json").exists()
+    mask = os.umask(0)
+    os.umask(mask)
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's 0o700
+    data = tmp_path / "d.npz"
+    iel.save_data(data, _walks(1, rng))
+    assert data.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0o600

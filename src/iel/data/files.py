@@ -16,11 +16,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_if_created(path: Path, mode: int) -> None:
+    """Give a temporary file or folder (created private) the permissions an ordinary
+    ``open``/``mkdir`` would have given it."""
+    os.chmod(path, mode & ~_umask())
+
+
+def _followed(path: str | Path) -> Path:
+    """``path``, or where it points when it is a link (the link itself stays)."""
+    path = Path(path)
+    return path.resolve() if path.is_symlink() else path
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path (same folder, same suffix) to write; on success it replaces
     ``path`` in one rename, on failure it is removed and ``path`` is untouched."""
-    path = Path(path)
+    path = _followed(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
                                 dir=path.parent)  # fmt: skip
@@ -28,6 +46,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        _as_if_created(tmp, 0o666)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -46,7 +65,7 @@ def staged_directory(
     carried into the new folder.  On an error the temporary folder is removed and ``target``
     is left exactly as it was.
     """
-    target = Path(target)
+    target = _followed(target)  # a link to a folder: the folder it points to is replaced
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a folder; choose another output folder")
     if target.is_dir() and not overwrite:
@@ -60,6 +79,7 @@ def staged_directory(
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield stage
+        _as_if_created(stage, 0o777)
         _swap_in(stage, target, replaces)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
