@@ -183,11 +183,12 @@ def test_greedy_search_by_updates_takes_the_same_path_as_solving_each_support(no
     y = x @ truth + noise * rng.normal(size=n)
     stats = Stats(x.T @ x, x.T @ y, float(y @ y), float(n), 0.0)
     free = FreeParameters(1, frozenset({20, 21}))
-    result = forward_backward(stats, epsilon=1e-8, h_mean=1.0, free=free)
+    result = forward_backward(stats, epsilon=1e-8, h_mean=1.0, free=free, from_dense=False)
     support, path = _one_at_a_time_search(stats, 1e-8, free)
     assert result.support == support
     assert [move[:2] for move in result.path[1:]] == path
-    alone = forward_backward(stats, epsilon=1e-8, h_mean=1.0, free=free, updates=False)
+    alone = forward_backward(stats, epsilon=1e-8, h_mean=1.0, free=free, updates=False,
+                             from_dense=False)  # fmt: skip
     assert alone.path == result.path
     assert {1, 4, 13, 20} <= set(support) and {2, 7} & set(support)  # 7 is 2 to 1e-7
     assert any(move == "drop" for move, _ in path)
