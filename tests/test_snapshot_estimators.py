@@ -214,15 +214,20 @@ def _force_error(model, energy, states):
 def test_rollout_beats_one_step_pairs_across_long_gaps():
     """Double well, Langevin T = 0.1, a snapshot every 25 steps: one OT-paired step across the
     gap is far off; pushing the populations through the gap and matching by Sinkhorn divergence
-    halves the force error (measured: 0.49 → 0.21 with these settings)."""
+    halves the force error (measured: 0.49 → 0.21 with seed 0's data).
+
+    T̂ is biased low: over six draws (seeds 0, 11–15) it was 0.072–0.084, mean 0.078, spread
+    (standard deviation) 0.0044 — the spread 400 particles allow, the bias the rollout's own.
+    The check is T̂ within 4 spreads of that mean, and below the truth (a fix of the bias
+    should move this window)."""
     data = simulate_system("double_well", n=400, steps=100, dt=0.005, temperature=0.1,
-                           snapshots=True, save_every=25, seed=0)  # fmt: skip
+                           snapshots=True, save_every=25, seed=11)  # fmt: skip
     truth = iel.get_system("double_well").energy
     grid = np.linspace(-1.5, 1.5, 61)[:, None]
     one_step = SnapshotOneStep("poly:4").fit(data).model_
     rollout = SnapshotRollout("poly:4", steps=100, seed=0).fit(data).model_
     assert _force_error(rollout, truth, grid) < 0.6 * _force_error(one_step, truth, grid)
-    assert 0.04 < rollout.temperature < 0.2
+    assert abs(rollout.temperature - 0.078) < 4 * 0.0044 and rollout.temperature < 0.1
     assert rollout.method == "snapshots-rollout-sinkhorn" and rollout.history["step"]
 
 
