@@ -17,9 +17,14 @@ error with at most half its trajectories — is measured directly: ``iel`` (``au
 fitted on ``n/2`` trajectories, and the last table prints, per size ``n``, its inside error
 over the best non-energy model's at ``n`` (≤ 1: met).
 
+One draw per size says little at small ``n`` (5 trajectories cover a few wells), so every size
+is drawn ``--draws`` times (training seeds ``n + 7919·k``, the half-size draw ``n + 1 + 7919·k``)
+and each cell prints the median over the draws and, in brackets, the worst; the criterion row
+prints the median and worst of the per-draw ratios.
+
 Run: ``python benchmarks/sample_efficiency.py [--sizes 10 30 100 300] [--mlp-steps 2000]
-[--systems muller_brown styblinski_tang] [--docs]`` (``--docs`` also writes one table per system
-to ``docs/benchmarks/generated/``).
+[--draws 3] [--systems muller_brown styblinski_tang] [--docs]`` (``--docs`` also writes one table
+per system to ``docs/benchmarks/generated/``).
 """
 
 from __future__ import annotations
@@ -80,10 +85,45 @@ def outside_states(name, low, high, box, rng):
     return pts[keep][:20_000]
 
 
+DRAW_STRIDE = 7919  # seed offset between the draws of one size
+
+
+def fit_all(name, case, n, seed, mlp_steps):
+    """Every method's force field on one training draw of ``n`` trajectories (and the half-size
+    draw), with the training data."""
+    train = simulate(name, n, seed, case["kw"])
+    dt = case["kw"]["dt"]
+    fits = {
+        "iel energy (default auto)": iel.fit(train).force,
+        f"iel energy {case['energy']}": iel.fit(train, case["energy"]).force,
+        f"vector field {case['drift']}": FreeDriftClosedForm(case["drift"])
+        .fit(train)
+        .model_.force,
+        "MLP step 64x64": OneStepLikelihood(
+            MLPDrift(2, (64, 64), jax.random.PRNGKey(seed)), steps=mlp_steps,
+            learning_rate=3e-3,
+        ).fit(train).model_.force,
+        f"PySINDy deg {case['deg']}": pysindy_fit(train.x, dt, case["deg"])[0],
+        f"SFI deg {case['deg']}": sfi_fit(train.x, dt, case["deg"])[0],
+    }  # fmt: skip
+    half = simulate(name, n // 2, seed + 1, case["kw"])  # a different, half-size draw
+    fits[HALF] = iel.fit(half).force
+    return fits, train
+
+
+def cell(values_in, values_out) -> str:
+    """``median in / median out (worst in / worst out)`` over the draws."""
+    med = f"{np.median(values_in):.2e} / {np.median(values_out):.2e}"
+    if len(values_in) == 1:
+        return med
+    return f"{med} ({np.max(values_in):.2e} / {np.max(values_out):.2e})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100, 300])
     parser.add_argument("--mlp-steps", type=int, default=2000)
+    parser.add_argument("--draws", type=int, default=3, help="training draws per size")
     parser.add_argument("--systems", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--docs", action="store_true",
                         help="also write the tables to docs/benchmarks/generated/")  # fmt: skip
@@ -96,54 +136,48 @@ def main() -> None:
         test = simulate(name, 300, 1000, case["kw"])
         flat = test.x.reshape(-1, 2)
         inside = flat[rng.choice(len(flat), 20_000, replace=False)]
-        print(f"\n{name}: force relMSE inside / outside the training box")
-        print(f"{'method':<26}" + "".join(f"{n:>22}" for n in args.sizes))
+        print(f"\n{name}: force relMSE inside / outside the training box, median over "
+              f"{args.draws} draws (worst)")  # fmt: skip
+        print(f"{'method':<26}" + "".join(f"{n:>46}" for n in args.sizes))
         results: dict[str, list[str]] = {}
-        inside_errors: dict[str, list[float]] = {}
+        best_cells, ratio_cells = [], []
         for n in args.sizes:
-            train = simulate(name, n, n, case["kw"])
-            low, high = train.x.reshape(-1, 2).min(0), train.x.reshape(-1, 2).max(0)
-            outside = outside_states(name, low, high, case["outside_box"], rng)
-            dt = case["kw"]["dt"]
-            fits = {
-                "iel energy (default auto)": iel.fit(train).force,
-                f"iel energy {case['energy']}": iel.fit(train, case["energy"]).force,
-                f"vector field {case['drift']}": FreeDriftClosedForm(case["drift"])
-                .fit(train)
-                .model_.force,
-                "MLP step 64x64": OneStepLikelihood(
-                    MLPDrift(2, (64, 64), jax.random.PRNGKey(n)), steps=args.mlp_steps,
-                    learning_rate=3e-3,
-                ).fit(train).model_.force,
-                f"PySINDy deg {case['deg']}": pysindy_fit(train.x, dt, case["deg"])[0],
-                f"SFI deg {case['deg']}": sfi_fit(train.x, dt, case["deg"])[0],
-            }  # fmt: skip
-            half = simulate(name, n // 2, n + 1, case["kw"])  # a different, half-size draw
-            fits[HALF] = iel.fit(half).force
-            for method, force in fits.items():
-                err_in = relmse(force, truth, inside)
-                err_out = relmse(force, truth, outside) if len(outside) else float("nan")
-                results.setdefault(method, []).append(f"{err_in:.2e} / {err_out:.2e}")
-                inside_errors.setdefault(method, []).append(err_in)
+            errors_in: dict[str, list[float]] = {}
+            errors_out: dict[str, list[float]] = {}
+            for k in range(args.draws):
+                fits, train = fit_all(name, case, n, n + DRAW_STRIDE * k, args.mlp_steps)
+                low, high = train.x.reshape(-1, 2).min(0), train.x.reshape(-1, 2).max(0)
+                outside = outside_states(name, low, high, case["outside_box"], rng)
+                for method, force in fits.items():
+                    err_out = relmse(force, truth, outside) if len(outside) else float("nan")
+                    errors_in.setdefault(method, []).append(relmse(force, truth, inside))
+                    errors_out.setdefault(method, []).append(err_out)
+            for method in errors_in:
+                results.setdefault(method, []).append(cell(errors_in[method], errors_out[method]))
+            baselines = [m for m in errors_in if not m.startswith("iel")]
+            best = np.min([errors_in[m] for m in baselines], axis=0)  # per draw
+            ratios = np.asarray(errors_in[HALF]) / best
+            best_cells.append(f"{np.median(best):.2e} ({np.max(best):.2e})")
+            ratio_cells.append(f"{np.median(ratios):.2f} ({np.max(ratios):.2f})")
         for method, cells in results.items():
-            print(f"{method:<26}" + "".join(f"{c:>22}" for c in cells))
-        baselines = [m for m in inside_errors if not m.startswith("iel")]
-        best = np.min([inside_errors[m] for m in baselines], axis=0)
-        ratio = np.asarray(inside_errors[HALF]) / best
-        print(f"\n{name}: iel auto with n/2 trajectories / best non-energy model with n (≤ 1: met)")
+            print(f"{method:<26}" + "".join(f"{c:>46}" for c in cells))
+        print(f"\n{name}: iel auto with n/2 trajectories / best non-energy model with n (≤ 1: met),"
+              " median (worst) over the draws")  # fmt: skip
         print(f"{'n':<26}" + "".join(f"{n:>22}" for n in args.sizes))
-        print(f"{'best non-energy, n':<26}" + "".join(f"{b:>22.2e}" for b in best))
-        print(f"{'ratio':<26}" + "".join(f"{r:>22.2f}" for r in ratio))
+        print(f"{'best non-energy, n':<26}" + "".join(f"{b:>22}" for b in best_cells))
+        print(f"{'ratio':<26}" + "".join(f"{r:>22}" for r in ratio_cells))
         if args.docs:
             rows = [(method, *cells) for method, cells in results.items()]
-            rows.append(("best non-energy model, n", *(f"{b:.2e}" for b in best)))
-            rows.append(("iel auto on n/2 ÷ best non-energy on n", *(f"{r:.2f}" for r in ratio)))
+            rows.append(("best non-energy model, n", *best_cells))
+            rows.append(("iel auto on n/2 ÷ best non-energy on n", *ratio_cells))
             write_markdown_table(
                 f"sample_efficiency_{name}",
-                f"{name}: force relMSE inside / outside the training box, by trajectories",
+                f"{name}: force relMSE inside / outside the training box, by trajectories "
+                f"(median over {args.draws} draws; worst in brackets)",
                 ["method", *(f"n = {n}" for n in args.sizes)], rows,
                 notes="The last row is the criterion: ≤ 1 means the energy reaches the best "
-                "non-energy model's error with at most half its trajectories.",
+                "non-energy model's error with at most half its trajectories (per draw: the "
+                "half-size fit against the best non-energy model on that draw's n).",
             )  # fmt: skip
 
 

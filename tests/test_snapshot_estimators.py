@@ -22,41 +22,56 @@ from iel.transport.couplings import (
 from iel.transport.sinkhorn import sinkhorn_divergence
 
 
-def _ou_population(rng, n=20000, a=1.0, temperature=0.5, times=np.arange(6) * 0.1):
+def _ou_population(rng, n=20000, a=1.0, temperature=0.5, times=np.arange(6) * 0.1, m0=2.0,
+                   v0=0.1):  # fmt: skip
     """Independent samples of the exact Ornstein–Uhlenbeck marginals
-    ``N(m₀e^{−at}, T/a + (s₀² − T/a)e^{−2at})`` for ``V = ax²/2`` from ``N(2, 0.1)``."""
+    ``N(m₀e^{−at}, T/a + (v₀ − T/a)e^{−2at})`` for ``V = ax²/2`` from ``N(m₀, v₀)``."""
     xs = []
     for t in times:
-        mean = 2.0 * np.exp(-a * t)
-        var = temperature / a + (0.1 - temperature / a) * np.exp(-2 * a * t)
+        mean = m0 * np.exp(-a * t)
+        var = temperature / a + (v0 - temperature / a) * np.exp(-2 * a * t)
         xs.append(mean + np.sqrt(var) * rng.standard_normal((n, 1)))
     return Snapshots(np.concatenate(xs), np.repeat(times, n))
 
 
-def test_entropy_term_recovers_the_temperature_of_a_resampled_gaussian_population(rng):
+def test_entropy_term_recovers_the_temperature_of_a_resampled_gaussian_population():
     """Fresh samples at every time (no particle is seen twice): the velocity of the OT map is
     ``−∇V − T∇log ρ``; with ``∇log ρ`` by score matching on each snapshot, ``a`` and ``T``
-    come back (closed form: ``a = 1``, ``T = 0.5``)."""
-    model = fit_resampled(_ou_population(rng), "poly:2")
-    terms = dict(model.energy_module.terms())
-    assert terms["x0^2"] == pytest.approx(0.5, rel=0.05)  # V = x²/2
-    assert abs(terms.get("x0", 0.0)) < 0.05
-    assert model.temperature == pytest.approx(0.5, rel=0.05)
+    come back (closed form: ``a = 1``, ``T = 0.5``), and the reported standard error of ``T̂``
+    covers its miss (over six seeds T̂ missed 0.5 by 0.0–3.1 standard errors of ≈ 0.012)."""
+    snaps = _ou_population(np.random.default_rng(2718))
+    model = fit_resampled(snaps, "poly:2")
+    states = snaps.observed_states()
+    force_error = np.sqrt(
+        np.mean((np.asarray(model.force(states)) + states) ** 2) / np.mean(states**2)
+    )
+    assert force_error < 0.05, force_error  # V = x²/2: F = −x
+    stderr = model.diagnostics["temperature_stderr"]
+    assert model.diagnostics["temperature_identified"] and 0.003 < stderr < 0.03, stderr
+    assert abs(model.temperature - 0.5) < 4 * stderr, (model.temperature, stderr)
     assert "monotone rearrangement" in model.diagnostics["coupling"]
 
 
-def test_resampled_populations_at_equilibrium_say_t_is_not_identified(rng):
-    """At equilibrium the velocity vanishes: ``∇V = −T∇log ρ`` for any split of the two;
-    the fit must not report a confident split (here it finds a tiny velocity) — the
-    identifiability entry says so."""
-    snaps = _ou_population(rng, n=5000, times=np.arange(4) * 0.1)
-    model = fit_resampled(snaps, "poly:2")
-    assert (
-        "not identifiable when every snapshot is at the same equilibrium"
-        in (model.identifiability["temperature"])
-    )
+def test_resampled_populations_at_equilibrium_say_t_is_not_identified():
+    """At equilibrium the velocity vanishes: ``∇V = −T∇log ρ`` for any split of the two.  The
+    least squares still return one split (measured over six seeds: T̂ from −8.5 to 2.1, with a
+    least-squares standard error of ±0.1 that would call T = 2.1 certain); the standard error
+    over subsamples is as large as T̂, and the fit says T is not identified — while the same
+    particle numbers relaxing from N(2, 0.1) do identify it."""
+    for seed in (31, 32):
+        rng = np.random.default_rng(seed)
+        at_rest = _ou_population(rng, n=5000, times=np.arange(4) * 0.1, m0=0.0, v0=0.5)
+        model = fit_resampled(at_rest, "poly:2")
+        stderr = model.diagnostics["temperature_stderr"]
+        assert not model.diagnostics["temperature_identified"], (model.temperature, stderr)
+        assert model.temperature < 3 * stderr
+        assert model.identifiability["temperature"].startswith("not identified")
+        assert any("T is not identified" in note for note in model.diagnostics["notes"])
+    moving = _ou_population(rng, n=5000, times=np.arange(4) * 0.1)
+    model = fit_resampled(moving, "poly:2")
+    assert model.diagnostics["temperature_identified"], model.diagnostics["temperature_stderr"]
     with pytest.raises(ValueError, match="linear energy family"):
-        fit_resampled(snaps, "mlp:8")
+        fit_resampled(at_rest, "mlp:8")
 
 
 def test_resampled_through_fit_and_the_cli(tmp_path, rng):
@@ -199,15 +214,20 @@ def _force_error(model, energy, states):
 def test_rollout_beats_one_step_pairs_across_long_gaps():
     """Double well, Langevin T = 0.1, a snapshot every 25 steps: one OT-paired step across the
     gap is far off; pushing the populations through the gap and matching by Sinkhorn divergence
-    halves the force error (measured: 0.49 → 0.21 with these settings)."""
+    halves the force error (measured: 0.49 → 0.21 with seed 0's data).
+
+    T̂ is biased low: over six draws (seeds 0, 11–15) it was 0.072–0.084, mean 0.078, spread
+    (standard deviation) 0.0044 — the spread 400 particles allow, the bias the rollout's own.
+    The check is T̂ within 4 spreads of that mean, and below the truth (a fix of the bias
+    should move this window)."""
     data = simulate_system("double_well", n=400, steps=100, dt=0.005, temperature=0.1,
-                           snapshots=True, save_every=25, seed=0)  # fmt: skip
+                           snapshots=True, save_every=25, seed=11)  # fmt: skip
     truth = iel.get_system("double_well").energy
     grid = np.linspace(-1.5, 1.5, 61)[:, None]
     one_step = SnapshotOneStep("poly:4").fit(data).model_
     rollout = SnapshotRollout("poly:4", steps=100, seed=0).fit(data).model_
     assert _force_error(rollout, truth, grid) < 0.6 * _force_error(one_step, truth, grid)
-    assert 0.04 < rollout.temperature < 0.2
+    assert abs(rollout.temperature - 0.078) < 4 * 0.0044 and rollout.temperature < 0.1
     assert rollout.method == "snapshots-rollout-sinkhorn" and rollout.history["step"]
 
 

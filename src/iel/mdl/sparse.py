@@ -23,6 +23,9 @@ from .codes import (
 )
 
 DENOMINATORS = (1, 2, 3, 4, 5, 6, 8, 10)
+# libraries up to this many terms are also searched from the dense fit (backward); above it the
+# backward pass costs seconds (every trial solved alone on an ill-conditioned Gram block)
+BACKWARD_LIBRARY = 30
 
 
 def solve_support(stats: Stats, support: list[int], fixed: dict[int, float] | None = None):
@@ -207,9 +210,20 @@ def forward_backward(
     max_terms: int | None = None,
     free: FreeParameters = FreeParameters(),
     updates: bool = True,
+    from_dense: bool = True,
 ) -> SparseResult:
     """Greedy forward–backward search minimising the two-part code (``free``: nonlinear
     parameters charged when the support uses the terms fitted with them).
+
+    The search runs twice: from the empty support (add the best term, drop any term whose
+    removal shortens the code) and, with ``from_dense`` (and no ``max_terms``, and at most
+    :data:`BACKWARD_LIBRARY` terms), from the full library (drop the best term while that
+    shortens the code, then the same forward–backward moves); the shorter code wins.  A
+    forward search alone stalls when no single term pays for itself but a group does:
+    Styblinski–Tang ``½Σ(x⁴ − 16x² + 5x)`` seen by 5 trajectories near its minima, where
+    neither ``x²`` nor ``x⁴`` alone shortens the code, so ``poly:4`` found no formula and
+    ``poly:6`` won with ``x⁶`` terms that blow up outside the data (force relMSE ≈ 1.4
+    beyond the trajectories' box, against ≈ 0.03 for the formula the backward pass finds).
 
     ``updates``: score the one-term changes by rank-one updates of the current fit
     (:class:`_SupportFit`); ``False`` solves and codes every trial support on its own — the
@@ -217,10 +231,33 @@ def forward_backward(
     p = stats.gram.shape[0]
     pool = list(range(p)) if candidates is None else list(candidates)
     coder = _Coder(stats, len(pool), epsilon, h_mean, temperature, free)
-    support: list[int] = []
-    best = coder(support, np.zeros(0))
-    path = [("start", -1, best.total)]
     limit = max_terms or len(pool)
+    start = coder([], np.zeros(0))
+    forward = _search(coder, pool, [], start, [("start", -1, start.total)], limit, updates)
+    if not from_dense or max_terms is not None or not 2 <= len(pool) <= BACKWARD_LIBRARY:
+        return forward
+    support = sorted(pool)
+    best = coder(support, solve_support(stats, support))
+    path = [("start dense", -1, best.total)]
+    while len(support) > 1:  # backward elimination: the best drop while it shortens the code
+        fits = _SupportFit(stats, support, best, updates)
+        bits = coder.totals(*fits.reduced(), one_by_one=fits.alone)
+        order = np.argsort(bits, kind="stable")
+        move = _first_shorter(coder, best, (
+            ([k for k in support if k != support[i]], bits[i], support[i]) for i in order
+        ))  # fmt: skip
+        if move is None:
+            break
+        support, best, dropped = move
+        path.append(("drop", dropped, best.total))
+    backward = _search(coder, pool, support, best, path, limit, updates)
+    return backward if backward.code.total < forward.code.total - 1e-9 else forward
+
+
+def _search(coder: _Coder, pool: list[int], support: list[int], best: CodeLength,
+            path: list, limit: int, updates: bool) -> SparseResult:  # fmt: skip
+    """Forward–backward moves from ``support`` (coded ``best``) until no move helps."""
+    stats = coder.stats
     while len(support) < limit:
         # every one-term change is scored at once (rank-one updates of the fit); the best
         # scored is then solved afresh and made only if it codes shorter (see _first_shorter)
