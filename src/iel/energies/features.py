@@ -394,13 +394,23 @@ class GaussianRBF(AbstractFeatureLibrary):
         return cls.placeholder(config["dim"], config["n_centres"])
 
 
+class TooFewStatesError(ValueError):
+    """The data hold fewer distinct states than a family needs to place its features."""
+
+
 def kmeans_centres(x: np.ndarray, k: int, seed: int = 0, n_iter: int = 20) -> np.ndarray:
-    """k-means++ seeding followed by Lloyd iterations on at most 20 000 points."""
+    """k-means++ seeding followed by Lloyd iterations on at most 20 000 points.
+
+    Raises :class:`TooFewStatesError` when ``x`` holds fewer than ``k`` distinct states
+    (centres would coincide and their features repeat)."""
     rng = np.random.default_rng(seed)
     if x.shape[0] > 20_000:
         x = x[rng.choice(x.shape[0], 20_000, replace=False)]
-    if x.shape[0] < k:
-        raise ValueError(f"need at least {k} data states to place {k} RBF centres, got {len(x)}")
+    distinct = len(np.unique(x, axis=0))
+    if distinct < k:
+        raise TooFewStatesError(
+            f"need at least {k} distinct data states to place {k} RBF centres, got {distinct}"
+        )
     centres = [x[rng.integers(len(x))]]
     d2 = np.sum((x - centres[0]) ** 2, axis=1)
     for _ in range(1, k):
