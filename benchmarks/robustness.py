@@ -29,7 +29,7 @@ families chosen over the seeds, the median and the worst relMSE, the worst tempe
 and the median fit time; the last lines give every case's worst configuration.
 
 Run: ``python benchmarks/robustness.py [--quick] [--seeds N] [--cases NAME …] [--docs]``
-(``--quick``: 2 seeds, the temperature and start axes only; ``--docs`` also writes the table to
+(``--quick``: 2 seeds, no size axis; ``--docs`` also writes the table to
 ``docs/benchmarks/generated/robustness.md``).
 """
 
@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 seeds; no size axis")
     parser.add_argument("--cases", nargs="*", help="case names (default: all)")
     parser.add_argument("--snapshot-potentials", nargs="*", default=list(SNAPSHOT_POTENTIALS))
+    parser.add_argument("--table", default="robustness", help="docs table name (with --docs)")
     parser.add_argument("--docs", action="store_true")
     args = parser.parse_args()
     n_seeds = 2 if args.quick else args.seeds
@@ -215,7 +216,7 @@ def main() -> None:
     print("\n".join(summary))
     if args.docs:
         write_markdown_table(
-            "robustness", f"Robustness sweeps ({n_seeds} fresh seeds per configuration)",
+            args.table, f"Robustness sweeps ({n_seeds} fresh seeds per configuration)",
             ["case", "axis", "value", "median relMSE", "worst relMSE", "worst |T̂−T|/T",
              "median s", "families chosen"], rows,
             notes="Worst case of each sweep: " + "; ".join(summary) + ".",
