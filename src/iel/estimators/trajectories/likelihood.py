@@ -40,8 +40,8 @@ from ...energies.spec import EnergyFamily
 from ...mdl.codes import bic_code
 from ...training import (
     LBFGS,
+    lbfgs_chunk_state,
     lbfgs_iterations,
-    lbfgs_state,
     run_training,
     warmup_cosine_adam,
 )
@@ -163,7 +163,7 @@ class OneStepLikelihood(AbstractEstimator):
 
             chunks, eval_every, unit = self.steps, None, 1
         if optimiser is LBFGS:
-            opt_state = lbfgs_state(params)  # strongly typed: the chunk compiles once
+            opt_state = lbfgs_chunk_state(params)  # strongly typed: the chunk compiles once
         else:
             with jax.numpy_dtype_promotion("standard"):
                 opt_state = optimiser.init(params)
