@@ -241,6 +241,27 @@ def test_monomial_normal_equations_compile_nothing(dim, degree, rng):
     assert found[0].gram.shape == (Monomials(dim, degree).n_features,) * 2
 
 
+def test_an_energy_on_states_of_another_number_compiles_nothing_new(rng):
+    """Energies, gradients and forces run in blocks of rows (``iel.energies.base``): after the
+    first evaluation from BLOCK_ROWS states on, any other number of states (a fit's pairs,
+    snapshots and held-out states; a new data set) reuses the program, and each state gets
+    the value one ``vmap`` over all of them gives."""
+    from iel.energies.base import BLOCK_ROWS
+    from iel.energies.spec import parse_energy_spec
+
+    energy = parse_energy_spec("mlp:16", 2).build(jax.random.PRNGKey(3))
+    energy.force(rng.normal(size=(BLOCK_ROWS + 1, 2)))
+    sizes = (BLOCK_ROWS, 2 * BLOCK_ROWS + 37, 5 * BLOCK_ROWS - 1)
+    forces = []
+    assert _compilations(lambda: forces.extend(energy.force(rng.normal(size=(n, 2)))
+                                                for n in sizes)) == 0  # fmt: skip
+    assert [f.shape for f in forces] == [(n, 2) for n in sizes]
+    x = rng.normal(size=(3, 700, 2))  # leading axes kept; one padded block
+    whole = jax.vmap(energy.force_single)(jnp.asarray(x.reshape(-1, 2))).reshape(3, 700, 2)
+    np.testing.assert_allclose(np.asarray(energy.force(x)), np.asarray(whole), rtol=1e-14,
+                               atol=1e-14)  # fmt: skip
+
+
 def test_lbfgs_chunk_program_does_not_grow_with_the_parameter_arrays():
     """The L-BFGS chunk runs on the parameters flattened into one vector: a network's many
     arrays do not repeat the optimiser's and the line search's operations per array (on the
