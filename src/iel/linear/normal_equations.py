@@ -142,13 +142,13 @@ def _chunk_groups(arrays, chunk: int):
     if whole:
         groups.append(
             tuple(
-                None if a is None else jnp.asarray(a[:whole].reshape(-1, chunk, *a.shape[1:]))
+                None if a is None else jax.device_put(a[:whole].reshape(-1, chunk, *a.shape[1:]))
                 for a in arrays
             )
         )
     if n > whole:
         groups.append(
-            tuple(None if a is None else jnp.asarray(_chunked(a[whole:], chunk)) for a in arrays)
+            tuple(None if a is None else jax.device_put(_chunked(a[whole:], chunk)) for a in arrays)
         )
     return groups
 
@@ -305,7 +305,7 @@ def normal_equations(
             chunks = [_accumulate(library, *g) for g in groups]
         else:
             coupled = bool(np.any(columns[:, 1] >= 0))
-            columns = jnp.asarray(columns)
+            columns = jax.device_put(columns)
             chunks = [_accumulate_sparse(library, columns, coupled, *g) for g in groups]
         sums = jax.tree_util.tree_map(lambda *parts: sum(np.asarray(v) for v in parts), *chunks)
         gram, rhs, (sq, sdx, sh, slh) = sums
