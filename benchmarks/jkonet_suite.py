@@ -15,10 +15,14 @@ one the fit kept: optimal transport or the registration of the step that follows
 (:mod:`iel.estimators.registration`).  The last column says where one-step pairing by
 optimal transport cannot be exact: the largest ``τλmax(∇²V)`` of the
 true potential over the first snapshot and the share of particles where it reaches 1 (the step
-map folds there, Brenier).  iel runs ``iel.fit(snapshots)`` with its defaults, and with the
-compilation cache the ``iel`` command switches on (:mod:`iel.compilation_cache`; the run prints
-how many compiled programs it held before — with ``--compilation-cache`` on a new folder none,
-so every fit time includes its compilation, as a first ``iel fit`` does; ``off`` for no cache).
+map folds there, Brenier).  iel runs ``iel.fit(snapshots)`` with its defaults.  Fit times
+are taken in fresh processes, as ``iel fit`` runs: "cold s" is the first fit, on an empty
+compilation cache (every program compiled, as a first ``iel fit`` or one with
+``IEL_COMPILATION_CACHE=0``; "programs" counts them), "warm s" a second process on the cache the
+first one filled (:mod:`iel.compilation_cache`: programs loaded from disk, still traced); each
+the fastest of ``--repeats`` pairs of processes.  ``--timing in-process`` times the fit this
+process makes for the errors instead (with the compilation cache the ``iel`` command switches
+on, or ``--compilation-cache``: a folder, or ``off``), one column.
 ``--identities`` adds the error of the same fit on the training half's true pairs (the
 identities the estimator is not given): where it is as large as iel's, the fitted family, not
 the pairing, sets the error; and the share of the pairs the fit used that join a particle to
@@ -38,6 +42,11 @@ Run: ``python benchmarks/jkonet_suite.py [--dim 2] [--n 2000] [--beta 0] [--out 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -190,6 +199,83 @@ def docs_table_name(args) -> str:
     return name
 
 
+def fit_snapshots(args, snaps, options, more):
+    """``(model, estimator)``: the fit the table reports (``estimator`` with ``--identities``,
+    else ``None``)."""
+    if args.identities:  # the estimator iel.fit runs, kept to read its pairs
+        estimator = SnapshotOneStep(args.energy, select=select_snapshot_pairs, **options, **more)
+        return estimator.fit(snaps).model_, estimator
+    return iel.fit(snaps, args.energy, method=args.method, **options, **more), None
+
+
+def timed_child(args, name: str) -> None:
+    """``--timed-child``: fit ``name`` once in this (fresh) process with the compilation cache
+    of ``--compilation-cache`` and print ``{"seconds", "programs"}`` (programs compiled or
+    loaded, from JAX's compile log)."""
+    import logging
+
+    counted = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("Finished XLA compilation"):
+                counted.append(record)
+
+    if args.compilation_cache != "off":
+        iel.enable_compilation_cache(args.compilation_cache)
+    x = simulate(name, args.n, args.dim, args.beta, seed=0, interaction=bool(args.interaction))
+    snaps, _ = split_snapshots(x)
+    options, more = fit_options(args)
+    for logger in ("jax._src.dispatch", "jax._src.interpreters.pxla", "jax._src.compiler"):
+        logging.getLogger(logger).addHandler(Count(logging.DEBUG))
+        logging.getLogger(logger).setLevel(logging.DEBUG)
+    logging.getLogger("jax").propagate = False
+    jax.config.update("jax_log_compiles", True)
+    start = time.perf_counter()
+    fit_snapshots(args, snaps, options, more)
+    print(json.dumps({"seconds": time.perf_counter() - start, "programs": len(counted)}))
+
+
+def cold_and_warm(name: str, repeats: int) -> tuple[float, float, int]:
+    """``(cold s, warm s, programs compiled cold)``: this script re-run with ``--timed-child``
+    for ``name``, first on an empty compilation cache, then on the one it filled; the
+    fastest of ``repeats`` such pairs."""
+    argv = [a for a in sys.argv[1:] if a != "--docs"]
+    drop = {"--potentials", "--compilation-cache", "--out", "--timing", "--repeats"}
+    kept, skip = [], False
+    for a in argv:  # the options that set the fit, without the ones the child sets itself
+        if a.startswith("--"):
+            skip = a.split("=")[0] in drop
+        if not skip:
+            kept.append(a)
+    runs = []
+    for _ in range(repeats):
+        folder = tempfile.mkdtemp(prefix="iel-jkonet-cache-")
+        pair = []
+        for _ in ("cold", "warm"):
+            out = subprocess.run(
+                [sys.executable, __file__, *kept, "--potentials", name, "--timed-child",
+                 "--compilation-cache", folder],
+                capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+                env={**os.environ, "IEL_COMPILATION_CACHE": "1"},
+            )  # fmt: skip
+            pair.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        runs.append(pair)
+    cold = min(runs, key=lambda r: r[0]["seconds"])[0]
+    return cold["seconds"], min(r[1]["seconds"] for r in runs), cold["programs"]
+
+
+def fit_options(args) -> tuple[dict, dict]:
+    """``(options, more)``: the interaction and the ``--fit-option``/``--refinements`` keyword
+    arguments of the fit."""
+    spec = args.interaction
+    options = {"interaction": int(spec) if spec.isdigit() else spec} if spec else {}
+    more = dict(fit_option(text) for text in args.fit_option)
+    if args.refinements:
+        more["refinements"] = args.refinements
+    return options, more
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dim", type=int, default=2)
@@ -211,13 +297,23 @@ def main() -> None:
                         help="'default' (the iel command's), 'off', or a folder")  # fmt: skip
     parser.add_argument("--docs", action="store_true",
                         help="also write the table to docs/benchmarks/generated/")  # fmt: skip
+    parser.add_argument("--timing", choices=("processes", "in-process"), default="processes",
+                        help="cold and warm fits in new processes, or this one's fit")  # fmt: skip
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="pairs of cold and warm processes per potential (the fastest)",
+    )
+    parser.add_argument("--timed-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.timed_child:
+        timed_child(args, args.potentials[0])
+        return
     if args.identities and args.method == "rollout":
         parser.error("--identities fits one step on the true pairs: it compares with "
                      "--method onestep or auto, not rollout")  # fmt: skip
-    more = dict(fit_option(text) for text in args.fit_option)
-    if args.refinements:
-        more["refinements"] = args.refinements
+    options, more = fit_options(args)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.compilation_cache != "off":
         folder = None if args.compilation_cache == "default" else args.compilation_cache
@@ -228,8 +324,10 @@ def main() -> None:
     paper = ("JKOnet* (V)", "JKOnet*_V MLP") if args.dim == 2 else ("paper low", "paper high")
     if args.interaction:  # no published figures; the true W's own error instead of 0
         paper = ("true W (test half's mean field)", "-")
+    timing = (["cold s", "warm s", "programs"] if args.timing == "processes"
+              else ["fit s (in-process)"])  # fmt: skip
     columns = ["potential", "iel W1", "no motion", paper[0], paper[1], "T̂", "unexplained",
-               "fit s", "energy", "pairing", "max τλ (share ≥ 1)"]  # fmt: skip
+               *timing, "energy", "pairing", "max τλ (share ≥ 1)"]  # fmt: skip
     if args.identities:
         columns += ["W1, true pairs", "pairs right"]
         if args.beta > 0:
@@ -240,17 +338,12 @@ def main() -> None:
     for name in args.potentials:
         x = simulate(name, args.n, args.dim, args.beta, seed=0, interaction=bool(args.interaction))
         snaps, test = split_snapshots(x)
-        spec = args.interaction
-        options = {"interaction": int(spec) if spec.isdigit() else spec} if spec else {}
         start = time.perf_counter()
-        if args.identities:  # the estimator iel.fit runs, kept to read its pairs
-            estimator = SnapshotOneStep(
-                args.energy, select=select_snapshot_pairs, **options, **more
-            ).fit(snaps)
-            model = estimator.model_
-        else:
-            model = iel.fit(snaps, args.energy, method=args.method, **options, **more)
-        seconds = time.perf_counter() - start
+        model, estimator = fit_snapshots(args, snaps, options, more)
+        seconds = [f"{time.perf_counter() - start:.1f}"]
+        if args.timing == "processes":
+            cold, warm, programs = cold_and_warm(name, args.repeats)
+            seconds = [f"{cold:.1f}", f"{warm:.1f}", str(programs)]
         err, spread = one_step_w1(lambda s, m=model: np.asarray(m.force(s)), test)
         still, _ = one_step_w1(lambda s: np.zeros_like(s), test)
         figures = JKONET_2D if args.dim == 2 else PAPER_HIGH_D
@@ -265,7 +358,7 @@ def main() -> None:
         unexplained = "-" if share is None else f"{share:.2g}"
         cells = [
             name, f"{err:.2e} ± {spread:.1e}", f"{still:.2e}", f"{lin:.2e}", f"{mlp:.2e}",
-            f"{model.temperature:.3g}", unexplained, f"{seconds:.1f}", model.energy_spec,
+            f"{model.temperature:.3g}", unexplained, *seconds, model.energy_spec,
             model.diagnostics.get("pairing", {}).get("kept", "-"), fold,
         ]  # fmt: skip
         if args.identities:  # the same fit on the true pairing: what the pairing costs

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 from .._types import Array, ArrayLike
 
@@ -43,16 +43,48 @@ def field_from_config(config: dict[str, Any]) -> AbstractForceField:
     return _REGISTRY[name].from_config(config)
 
 
-def _batch(fn: Callable[[Array], Array], x: Array, state_ndim: int) -> Array:
-    """Apply a one-state function over all leading axes of ``x``."""
-    if x.ndim < state_ndim:
+BLOCK_ROWS = 1024  # states per compiled call from this many on (fewer: a power of two)
+
+
+def block_rows(n: int) -> int:
+    """The rows of each compiled call for ``n`` states: :data:`BLOCK_ROWS` from that many on,
+    else the next power of two — so that states of any number share a few programs."""
+    return BLOCK_ROWS if n >= BLOCK_ROWS else 1 << max(n - 1, 0).bit_length()
+
+
+def _batch(fn: Callable[[Array], Array], x: ArrayLike, state_ndim: int) -> Array:
+    """Apply a one-state function over all leading axes of ``x``.
+
+    Outside a trace the states go through :func:`compiled_vmap` in blocks of
+    :func:`block_rows` rows (the last one padded with copies of the first state): one program
+    for every number of states from :data:`BLOCK_ROWS` on, not one per number — a fit
+    evaluates its energy on the pairs, the snapshots and the held-out states, and a new
+    data set of another size compiles nothing new.  Each state's value is computed as by
+    one ``vmap`` over all of them."""
+    if isinstance(x, jax.core.Tracer):
+        lead = x.shape[: x.ndim - state_ndim]
+        out = compiled_vmap(fn, x.reshape((-1, *x.shape[x.ndim - state_ndim :])))
+        return out.reshape(lead + out.shape[1:])
+    host = np.asarray(x)
+    if not np.issubdtype(host.dtype, np.inexact):
+        host = host.astype(float)
+    if host.ndim < state_ndim:
         raise ValueError(
-            f"expected a state with at least {state_ndim} axes, got shape {tuple(x.shape)}"
+            f"expected a state with at least {state_ndim} axes, got shape {tuple(host.shape)}"
         )
-    lead = x.shape[: x.ndim - state_ndim]
-    flat = x.reshape((-1, *x.shape[x.ndim - state_ndim :]))
-    out = compiled_vmap(fn, flat)
-    return out.reshape(lead + out.shape[1:])
+    lead = host.shape[: host.ndim - state_ndim]
+    flat = host.reshape((-1, *host.shape[host.ndim - state_ndim :]))
+    n = flat.shape[0]
+    if n == 0:
+        out = compiled_vmap(fn, flat)
+        return out.reshape(lead + out.shape[1:])
+    rows = block_rows(n)
+    padded = -n % rows
+    if padded:
+        flat = np.concatenate([flat, np.repeat(flat[:1], padded, axis=0)])
+    blocks = [np.asarray(compiled_vmap(fn, flat[i : i + rows])) for i in range(0, n + padded, rows)]
+    out = np.concatenate(blocks)[:n]
+    return jax.device_put(out.reshape(lead + out.shape[1:]))
 
 
 @eqx.filter_jit
@@ -80,7 +112,7 @@ class AbstractForceField(eqx.Module):
 
     def force(self, x: ArrayLike) -> Array:
         """``F(x)`` on ``(..., *state_shape)``."""
-        return _batch(self.force_single, jnp.asarray(x), self.state_ndim)
+        return _batch(self.force_single, x, self.state_ndim)
 
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
@@ -107,11 +139,11 @@ class AbstractEnergy(AbstractForceField):
 
     def energy(self, x: ArrayLike) -> Array:
         """``E`` on ``(..., *state_shape)``: returns shape ``(...)``."""
-        return _batch(self.__call__, jnp.asarray(x), self.state_ndim)
+        return _batch(self.__call__, x, self.state_ndim)
 
     def gradient(self, x: ArrayLike) -> Array:
         """``∇E`` on ``(..., *state_shape)``."""
-        return _batch(self.gradient_single, jnp.asarray(x), self.state_ndim)
+        return _batch(self.gradient_single, x, self.state_ndim)
 
     def formula(self, precision: int = 3) -> str:
         """A readable formula; families without one name themselves."""

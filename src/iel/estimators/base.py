@@ -75,7 +75,7 @@ def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEne
     Energies with an ``offset`` array (feature energies, quadratics) have it set; others are
     wrapped in a :class:`~iel.energies.base.ShiftedEnergy` with a fixed shift.
     """
-    states = jnp.asarray(states)
+    states = jax.device_put(np.asarray(states))  # jnp.asarray: a staging program per shape
     if isinstance(getattr(energy, "offset", None), jax.Array):
         energy = eqx.tree_at(lambda e: e.offset, energy, jnp.zeros(()))
         return eqx.tree_at(lambda e: e.offset, energy, -_min_energy(energy, states))
@@ -91,7 +91,7 @@ def _range(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def data_range(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-coordinate ``(min, max)`` of the observed states."""
-    low, high = _range(jnp.asarray(states.reshape(-1, states.shape[-1])))
+    low, high = _range(jax.device_put(states.reshape(-1, states.shape[-1])))
     return np.asarray(low), np.asarray(high)
 
 

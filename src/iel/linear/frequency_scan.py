@@ -34,7 +34,6 @@ limit the wavenumber) it is polished once more on all of them.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
 
@@ -163,7 +162,7 @@ def scan_length_scale(
     if fixed:
         lib0 = join_library_parts(fixed)
         with jax.numpy_dtype_promotion("standard"):
-            grads = np.asarray(compiled_vmap(lib0.jacobian, jnp.asarray(xr)))
+            grads = np.asarray(compiled_vmap(lib0.jacobian, np.asarray(xr, dtype=float)))
     else:
         grads = np.zeros((len(hr), 0, xr.shape[1]))
     loss = _Projected(grads, xr, dxr, hr, fourier.n_frequencies)

@@ -27,7 +27,6 @@ from ..energies.features import (
     AbstractFeatureLibrary,
     Monomials,
     graded_exponents,
-    monomial_values,
 )
 
 CHUNK = 4096
@@ -143,13 +142,13 @@ def _chunk_groups(arrays, chunk: int):
     if whole:
         groups.append(
             tuple(
-                None if a is None else jnp.asarray(a[:whole].reshape(-1, chunk, *a.shape[1:]))
+                None if a is None else jax.device_put(a[:whole].reshape(-1, chunk, *a.shape[1:]))
                 for a in arrays
             )
         )
     if n > whole:
         groups.append(
-            tuple(None if a is None else jnp.asarray(_chunked(a[whole:], chunk)) for a in arrays)
+            tuple(None if a is None else jax.device_put(_chunked(a[whole:], chunk)) for a in arrays)
         )
     return groups
 
@@ -215,31 +214,52 @@ def _use_moments(library: AbstractFeatureLibrary) -> bool:
     return n_moments <= min(MAX_MOMENTS, library.n_features**2 * library.dim)
 
 
-@eqx.filter_jit
-def _accumulate_moments(heads, low_heads: int, top: int, deg: int, x0, dx, h, w):
-    d = x0.shape[-1]
-    last_powers = tuple((k,) for k in range(top + 1))
-
-    def body(carry, inputs):
-        m_h, m_dx, shared = carry
-        xs, dxs, hs, ws = inputs
-        ws = jnp.ones_like(hs) if ws is None else ws
-        cols = xs.T  # (d, B)
-        head = monomial_values(cols[:-1], heads) if d > 1 else jnp.ones((1, xs.shape[0]))
-        tail = monomial_values(cols[-1:], last_powers)  # (top+1, B)
-        m_h = m_h + (head * (ws * hs)[None, :]) @ tail.T
-        low_head, low_tail = head[:low_heads], tail[:deg]
-        weighted = (dxs * ws[:, None]).T  # (d, B)
-        m_dx = m_dx + jnp.einsum("ib,jb,kb->jik", low_head, weighted, low_tail)
-        return (m_h, m_dx, _add_increment_sums(shared, dxs, hs, ws)), None
-
-    init = (
-        jnp.zeros((len(heads), top + 1)),
-        jnp.zeros((d, low_heads, deg)),
-        _no_increment_sums(d),
-    )
-    out, _ = jax.lax.scan(body, init, (x0, dx, h, w))
+def _monomial_rows(cols: np.ndarray, exponents) -> np.ndarray:
+    """``[Π_j x_j^{α_j} for α in exponents]`` for the states in the columns of ``cols``
+    (``(d, B)``): ``(len(exponents), B)``, powers by repeated multiplication."""
+    top = max((max(a) for a in exponents), default=0)
+    powers = [[np.ones_like(c), c] for c in cols]
+    for col, c in zip(powers, cols):
+        while len(col) <= top:
+            col.append(col[-1] * c)
+    out = np.empty((len(exponents), cols.shape[1]))
+    for row, alpha in enumerate(exponents):
+        factors = [powers[j][a] for j, a in enumerate(alpha) if a]
+        term = factors[0] if factors else np.ones(cols.shape[1])
+        for f in factors[1:]:
+            term = term * f
+        out[row] = term
     return out
+
+
+def _accumulate_moments(heads, low_heads: int, top: int, deg: int, x0, dx, h, w):
+    """The data moments of :func:`_moment_plan` and the shared sums, in NumPy ``CHUNK`` rows
+    at a time: a few small matrix products per chunk, nothing for JAX to compile (as a
+    jitted scan each degree and dimension was a program of its own, about a second of
+    compiling per snapshot fit on two cores)."""
+    n, d = x0.shape
+    w = np.ones(n) if w is None else w
+    last_powers = tuple((k,) for k in range(top + 1))
+    m_h = np.zeros((len(heads), top + 1))
+    m_dx = np.zeros((d, low_heads, deg))
+    sq = slh = sh = 0.0
+    sdx = np.zeros(d)
+    for lo in range(0, n, CHUNK):
+        xs, dxs, hs, ws = (a[lo : lo + CHUNK] for a in (x0, dx, h, w))
+        cols = xs.T
+        head = _monomial_rows(cols[:-1], heads) if d > 1 else np.ones((1, len(xs)))
+        tail = _monomial_rows(cols[-1:], last_powers)
+        m_h += (head * (ws * hs)[None, :]) @ tail.T
+        low_head, low_tail = head[:low_heads], tail[:deg]
+        weighted = dxs * ws[:, None]
+        for j in range(d):
+            m_dx[j] += (low_head * weighted[:, j][None, :]) @ low_tail.T
+        safe_h = np.where(hs > 0, hs, 1.0)
+        sq += float(np.sum(ws * np.sum(dxs**2, axis=1) / safe_h))
+        sdx += np.sum(weighted, axis=0)
+        sh += float(np.sum(ws * hs))
+        slh += float(np.sum(ws * np.log(safe_h)))
+    return m_h, m_dx, (sq, sdx, sh, slh)
 
 
 def normal_equations(
@@ -263,19 +283,14 @@ def normal_equations(
     n_transitions = x0.shape[0]
     chunk = min(CHUNK, max(n_transitions, 1))
     w = None if weights is None else np.asarray(weights, dtype=float)
-    # padded rows have dx = 0, h = 0 and weight 0, so they add nothing to any sum
-    groups = _chunk_groups((x0, dx, h, w), chunk)
     if use_moments is None:
         use_moments = _use_moments(library)
     if use_moments:
         heads, low_heads, top, deg, gram_plan, b_terms = _moment_plan_cached(
             library.dim, library.degree
         )
-        sums = jax.tree_util.tree_map(
-            lambda *parts: sum(np.asarray(v) for v in parts),
-            *[_accumulate_moments(heads, low_heads, top, deg, *g) for g in groups],
-        )
-        m_h, m_dx, (sq, sdx, sh, slh) = sums
+        f64 = [None if a is None else np.asarray(a, dtype=float) for a in (x0, dx, h, w)]
+        m_h, m_dx, (sq, sdx, sh, slh) = _accumulate_moments(heads, low_heads, top, deg, *f64)
         rows, cols, coef, h_head, h_last = gram_plan
         gram = np.zeros((library.n_features, library.n_features))
         np.add.at(gram, (rows, cols), coef * m_h[h_head, h_last])
@@ -283,12 +298,14 @@ def normal_equations(
         for p, j, a, head, power in b_terms:
             rhs[p] -= a * m_dx[j, head, power]
     else:
+        # padded rows have dx = 0, h = 0 and weight 0, so they add nothing to any sum
+        groups = _chunk_groups((x0, dx, h, w), chunk)
         columns = library.feature_coordinates() if use_sparse is not False else None
         if columns is None:
             chunks = [_accumulate(library, *g) for g in groups]
         else:
             coupled = bool(np.any(columns[:, 1] >= 0))
-            columns = jnp.asarray(columns)
+            columns = jax.device_put(columns)
             chunks = [_accumulate_sparse(library, columns, coupled, *g) for g in groups]
         sums = jax.tree_util.tree_map(lambda *parts: sum(np.asarray(v) for v in parts), *chunks)
         gram, rhs, (sq, sdx, sh, slh) = sums

@@ -184,8 +184,8 @@ def register_step(designs, source, target, theta, paired_target,
     log_odds = (math.log(outlier_share / (1 - outlier_share) * len(source) / len(target))
                 if 0 < outlier_share < 1 else -math.inf)  # fmt: skip
     theta, variance, count = _scaled_registration(
-        jnp.asarray(designs, float), jnp.asarray(source, float), jnp.asarray(targets),
-        jnp.asarray(present), jnp.asarray(theta, float), jnp.asarray(paired_target, float),
+        jnp.asarray(designs, float), jnp.asarray(source, float), jnp.asarray(targets, float),
+        jnp.asarray(present, float), jnp.asarray(theta, float), jnp.asarray(paired_target, float),
         log_odds, block,
     )  # fmt: skip
     info = {"variance": float(variance), "iterations": int(count), "sources": len(source),

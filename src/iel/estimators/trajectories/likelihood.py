@@ -40,8 +40,8 @@ from ...energies.spec import EnergyFamily
 from ...mdl.codes import bic_code
 from ...training import (
     LBFGS,
+    lbfgs_chunk_state,
     lbfgs_iterations,
-    lbfgs_state,
     run_training,
     warmup_cosine_adam,
 )
@@ -128,7 +128,7 @@ class OneStepLikelihood(AbstractEstimator):
         dx = x1 - x0
         if n_hold:
             hx0, hx1, hh = _transitions(data, held)
-            held_set = (jnp.asarray(hx0), jnp.asarray(hx1 - hx0), jnp.asarray(hh))
+            held_set = jax.device_put((hx0, hx1 - hx0, hh))  # no staging program per shape
         k = x0.shape[0]
         batch = min(self.batch_size, k)
         params, static = eqx.partition(energy, eqx.is_inexact_array)
@@ -136,7 +136,7 @@ class OneStepLikelihood(AbstractEstimator):
         def evaluate(params, xs, dxs, hs):
             return float(_evaluate(params, static, xs, dxs, hs))
 
-        x0j, dxj, hj = jnp.asarray(x0), jnp.asarray(dx), jnp.asarray(h)
+        x0j, dxj, hj = jax.device_put((x0, dx, h))
         if self.optimiser == "lbfgs":
             optimiser = LBFGS
 
@@ -163,7 +163,7 @@ class OneStepLikelihood(AbstractEstimator):
 
             chunks, eval_every, unit = self.steps, None, 1
         if optimiser is LBFGS:
-            opt_state = lbfgs_state(params)  # strongly typed: the chunk compiles once
+            opt_state = lbfgs_chunk_state(params)  # strongly typed: the chunk compiles once
         else:
             with jax.numpy_dtype_promotion("standard"):
                 opt_state = optimiser.init(params)
