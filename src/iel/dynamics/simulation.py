@@ -11,6 +11,7 @@ import numpy as np
 
 from .._types import Array
 from ..data.trajectories import Trajectories
+from ..data.validation import LARGEST_MAGNITUDE
 from ..energies.base import AbstractForceField
 from .base import AbstractDynamics
 from .gradient_descent import GradientDescent
@@ -95,7 +96,7 @@ def simulate(
     Raises:
         SimulationDivergedError: a state became NaN or inf.  The error names the step, the
             trajectory and its last finite state, and carries the trajectories saved up to the
-            last save at which every state was finite.
+            last save at which every state was finite and at most ``LARGEST_MAGNITUDE``.
     """
     dynamics.check_field(field)
     if n_steps < 1 or save_every < 1 or n_steps % save_every:
@@ -130,9 +131,12 @@ def simulate(
             i = int(np.argmin(np.where(bad >= 0, bad, np.iinfo(np.int64).max)))
             step = int(bad[i]) + 1
             chunk = np.asarray(chunk)
-            finite_saves = np.all(np.isfinite(chunk.reshape(count, -1)), axis=1)
-            n_good = int(np.argmin(finite_saves)) if not finite_saves.all() else count
-            saved.extend(chunk[:n_good])
+            saved.extend(chunk)
+            # saves kept: finite, and within the magnitude data may hold (their squares finite);
+            # earlier chunks may already have grown past it
+            held = np.all(np.abs(np.stack(saved).reshape(len(saved), -1)) <= LARGEST_MAGNITUDE,
+                          axis=1)  # fmt: skip
+            saved = saved[: len(saved) if held.all() else int(np.argmin(held))]
             kept = _to_trajectories(saved, dt * save_every)
             last = np.asarray(last_good)[i]
             summary = (

@@ -331,8 +331,19 @@ class LinearSolution:
 def solve_normal_equations(
     eq: NormalEquations, ridge: float = 0.0, rcond: float = 1e-13
 ) -> LinearSolution:
-    """``(A + ridge·diag(A)) θ = b`` after Jacobi scaling; pseudo-inverse below ``rcond``."""
+    """``(A + ridge·diag(A)) θ = b`` after Jacobi scaling; pseudo-inverse below ``rcond``.
+
+    Raises ``ValueError`` when ``A`` or ``b`` hold NaN or inf (features of large states
+    overflow: ``x⁴`` of ``|x| ≈ 1e80`` is inf), which the eigen solve would otherwise turn into
+    "Eigenvalues did not converge"."""
     gram, rhs = eq.gram, eq.rhs
+    bad = gram.size + rhs.size - int(np.isfinite(gram).sum() + np.isfinite(rhs).sum())
+    if bad:
+        raise ValueError(
+            f"the closed-form fit met non-finite values: {bad} of the {gram.size + rhs.size} "
+            "entries of its normal equations are NaN or inf (the features overflow on these "
+            "states): rescale the data (e.g. to unit spread) or choose a lower degree"
+        )
     diag = np.diag(gram).copy()
     dropped = [int(i) for i in np.flatnonzero(diag <= 1e-300)]
     scale = np.where(diag > 1e-300, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
