@@ -346,3 +346,18 @@ def test_sparse_search_finds_a_pair_no_single_term_of_which_pays():
     assert forward.support == []
     assert both.support == [0, 1] and both.code.total < forward.code.total - 100
     np.testing.assert_allclose(both.theta, [1.0, -1.0], atol=0.01)
+
+
+def test_auto_on_copies_of_one_short_run_counts_it_once_and_skips_what_it_cannot_place():
+    # 300 noise-free runs from one point are one trajectory of 6 states: rbf:20 cannot place
+    # its centres (the selection used to stop there, or, counting 300 copies, chose terms such
+    # as sin(1079·x) that 6 states cannot support)
+    data = iel.simulate_system("styblinski_tang", n=300, steps=5, dt=0.01, starts="point",
+                               seed=8)  # fmt: skip
+    model = iel.fit(data)
+    notes = " ".join(model.diagnostics["notes"])
+    assert "299 of the 300 trajectories" in notes and "hold 6 states" in notes
+    assert "too few distinct states: " in notes and "rbf:20" in notes
+    # the steps it saw are explained: the fitted force equals the true one on the 5 states
+    x = data.x[0, :-1]
+    np.testing.assert_allclose(model.force(x), (data.x[0, 1:] - x) / 0.01, rtol=1e-6)

@@ -32,6 +32,7 @@ from ..energies.features import (
     FeatureEnergy,
     Fourier,
     Monomials,
+    TooFewStatesError,
     library_parts,
 )
 from ..energies.pair_monomials import PairMonomials
@@ -207,6 +208,7 @@ def select(
     parsed.sort(key=lambda item: searched_parameter_count(item[1].library))  # small to large
     exact = temperature_floor(eps, h_mean) * EXACT_FORMULA_FLOOR  # formula explains the steps
     skipped: list[str] = []
+    too_few: list[str] = []  # families the data hold too few distinct states to place
     rung: ExpQuadratics | None = None  # the last fitted expquad:M, where the next one starts
     for spec, family in parsed:
         free = free_parameter_count(family.library)
@@ -217,7 +219,11 @@ def select(
         if free and _formula_found(candidates, always=search_free, exact_within=exact):
             skipped.append(spec)  # a scanned length: skipped only after an exact formula
             continue
-        library = family.library.adapt(states, seed=seed)
+        try:
+            library = family.library.adapt(states, seed=seed)
+        except TooFewStatesError as err:  # e.g. rbf:20 on a trajectory of 6 states
+            too_few.append(f"{spec} ({err})")
+            continue
         if free:  # variable projection (expquad), frequency scan (fourier:K:fit), pairs:K
             ladder = rung if isinstance(library, ExpQuadratics) else None
             library = refine_free_parameters(
@@ -305,6 +311,8 @@ def select(
             f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code, "
             "or a fit explains the steps exactly; iel select fits them anyway)"
         )
+    if too_few:
+        model = model.with_notes(f"not fitted, too few distinct states: {'; '.join(too_few)}")
     model = with_fixed_temperature(model, temperature)
     model = model.replace(fit_seconds=time.perf_counter() - start)
     return Selection(candidates, chosen, drift_cand, null_cand, gradient_system, dynamics, eps,
