@@ -4,9 +4,7 @@ evaluation, early stopping on a score, the best parameters kept, and the reason 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +19,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from .data.files import atomic_file
 from .energies.features import FeatureEnergy
 
 
@@ -259,26 +258,21 @@ class _Session:
             self.directory = Path(checkpointer.directory)
             self.directory.mkdir(parents=True, exist_ok=True)
             meta = {"format": CHECKPOINT_FORMAT, "fingerprint": fit_fingerprint}
-            _write_atomic(self.directory / "fit.json", json.dumps(meta, indent=1).encode())
+            with atomic_file(self.directory / "fit.json") as partial:
+                partial.write_text(json.dumps(meta, indent=1))
 
     def save(self, index: int, meta: dict, arrays: dict[str, Any]) -> None:
         if self.directory is None:
             return
         name = f"loop-{index}.step-{meta['step']}.npz"
-        buffer = io.BytesIO()
-        np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-        _write_atomic(self.directory / name, buffer.getvalue())
+        with atomic_file(self.directory / name) as partial:
+            np.savez(partial, **{k: np.asarray(v) for k, v in arrays.items()})
         meta = {"format": CHECKPOINT_FORMAT, **meta, "arrays": name}
-        _write_atomic(self.directory / f"loop-{index}.json", json.dumps(meta).encode())
+        with atomic_file(self.directory / f"loop-{index}.json") as partial:
+            partial.write_text(json.dumps(meta))
         for old in self.directory.glob(f"loop-{index}.step-*.npz"):
             if old.name != name:
                 old.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
 
 
 def _read_checkpoints(source: Path, fit_fingerprint: dict[str, Any]):
