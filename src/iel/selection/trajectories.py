@@ -70,7 +70,8 @@ from .candidates import (
 from .collective import collective_candidate
 from .families import SELECT_FAMILIES
 
-VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic family
+VARPRO_RESTARTS = 2  # searches per exponentiated-quadratic family (at least one per placement
+# group of iel.linear.varpro: wells, wells + background, anchored on closed-form minima)
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
 EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within this × the floor
@@ -219,10 +220,11 @@ def select(
             continue
         library = family.library.adapt(states, seed=seed)
         if free:  # variable projection (expquad), frequency scan (fourier:K:fit), pairs:K
-            ladder = rung if isinstance(library, ExpQuadratics) else None
+            eq = isinstance(library, ExpQuadratics)
             library = refine_free_parameters(
                 library, states, x0, dx, h, seed=seed, restarts=VARPRO_RESTARTS,
-                nested_from=ladder,
+                nested_from=rung if eq else None,
+                anchors=_closed_form_minima(candidates, states, seed) if eq else None,
             )  # fmt: skip
             if isinstance(library, ExpQuadratics):
                 rung = library
@@ -274,6 +276,9 @@ def select(
 
     energies = [c for c in candidates if c.kind in ("energy", "null", "network", "projected")]
     chosen = min(energies, key=lambda c: c.code.total)
+    chosen, searched_note = _searched_fit_check(
+        chosen, energies, base.n if base else 0.0, temperature_floor(eps, h_mean)
+    )
 
     drift_spec, drift_family = _drift_family(data.dim, chosen, energies)
     drift_size = data.dim * (drift_family.n_features + 1)
@@ -300,6 +305,8 @@ def select(
             f"(over {DRIFT_LIBRARY_LIMIT}); fit it with a smaller family to compare"
         )
     model = model.with_diagnostics(**entries)
+    if searched_note:
+        model = model.with_notes(searched_note)
     if skipped:
         model = model.with_notes(
             f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code, "
@@ -365,6 +372,73 @@ def _formula_found(candidates: list[Candidate], always: bool,
     best = min(energies, key=lambda c: c.code.total)
     exact = exact_within is None or best.code.details["temperature"] <= exact_within
     return is_formula(best) and exact
+
+
+def _closed_form_minima(candidates: list[Candidate], states: np.ndarray, seed: int,
+                        sample: int = 3000, neighbours: int = 20) -> np.ndarray | None:  # fmt: skip
+    """Local minima of the best closed-form energy so far (shortest code among the fixed
+    families) over the data, deepest first: the data states (at most ``sample`` of them)
+    whose energy is the lowest among their ``neighbours`` nearest, one per well (a minimum
+    within the neighbourhood radius of a deeper one is dropped).  They anchor a placement of
+    the exponentiated quadratics (:func:`~iel.linear.varpro.refine_free_parameters`): the
+    wells of a fixed family that fits the landscape approximately are where the terms of the
+    exact one belong."""
+    fixed = [c for c in candidates if c.kind == "energy" and c.library is not None
+             and not searched_parameter_count(c.library) and len(c.support)]  # fmt: skip
+    if not fixed:
+        return None
+    best = min(fixed, key=lambda c: c.code.total)
+    x = np.asarray(states, float)
+    if len(x) > sample:
+        x = x[np.random.default_rng(seed).choice(len(x), sample, replace=False)]
+    k = min(neighbours, len(x) - 1)
+    if k < 1:
+        return None
+    phi = np.asarray(jax.vmap(best.library)(jnp.asarray(x)))[:, best.support]
+    energy = phi @ np.asarray(best.theta)
+    dist = np.sqrt(np.sum((x[:, None] - x[None]) ** 2, axis=2))
+    near = np.argsort(dist, axis=1)[:, 1 : k + 1]
+    radius = dist[np.arange(len(x)), near[:, -1]]
+    minima = [i for i in np.argsort(energy) if energy[i] <= energy[near[i]].min()]
+    kept: list[int] = []
+    for i in minima:
+        if all(dist[i, j] > radius[j] for j in kept):
+            kept.append(i)
+    return x[kept] if kept else None
+
+
+def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: float,
+                        floor: float):  # fmt: skip
+    """A fit with searched parameters (``expquad:M``) may sit in a local optimum of its
+    non-convex loss.  Its code can still be the shortest (few parameters), yet a fixed family
+    that explains the steps better is then the better model of the forces.  "Better" is the
+    expected held-out one-step log-likelihood (Akaike): ``n log(residual) + 2k`` lower, with
+    ``k`` the coefficients plus the free parameters.  Returns the candidate to choose and a
+    note (``None`` when the searched fit stands)."""
+    if chosen.kind != "energy" or chosen.library is None:
+        return chosen, None
+    if not searched_parameter_count(chosen.library):
+        return chosen, None
+    fixed = [c for c in energies if c.kind == "energy" and c.library is not None
+             and not searched_parameter_count(c.library)]  # fmt: skip
+    if not fixed:
+        return chosen, None
+
+    def akaike(c: Candidate) -> float:  # residuals below the data precision count as at it
+        residual = max(c.code.details["residual"], 2.0 * n_obs * floor, 1e-300)
+        return n_obs * math.log(residual) + 2 * c.n_parameters
+
+    rival = min(fixed, key=akaike)
+    if akaike(rival) >= akaike(chosen):
+        return chosen, None
+    note = (
+        f"{chosen.name} (shortest code) explains the steps worse than {rival.name} "
+        f"(residual {chosen.code.details['residual']:.6g} against "
+        f"{rival.code.details['residual']:.6g}, by {akaike(chosen) - akaike(rival):.1f} in "
+        f"Akaike's criterion): its centres and matrices likely sit in a local optimum of the "
+        f"non-convex fit, so {rival.name} is chosen"
+    )
+    return rival, note
 
 
 def _dense_fit(stats: Stats, eps: float, h_mean: float, free_parameters: int = 0) -> SparseResult:
