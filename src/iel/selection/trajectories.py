@@ -74,6 +74,7 @@ VARPRO_RESTARTS = 2  # searches per exponentiated-quadratic family (at least one
 # group of iel.linear.varpro: wells, wells + background, anchored on closed-form minima)
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
+AKAIKE_MARGIN = 10.0  # nats a fixed family must gain over a formula before expquad is tried
 EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within this × the floor
 
 
@@ -205,6 +206,8 @@ def select(
     # fixed families first (a scanned Fourier length counts as fixed: the scan is cheap);
     # families with searched parameters (exponentiated quadratics) after them, and only when
     # no sparse formula of a fixed family is the shortest code so far (:func:`_formula_found`)
+    # or a fixed family explains the steps clearly better than that formula
+    # (:func:`_formula_misses_structure`)
     parsed.sort(key=lambda item: searched_parameter_count(item[1].library))  # small to large
     exact = temperature_floor(eps, h_mean) * EXACT_FORMULA_FLOOR  # formula explains the steps
     skipped: list[str] = []
@@ -213,8 +216,10 @@ def select(
         free = free_parameter_count(family.library)
         searched = searched_parameter_count(family.library)
         if searched and _formula_found(candidates, always=search_free):
-            skipped.append(spec)
-            continue
+            floor = temperature_floor(eps, h_mean)
+            if not _formula_misses_structure(candidates, base.n if base else 0.0, floor):
+                skipped.append(spec)
+                continue
         if free and _formula_found(candidates, always=search_free, exact_within=exact):
             skipped.append(spec)  # a scanned length: skipped only after an exact formula
             continue
@@ -407,6 +412,27 @@ def _closed_form_minima(candidates: list[Candidate], states: np.ndarray, seed: i
     return x[kept] if kept else None
 
 
+def _akaike(c: Candidate, n_obs: float, floor: float) -> float:
+    """Akaike's criterion of a linear candidate, ``n log(residual) + 2k`` (nats, up to a
+    constant shared by all candidates on the same data; residuals below the data precision
+    count as at it)."""
+    residual = max(c.code.details["residual"], 2.0 * n_obs * floor, 1e-300)
+    return n_obs * math.log(residual) + 2 * c.n_parameters
+
+
+def _formula_misses_structure(candidates: list[Candidate], n_obs: float, floor: float) -> bool:
+    """Whether a fixed family explains the steps better than the shortest code so far (a
+    formula) by more than :data:`AKAIKE_MARGIN` in Akaike's criterion: the formula then
+    leaves structure unexplained (a sparse polynomial standing in for a landscape of wells)
+    and the families with searched parameters are fitted after all."""
+    energies = [c for c in candidates if c.kind == "energy" and c.library is not None]
+    if not energies or n_obs <= 0:
+        return False
+    best = min(energies, key=lambda c: c.code.total)
+    rival = min(_akaike(c, n_obs, floor) for c in energies)
+    return rival < _akaike(best, n_obs, floor) - AKAIKE_MARGIN
+
+
 def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: float,
                         floor: float):  # fmt: skip
     """A fit with searched parameters (``expquad:M``) may sit in a local optimum of its
@@ -424,9 +450,8 @@ def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: flo
     if not fixed:
         return chosen, None
 
-    def akaike(c: Candidate) -> float:  # residuals below the data precision count as at it
-        residual = max(c.code.details["residual"], 2.0 * n_obs * floor, 1e-300)
-        return n_obs * math.log(residual) + 2 * c.n_parameters
+    def akaike(c: Candidate) -> float:
+        return _akaike(c, n_obs, floor)
 
     rival = min(fixed, key=akaike)
     if akaike(rival) >= akaike(chosen):
