@@ -178,7 +178,8 @@ def test_save_load_keeps_the_fitted_terms(tmp_path, rng):
     assert back.formula == model.formula and "eq(x; c=[1.2 0.8], P=[6 -4; -4 6])" in back.formula
 
 
-@pytest.mark.slow  # ~30 s; Müller–Brown recovery stays in the demo test and peers benchmark
+@pytest.mark.slow  # ~30 s; the demo fits poly:4+rbf:30, not auto, so it does not cover this;
+# test_auto_finds_the_muller_brown_wells_from_fresh_data checks auto on fresh data (also slow)
 def test_auto_selects_exponentiated_quadratics_on_muller_brown():
     """No formula explains the Müller–Brown data; the selected family is a few exponentiated
     quadratics and its force error is below every polynomial family's (BENCHMARKS §B)."""
@@ -210,3 +211,107 @@ def test_exp_quadratics_are_skipped_when_a_formula_is_found():
     eq = [c for c in forced.candidates if c.name.startswith("expquad")]
     assert eq and eq[0].n_parameters == 2 + 2 * 2
     assert forced.chosen.name == "poly:4 (sparse)"  # the formula is the shorter code
+
+
+# ---- Müller–Brown off the benchmark's configuration (issue 25): fresh seeds, not §B's ----
+# 0.1 × Müller–Brown as exponentiated quadratics: A·exp(a dx² + b dx dy + c dy²) is
+# exp(−½ zᵀPz) with P = [[−2a, −b], [−b, −2c]]
+MB_CENTRES = np.array([[1.0, 0.0], [0.0, 0.5], [-0.5, 1.5], [-1.0, 1.0]])
+MB_MATRICES = np.array([[2.0, 0.0, 20.0], [2.0, 0.0, 20.0], [13.0, -11.0, 13.0],
+                        [-1.4, -0.6, -1.4]])  # fmt: skip
+MB_AMPLITUDES = 0.1 * np.array([-200.0, -100.0, -170.0, 15.0])
+
+
+def _muller_brown(temperature, x0, seed, steps=2000):
+    return simulate_system("muller_brown", n=len(x0), steps=steps, dt=1e-4,
+                           temperature=temperature, x0=x0, seed=seed)  # fmt: skip
+
+
+def _region_relmse(model, data, cells=40, min_count=10):
+    """Force relMSE on the centres of the cells of a grid over the data's bounding box that
+    hold at least ``min_count`` states (as benchmarks/muller_brown_sweep.py)."""
+    x = data.observed_states()
+    low, high = x.min(axis=0), x.max(axis=0)
+    counts, ex, ey = np.histogram2d(x[:, 0], x[:, 1], bins=cells, range=list(zip(low, high)))
+    gx, gy = np.meshgrid((ex[:-1] + ex[1:]) / 2, (ey[:-1] + ey[1:]) / 2, indexing="ij")
+    grid = np.stack([gx[counts >= min_count], gy[counts >= min_count]], axis=1)
+    f = np.asarray(get_system("muller_brown").energy.force(grid))
+    return float(np.sum((np.asarray(model.force(grid)) - f) ** 2) / np.sum(f**2))
+
+
+def test_muller_brown_terms_are_the_exponentiated_quadratics_used_below(rng):
+    x = rng.uniform(-1.5, 1.5, size=(20, 2))
+    mb = FeatureEnergy(ExpQuadratics(MB_CENTRES, MB_MATRICES, refined=True), MB_AMPLITUDES)
+    truth = get_system("muller_brown").energy
+    np.testing.assert_allclose(np.asarray(mb.force(x)), np.asarray(truth.force(x)), rtol=1e-10)
+
+
+def test_a_linear_family_that_explains_the_steps_better_than_a_stuck_fit_is_chosen(monkeypatch):
+    """A non-convex fit stuck in a local optimum (emulated: the search returns the true
+    Müller–Brown terms with one well moved off the data) may still code shortest (few
+    parameters); a fixed family with the better Akaike score is then chosen, with a note.
+    With the true terms the exponentiated quadratics stand."""
+    import sys
+
+    from iel.selection.trajectories import _searched_fit_check
+
+    starts = np.array([[-0.558, 1.442], [0.623, 0.028], [-0.050, 0.467]])[np.arange(30) % 3]
+    data = _muller_brown(1.0, starts, seed=41, steps=1000)
+    module = sys.modules["iel.selection.trajectories"]
+    stuck = MB_CENTRES.copy()
+    stuck[1] = [1.5, 2.0]  # the second well parked far from every state
+    for centres, stands in ((MB_CENTRES, True), (stuck, False)):
+        fitted = ExpQuadratics(centres, MB_MATRICES, refined=True)
+        monkeypatch.setattr(module, "refine_free_parameters", lambda *a, f=fitted, **k: f)
+        found = select(data, ("poly:6", "expquad:4"), prequential=False, gradient_test=False)
+        energies = [c for c in found.candidates if c.kind in ("energy", "null")]
+        eq = next(c for c in energies if c.spec == "expquad:4")
+        chosen, note = _searched_fit_check(eq, energies, n_obs=2 * 30 * 1000, floor=0.0)
+        if stands:
+            assert chosen is eq and note is None
+            assert found.chosen is eq and _region_relmse(found.model, data) < 2e-2
+        else:
+            assert chosen.spec == "poly:6" and "local optimum" in note and "expquad:4" in note
+            assert found.chosen.spec == "poly:6"  # by its code or by the check
+            assert _region_relmse(found.model, data) < _region_relmse(
+                FeatureEnergy(fitted, eq.theta), data
+            )
+
+
+MB_MINIMA = np.array([[-0.558, 1.442], [0.623, 0.028], [-0.050, 0.467]])
+
+
+@pytest.mark.slow  # ~450 s wall at load 11 on 2 cores (three search programs compiled)
+def test_auto_finds_the_muller_brown_wells_from_fresh_data():
+    """README's headline on data drawn afresh (§B's protocol — T = 1, 100 trajectories started
+    in the three minima in turn — with a seed of its own): ``auto`` chooses ``expquad:4`` and
+    its force error over the data region is at the level of the optimum (1.7–2.9e-2 on this
+    grid in the sweep after the fix), not a stuck fit's (3–4e-2 at T = 1, 0.17–0.22 at 3T)."""
+    data = _muller_brown(1.0, MB_MINIMA[np.arange(100) % 3], seed=7)
+    model = iel.fit(data, "auto")
+    assert model.energy_spec.startswith("auto → expquad:4")
+    assert _region_relmse(model, data) < 2.5e-2
+    assert model.temperature == pytest.approx(1.0, rel=0.01)
+
+
+@pytest.mark.slow  # ~45 s on one core (200 000 transitions, two search programs)
+def test_variable_projection_escapes_the_two_terms_in_one_basin_optimum():
+    """Müller–Brown from its minima (sweep seed 0 of benchmarks/muller_brown_sweep.py, not
+    §B's): wells placed on the data end in a local optimum (two terms in the deepest basin,
+    force relMSE 3–4e-2 on the data region, loss 1 % above the optimum); the search with a
+    background placement reaches the optimum found from the true terms (relMSE ~1.7e-2)."""
+    from iel.linear.varpro import _loss, _padded, _search
+
+    data = _muller_brown(1.0, MB_MINIMA[np.arange(100) % 3], seed=0)
+    x, dx, h = data.increments()
+    states = data.observed_states()
+    fitted = refine_free_parameters(ExpQuadratics.placeholder(2, 4), states, x, dx, h,
+                                    restarts=2)  # fmt: skip
+    xr, dxr, hr = compress_transitions(x, dx, h)
+    norm = jnp.asarray(float(np.sqrt(np.sum(np.sum(dxr**2, axis=1) / hr))))
+    args = (fitted, [0], *(jnp.asarray(a) for a in _padded(xr, dxr, hr)), norm)
+    from_truth, optimum = _search(((jnp.asarray(MB_CENTRES), jnp.asarray(MB_MATRICES)),), args, 200)
+    loss = float(_loss(((fitted.centres, fitted.matrices),), args))
+    assert loss <= optimum * (1 + 2e-3)
+    theta, _ = amplitudes(fitted, *(jnp.asarray(a) for a in (x, dx, h)))
+    assert _region_relmse(FeatureEnergy(fitted, theta), data) < 2.5e-2

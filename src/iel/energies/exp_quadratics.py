@@ -150,6 +150,32 @@ class ExpQuadratics(AbstractFeatureLibrary):
             np.concatenate([np.asarray(self.matrices), np.asarray(fresh.matrices)[chosen]]),
         )
 
+    def anchored(self, x: np.ndarray, anchors: np.ndarray, seed: int = 0) -> ExpQuadratics:
+        """A placement with its first terms on ``anchors`` (``(k, d)``, at most ``M`` used, in
+        order) and the rest on the k-means centres of ``x`` farthest from them
+        (:meth:`grown`), every term with :meth:`adapt`'s matrices.  Selection anchors the
+        terms at the local minima of a closed-form energy fitted before (its wells)."""
+        anchors = np.asarray(anchors, dtype=float).reshape(-1, self.dim)[: self.n_terms]
+        if not len(anchors):
+            raise ValueError("expquad: anchored placement needs at least one anchor, got none")
+        fresh = ExpQuadratics.placeholder(self.dim, self.n_terms).adapt(x, seed)
+        kept = ExpQuadratics(anchors, np.asarray(fresh.matrices)[: len(anchors)])
+        return kept.grown(x, self.n_terms, seed)
+
+    def with_background(self, x: np.ndarray, sign: float = -1.0) -> ExpQuadratics:
+        """These terms and one broad term more: centred on the mean of ``x`` with
+        ``P = sign · diag(1/(2s)²)``, ``s`` the spread of ``x`` per axis — a smooth background
+        over the whole data (growing outwards for ``sign < 0``, as the fourth Müller–Brown
+        term), which placements of wells on the data never start from."""
+        x = np.asarray(x, dtype=float).reshape(-1, self.dim)
+        spread = 2.0 * (x.std(axis=0) + 1e-12)
+        rows, cols = _upper_indices(self.dim)
+        upper = np.where(rows == cols, sign / spread[rows] ** 2, 0.0)
+        return ExpQuadratics(
+            np.concatenate([np.asarray(self.centres), x.mean(axis=0)[None]]),
+            np.concatenate([np.asarray(self.matrices), upper[None]]),
+        )
+
     def config(self):
         return {"type": "ExpQuadratics", "dim": self.dim, "n_terms": self.n_terms}
 

@@ -71,9 +71,11 @@ from .candidates import (
 from .collective import collective_candidate
 from .families import SELECT_FAMILIES
 
-VARPRO_RESTARTS = 2  # k-means placements tried per exponentiated-quadratic family
+VARPRO_RESTARTS = 2  # searches per exponentiated-quadratic family (at least one per placement
+# group of iel.linear.varpro: wells, wells + background, anchored on closed-form minima)
 SPARSE_SEARCH_LIBRARY = 120  # libraries larger than this are coded dense only (no greedy search)
 DRIFT_LIBRARY_LIMIT = 1500  # per-coordinate drift libraries larger than this are not fitted
+AKAIKE_MARGIN = 10.0  # nats a fixed family must gain over a formula before expquad is tried
 EXACT_FORMULA_FLOOR = 10.0  # a formula is exact when its temperature is within this × the floor
 
 
@@ -205,6 +207,8 @@ def select(
     # fixed families first (a scanned Fourier length counts as fixed: the scan is cheap);
     # families with searched parameters (exponentiated quadratics) after them, and only when
     # no sparse formula of a fixed family is the shortest code so far (:func:`_formula_found`)
+    # or a fixed family explains the steps clearly better than that formula
+    # (:func:`_formula_misses_structure`)
     parsed.sort(key=lambda item: searched_parameter_count(item[1].library))  # small to large
     exact = temperature_floor(eps, h_mean) * EXACT_FORMULA_FLOOR  # formula explains the steps
     skipped: list[str] = []
@@ -214,8 +218,10 @@ def select(
         free = free_parameter_count(family.library)
         searched = searched_parameter_count(family.library)
         if searched and _formula_found(candidates, always=search_free):
-            skipped.append(spec)
-            continue
+            floor = temperature_floor(eps, h_mean)
+            if not _formula_misses_structure(candidates, base.n if base else 0.0, floor):
+                skipped.append(spec)
+                continue
         if free and _formula_found(candidates, always=search_free, exact_within=exact):
             skipped.append(spec)  # a scanned length: skipped only after an exact formula
             continue
@@ -225,10 +231,11 @@ def select(
             too_few.append(f"{spec} ({err})")
             continue
         if free:  # variable projection (expquad), frequency scan (fourier:K:fit), pairs:K
-            ladder = rung if isinstance(library, ExpQuadratics) else None
+            eq = isinstance(library, ExpQuadratics)
             library = refine_free_parameters(
                 library, states, x0, dx, h, seed=seed, restarts=VARPRO_RESTARTS,
-                nested_from=ladder,
+                nested_from=rung if eq else None,
+                anchors=_closed_form_minima(candidates, states, seed) if eq else None,
             )  # fmt: skip
             if isinstance(library, ExpQuadratics):
                 rung = library
@@ -280,6 +287,9 @@ def select(
 
     energies = [c for c in candidates if c.kind in ("energy", "null", "network", "projected")]
     chosen = min(energies, key=lambda c: c.code.total)
+    chosen, searched_note = _searched_fit_check(
+        chosen, energies, base.n if base else 0.0, temperature_floor(eps, h_mean)
+    )
 
     drift_spec, drift_family = _drift_family(data.dim, chosen, energies)
     drift_size = data.dim * (drift_family.n_features + 1)
@@ -306,6 +316,8 @@ def select(
             f"(over {DRIFT_LIBRARY_LIMIT}); fit it with a smaller family to compare"
         )
     model = model.with_diagnostics(**entries)
+    if searched_note:
+        model = model.with_notes(searched_note)
     if skipped:
         model = model.with_notes(
             f"not fitted: {', '.join(skipped)} (a sparse formula is already the shortest code, "
@@ -373,6 +385,93 @@ def _formula_found(candidates: list[Candidate], always: bool,
     best = min(energies, key=lambda c: c.code.total)
     exact = exact_within is None or best.code.details["temperature"] <= exact_within
     return is_formula(best) and exact
+
+
+def _closed_form_minima(candidates: list[Candidate], states: np.ndarray, seed: int,
+                        sample: int = 3000, neighbours: int = 20) -> np.ndarray | None:  # fmt: skip
+    """Local minima of the best closed-form energy so far (shortest code among the fixed
+    families) over the data, deepest first: the data states (at most ``sample`` of them)
+    whose energy is the lowest among their ``neighbours`` nearest, one per well (a minimum
+    within the neighbourhood radius of a deeper one is dropped).  They anchor a placement of
+    the exponentiated quadratics (:func:`~iel.linear.varpro.refine_free_parameters`): the
+    wells of a fixed family that fits the landscape approximately are where the terms of the
+    exact one belong."""
+    fixed = [c for c in candidates if c.kind == "energy" and c.library is not None
+             and not searched_parameter_count(c.library) and len(c.support)]  # fmt: skip
+    if not fixed:
+        return None
+    best = min(fixed, key=lambda c: c.code.total)
+    x = np.asarray(states, float)
+    if len(x) > sample:
+        x = x[np.random.default_rng(seed).choice(len(x), sample, replace=False)]
+    k = min(neighbours, len(x) - 1)
+    if k < 1:
+        return None
+    phi = np.asarray(jax.vmap(best.library)(jnp.asarray(x)))[:, best.support]
+    energy = phi @ np.asarray(best.theta)
+    dist = np.sqrt(np.sum((x[:, None] - x[None]) ** 2, axis=2))
+    near = np.argsort(dist, axis=1)[:, 1 : k + 1]
+    radius = dist[np.arange(len(x)), near[:, -1]]
+    minima = [i for i in np.argsort(energy) if energy[i] <= energy[near[i]].min()]
+    kept: list[int] = []
+    for i in minima:
+        if all(dist[i, j] > radius[j] for j in kept):
+            kept.append(i)
+    return x[kept] if kept else None
+
+
+def _akaike(c: Candidate, n_obs: float, floor: float) -> float:
+    """Akaike's criterion of a linear candidate, ``n log(residual) + 2k`` (nats, up to a
+    constant shared by all candidates on the same data; residuals below the data precision
+    count as at it)."""
+    residual = max(c.code.details["residual"], 2.0 * n_obs * floor, 1e-300)
+    return n_obs * math.log(residual) + 2 * c.n_parameters
+
+
+def _formula_misses_structure(candidates: list[Candidate], n_obs: float, floor: float) -> bool:
+    """Whether a fixed family explains the steps better than the shortest code so far (a
+    formula) by more than :data:`AKAIKE_MARGIN` in Akaike's criterion: the formula then
+    leaves structure unexplained (a sparse polynomial standing in for a landscape of wells)
+    and the families with searched parameters are fitted after all."""
+    energies = [c for c in candidates if c.kind == "energy" and c.library is not None]
+    if not energies or n_obs <= 0:
+        return False
+    best = min(energies, key=lambda c: c.code.total)
+    rival = min(_akaike(c, n_obs, floor) for c in energies)
+    return rival < _akaike(best, n_obs, floor) - AKAIKE_MARGIN
+
+
+def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: float,
+                        floor: float):  # fmt: skip
+    """A fit with searched parameters (``expquad:M``) may sit in a local optimum of its
+    non-convex loss.  Its code can still be the shortest (few parameters), yet a fixed family
+    that explains the steps better is then the better model of the forces.  "Better" is the
+    expected held-out one-step log-likelihood (Akaike): ``n log(residual) + 2k`` lower, with
+    ``k`` the coefficients plus the free parameters.  Returns the candidate to choose and a
+    note (``None`` when the searched fit stands)."""
+    if chosen.kind != "energy" or chosen.library is None:
+        return chosen, None
+    if not searched_parameter_count(chosen.library):
+        return chosen, None
+    fixed = [c for c in energies if c.kind == "energy" and c.library is not None
+             and not searched_parameter_count(c.library)]  # fmt: skip
+    if not fixed:
+        return chosen, None
+
+    def akaike(c: Candidate) -> float:
+        return _akaike(c, n_obs, floor)
+
+    rival = min(fixed, key=akaike)
+    if akaike(rival) >= akaike(chosen):
+        return chosen, None
+    note = (
+        f"{chosen.name} (shortest code) explains the steps worse than {rival.name} "
+        f"(residual {chosen.code.details['residual']:.6g} against "
+        f"{rival.code.details['residual']:.6g}, by {akaike(chosen) - akaike(rival):.1f} in "
+        f"Akaike's criterion): its centres and matrices likely sit in a local optimum of the "
+        f"non-convex fit, so {rival.name} is chosen"
+    )
+    return rival, note
 
 
 def _dense_fit(stats: Stats, eps: float, h_mean: float, free_parameters: int = 0) -> SparseResult:
