@@ -203,7 +203,9 @@ def fit(
     else:
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
     described = {k: v for k, v in {**settings, **options}.items() if k != "progress"}
-    with checkpointing(checkpoint, fingerprint(data, described)):
+    # the data's hash is read only to write or check checkpoints: not computed without them
+    fit_print = fingerprint(data, described) if checkpoint is not None else None
+    with checkpointing(checkpoint, fit_print):
         model = fit_kind(data, **settings, options=options)
     # what reproduces it: the seed and the software (the report records both)
     return model.replace(seed=seed, environment=software_environment())

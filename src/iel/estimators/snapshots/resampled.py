@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -36,6 +35,7 @@ from ...data.populations import (
     Samples,
     Snapshots,
 )
+from ...energies.base import compiled_vmap
 from ...energies.features import FeatureEnergy
 from ...energies.spec import parse_energy_spec
 from ...linear.least_squares import column_scaled_lstsq
@@ -62,8 +62,13 @@ IDENTIFIED_Z = 3.0  # T counts as identified when T̂ is at least this many stan
 
 
 def _jko_coefficients(data: Snapshots, library, density: str, coupling: str, seed: int):
-    """``(coef, how)``: the least-squares ``(θ, T)`` of the trapezoid JKO condition."""
-    jacobian = jax.jit(jax.vmap(library.jacobian))
+    """``(coef, a, b, how)``: the least-squares ``(θ, T)`` of the trapezoid JKO condition, its
+    rows ``a`` and targets ``b``, and how the pairs were made.  The Jacobian program is the
+    cached :func:`~iel.energies.base.compiled_vmap`, so the subsample refits reuse it."""
+
+    def jacobian(x):
+        return compiled_vmap(library.jacobian, x)
+
     scores = snapshot_scores(data, density, seed)
     pops = data.populations()
     rows, targets, how = [], [], ""
