@@ -63,6 +63,7 @@ from .selection.families import (
     auto_families,
 )
 from .selection.snapshot_pairs import select_snapshot_pairs
+from .selection.snapshot_regime import RegimeDecision, decide_regime
 from .selection.trajectories import select
 from .training import Checkpointer, checkpointing, fingerprint
 
@@ -179,7 +180,9 @@ def fit(
             Ctrl-C during an iterative loop ends the fit early with the best parameters so
             far and a ``stop_reason`` starting with ``"interrupted"``.
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
-            snapshots ``coupling``, ``pairing``, ``interaction``, ``resampled`` and
+            snapshots ``regime`` (``"auto"``, ``"same"`` or ``"fresh"``: same particles or fresh
+            samples at each time, :mod:`iel.selection.snapshot_regime`; ``resampled=True`` is
+            ``regime="fresh"``), ``coupling``, ``pairing``, ``interaction`` and
             ``refinements``
             (:class:`~iel.estimators.snapshots.SnapshotOneStep`).
 
@@ -312,8 +315,13 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
     coupling = options.pop("coupling", "auto")
     interaction = options.pop("interaction", None)
     resampled = options.pop("resampled", False)
+    regime = options.pop("regime", "auto")
     refinements = options.pop("refinements", 0)
     pairing = options.pop("pairing", "auto")
+    if resampled:  # the older name of regime="fresh"
+        if regime == "same":
+            raise ValueError("resampled=True means regime='fresh'; it contradicts regime='same'")
+        regime = "fresh"
     if projection is not None or hidden_starts:
         raise ValueError("projections and hidden starts are for trajectories, not snapshots")
     if method not in METHODS:
@@ -327,15 +335,43 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
                                progress=progress, **options).fit(data).model_  # fmt: skip
     if options:
         raise ValueError(f"options not used by the one-step snapshot fit: {sorted(options)}")
-    if resampled:
-        if interaction or refinements or pairing != "auto":
-            raise ValueError("re-sampled populations are fitted without an interaction, pairing "
-                             "or refinements: their particles are not the same")  # fmt: skip
-        return with_fixed_temperature(
-            fit_resampled(data, energy, coupling=coupling, seed=seed), temperature
-        )
-
+    pairing_options = bool(interaction or refinements or pairing != "auto")
+    if regime == "fresh" and pairing_options:
+        raise ValueError("re-sampled populations are fitted without an interaction, pairing "
+                         "or refinements: their particles are not the same")  # fmt: skip
+    if regime == "auto" and pairing_options:
+        decision = RegimeDecision("same", "an interaction, pairing or refinements were asked "
+                                  "for: they pair the same particles")  # fmt: skip
+    else:
+        decision = decide_regime(data, energy, regime, seed)
+    linear = energy == "auto" or parse_energy_spec(energy, data.dim).is_linear
+    if decision.regime == "fresh" and linear:
+        model = fit_resampled(data, energy, coupling=coupling, seed=seed)
+        model = _with_regime(model, decision, "fresh samples: the JKO condition with its entropy "
+                             "term (the population moves by −∇E − T∇log ρ)")  # fmt: skip
+        if energy == "auto":
+            model = model.with_notes("energy 'auto' is poly:4 for fresh samples (no selection)")
+        return with_fixed_temperature(model, temperature)
     est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, pairing=pairing,
                           refinements=refinements, steps=steps, seed=seed,
                           select=select_snapshot_pairs, temperature=temperature)  # fmt: skip
-    return est.fit(data).model_
+    model = est.fit(data).model_
+    if decision.regime == "fresh":  # a network family: the JKO fit is closed form, linear only
+        return _with_regime(model, decision, "paired by transport all the same").with_notes(
+            f"these snapshots look like fresh samples ({decision.reason}), but {energy} is not "
+            "linear in its parameters and the fresh-sample (JKO) fit needs a linear family: "
+            "they were paired as the same particles, so T is likely too low; use a linear "
+            "family (poly:4, rbf:50) or method='rollout'"
+        )
+    return _with_regime(model, decision, "same particles: one step on optimal-transport pairs")
+
+
+def _with_regime(model: FittedModel, decision: RegimeDecision, fitted: str) -> FittedModel:
+    """The model with the snapshot regime, why it was assumed, and its test's numbers."""
+    reason = model.diagnostics.method_reason
+    return model.with_diagnostics(
+        snapshot_regime=decision.regime,
+        snapshot_regime_reason=decision.reason,
+        snapshot_regime_test=decision.statistics,
+        method_reason=f"{fitted}, because {decision.reason}" + (f" ({reason})" if reason else ""),
+    )

@@ -199,7 +199,14 @@ def fit(
         False,
         "--resampled",
         help="snapshots: each time is a fresh sample (cells destroyed "
-        "when measured): fit E and T by the JKO condition with its entropy term",
+        "when measured): fit E and T by the JKO condition with its entropy term "
+        "(the same as --regime fresh)",
+    ),
+    regime: str | None = typer.Option(
+        None,
+        "--regime",
+        help="snapshots: auto (decide from the data) | same (the same particles at each time) "
+        "| fresh (each time a fresh sample); overrides a hint the data file carries",
     ),
     objective: str | None = typer.Option(
         None, "--objective", help="end states: latent (default) | likelihood | pushforward"
@@ -260,6 +267,8 @@ def fit(
         options["interaction"] = int(interaction) if interaction.isdigit() else interaction
     if resampled:
         options["resampled"] = True
+    if regime:
+        options["regime"] = regime
     for name, value in (("objective", objective), ("prior", prior),
                         ("descent_steps", descent_steps)):  # fmt: skip
         if value is not None:

@@ -23,11 +23,21 @@ class Snapshots:
 
     Rows sharing a time form one snapshot; at least two distinct times are needed, each with
     at least two states.
+
+    ``same_particles`` is an optional hint: ``True`` when every snapshot holds the same
+    particles (identities lost), ``False`` when each is a fresh sample of the population (cells
+    destroyed when measured), ``None`` (default) when unknown — ``iel.fit`` then decides from
+    the data (:mod:`iel.selection.snapshot_regime`).  Readers may set it; an explicit
+    ``regime`` overrides it.
     """
 
     kind = "snapshots"
 
-    def __init__(self, x, t):
+    def __init__(self, x, t, same_particles: bool | None = None):
+        if same_particles not in (None, True, False):
+            raise DataError(
+                f"snapshots same_particles: expected True, False or None, got {same_particles!r}"
+            )
         x = _states(x, "snapshots x", 2)
         t = as_float_array(t, "snapshots t")
         if t.shape != (x.shape[0],):
@@ -49,6 +59,7 @@ class Snapshots:
         self.x = x
         self.t = t
         self.times = times
+        self.same_particles = same_particles
 
     @property
     def dim(self) -> int:

@@ -10,4 +10,6 @@ from .families import AUTO_FAMILIES as AUTO_FAMILIES
 from .families import SELECT_FAMILIES as SELECT_FAMILIES
 from .families import auto_families as auto_families
 from .snapshot_pairs import select_snapshot_pairs as select_snapshot_pairs
+from .snapshot_regime import RegimeDecision as RegimeDecision
+from .snapshot_regime import decide_regime as decide_regime
 from .trajectories import select as select

@@ -1,0 +1,169 @@
+"""Same particles or fresh samples? Which snapshot estimator the data call for.
+
+Snapshots come in two regimes.  *Same particles*: every particle is seen at every time, only
+the identities are lost; optimal transport (OT) between consecutive snapshots recovers them
+while the noise of one step is small against the particles' spacing, and the paired
+displacements are ``hF(x) + √(2Th) ξ`` (:class:`~iel.estimators.SnapshotOneStep`).  *Fresh
+samples*: each snapshot is a new sample of the population; the OT pairs of two independent
+samples are displaced by the samples' own differences, whatever ``h``, and the population
+moves by ``−∇V − T∇log ρ`` (:func:`~iel.estimators.snapshots.resampled.fit_resampled`).
+
+The test (:func:`pairing_ratio`) asks whether the OT pairs resolve particles.  A probe drift
+``F̂`` is fitted by one step on the transport pairs ``x ↦ y`` and its residual
+
+    ``r = mean ‖y − x − hF̂(x)‖²``
+
+is compared with the squared Wasserstein distance ``S`` between two *independent* samples of
+the population of the same sizes, measured on disjoint random halves of each snapshot (the
+halves of one snapshot are independent samples of one law in both regimes) and scaled to the
+sizes of the pair: ``E W₂²(μ_a, μ_b) ∝ n_eff^{−p}``, ``n_eff = 2/(1/a + 1/b)``, with
+``p = 1`` on the line (the quantile process), ``n^{-1} log n`` in the plane
+(Ajtai–Komlós–Tusnády) and ``p = 2/d`` beyond.  For fresh samples the pairs are pairs of
+independent samples and ``R = r/S ≈ 1`` (a little below: the probe drift absorbs part of
+the differences; above where the probe family misses the time-dependent velocity of the
+population).  For the same particles, with the noise of a step below their spacing, the
+residual is the Brownian increments and ``R ≪ 1``.  ``R ≥`` :data:`FRESH_RATIO` is read as
+fresh samples.
+
+Same particles whose noise per step swamps their spacing also give ``R`` near 1: transport
+cannot follow them, their OT pairs are as mixed as those of independent samples, and the
+one-step fit on those pairs reads too small a temperature.  The law of the population still
+moves by ``−∇V − T∇log ρ``, so the JKO fit is the one that applies to them too; the decision
+is "do the pairs resolve particles?", and the report says which reading was taken and why.
+
+Unequal snapshot sizes cannot all be the same particles: fresh samples without a test.  A
+hint (``Snapshots(..., same_particles=...)``, set by readers of single-cell data) or an
+explicit ``regime`` decides without the test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.populations import Snapshots
+from ..energies.spec import parse_energy_spec
+from ..estimators.snapshots.onestep import paired_transitions
+from ..estimators.trajectories.closed_form import OneStepClosedForm
+from ..transport.couplings import couple
+
+REGIMES = ("auto", "same", "fresh")
+FRESH_RATIO = 0.5  # R = residual / independent-sample distance at or above which: fresh
+REFERENCE_PARTICLES = 500  # particles per half in the reference couplings (d ≥ 2), at most
+REFERENCE_SPLITS = 3  # random splits of each snapshot averaged in the reference
+REFERENCE_SNAPSHOTS = 4  # snapshots whose halves give the reference, at most
+
+
+@dataclass(frozen=True)
+class RegimeDecision:
+    """The regime chosen (``"same"`` or ``"fresh"``), why, and the test's numbers."""
+
+    regime: str
+    reason: str
+    statistics: dict = field(default_factory=dict)
+
+
+def _size_factor(n: float, d: int) -> float:
+    """``E W₂²`` between two independent samples of ``n`` points each, up to the law's
+    constant: ``1/n`` on the line, ``log n / n`` in the plane, ``n^{−2/d}`` beyond."""
+    if d == 1:
+        return 1.0 / n
+    if d == 2:
+        return math.log(n) / n
+    return n ** (-2.0 / d)
+
+
+def independent_distance(pop: np.ndarray, sizes: tuple[int, int], rng) -> float:
+    """``W₂²`` expected between independent samples of sizes ``sizes`` of ``pop``'s law,
+    from disjoint random halves of ``pop`` (at most :data:`REFERENCE_PARTICLES` each off the
+    line), averaged over :data:`REFERENCE_SPLITS` splits and scaled by :func:`_size_factor`."""
+    d = pop.shape[1]
+    half = len(pop) // 2 if d == 1 else min(len(pop) // 2, REFERENCE_PARTICLES)
+    values = []
+    for _ in range(REFERENCE_SPLITS):
+        order = rng.permutation(len(pop))
+        a, b = pop[order[:half]], pop[order[half : 2 * half]]
+        dest, _ = couple(a, b, "exact")
+        values.append(float(np.mean(np.sum((dest - a) ** 2, axis=1))))
+    n_eff = 2.0 / (1.0 / sizes[0] + 1.0 / sizes[1])
+    return float(np.mean(values)) * _size_factor(n_eff, d) / _size_factor(half, d)
+
+
+def pairing_ratio(data: Snapshots, energy: str, seed: int = 0) -> dict:
+    """``R = r/S`` (module docstring) with its parts: the probe's residual ``r`` and the
+    independent-sample distance ``S``, pooled over the snapshot pairs, and whether the
+    probe explains the pairs exactly (noise-free: the same particles)."""
+    rng = np.random.default_rng(seed)
+    pops = data.populations()
+    spec = "poly:4" if energy == "auto" else energy
+    family = parse_energy_spec(spec, data.dim)
+    probe_spec = spec if family.is_linear else "poly:3"
+    pairs, _ = paired_transitions(data, "auto")
+    probe = OneStepClosedForm(probe_spec, seed=seed).fit(pairs).model_
+    x0, dx, h = pairs.increments()
+    squared = np.sum((dx - h[:, None] * np.asarray(probe.force(x0))) ** 2, axis=1)
+    ends = np.cumsum([len(p) for p in pops[:-1]])
+    residual = float(np.mean([part.mean() for part in np.split(squared, ends[:-1])]))
+    chosen = np.unique(np.linspace(1, len(pops) - 1, REFERENCE_SNAPSHOTS).round().astype(int))
+    reference = float(np.mean([
+        independent_distance(pops[k], (len(pops[k - 1]), len(pops[k])), rng) for k in chosen
+    ]))  # fmt: skip
+    return {
+        "ratio": residual / reference if reference > 0 else math.inf,
+        "pairing_residual": residual,
+        "independent_sample_distance": reference,
+        "probe": probe_spec,
+        "noise_free": bool(probe.diagnostics["noise_free"]),
+    }
+
+
+def decide_regime(data: Snapshots, energy: str = "auto", regime: str = "auto",
+                  seed: int = 0) -> RegimeDecision:  # fmt: skip
+    """Same particles or fresh samples (module docstring): ``regime`` when it is ``"same"``
+    or ``"fresh"``; else the hint the data carry (``data.same_particles``); else fresh when
+    the snapshot sizes differ; else the transport test :func:`pairing_ratio`."""
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
+    if regime != "auto":
+        return RegimeDecision(regime, f"regime {regime!r} was chosen by the caller")
+    hint = getattr(data, "same_particles", None)
+    if hint is not None:
+        chosen = "same" if hint else "fresh"
+        return RegimeDecision(chosen, f"the data say so (Snapshots(same_particles={hint}))")
+    sizes = [len(p) for p in data.populations()]
+    if len(set(sizes)) > 1:
+        shown = ", ".join(map(str, sizes[:6])) + (", …" if len(sizes) > 6 else "")
+        return RegimeDecision(
+            "fresh",
+            f"the snapshots hold different numbers of particles ({shown}), so they are not "
+            "the same particles",
+            {"sizes": sizes},
+        )
+    stats = pairing_ratio(data, energy, seed)
+    if stats["noise_free"]:
+        return RegimeDecision(
+            "same",
+            "transport pairs consecutive snapshots exactly (a noise-free step): the same particles",
+            stats,
+        )
+    ratio = stats["ratio"]
+    if ratio < FRESH_RATIO:
+        return RegimeDecision(
+            "same",
+            f"transport resolves the particles: the pairs' residual after a {stats['probe']} "
+            f"drift is {ratio:.2f} of the distance between independent samples of these sizes "
+            f"(< {FRESH_RATIO}): the same particles seen at each time",
+            stats,
+        )
+    return RegimeDecision(
+        "fresh",
+        f"transport pairs are as far apart as independent samples': their residual after a "
+        f"{stats['probe']} drift is {ratio:.2f} of the distance between independent samples of "
+        f"these sizes (≥ {FRESH_RATIO}): fresh samples of the population (or the same particles "
+        "with more noise per step than their spacing, which transport cannot follow either); "
+        "fitted by the JKO condition with its entropy term. Pass regime='same' "
+        "(`--regime same`) to pair them anyway",
+        stats,
+    )
