@@ -7,6 +7,9 @@ For each configuration and seed the table gives the ratio ``R`` of
 :func:`iel.selection.snapshot_regime.pairing_ratio` and whether
 :func:`~iel.selection.snapshot_regime.decide_regime` got the regime right.
 
+The second table: the JKOnet* potentials (same particles, 1000 uniform starts on [−4, 4]²,
+five steps of 0.01, noise-free and at β = 0.1), where every row should read "same".
+
     python benchmarks/snapshot_regime.py [--seeds 3] [--dims 1 2]
 """
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from iel.data import Snapshots
 from iel.selection.snapshot_regime import decide_regime
+from iel.systems import JKONET_POTENTIALS, simulate_system
 
 
 def ou_snapshots(n=3000, temperature=0.5, a=1.0, dt=0.1, times=6, start="transient",
@@ -65,6 +69,17 @@ def main() -> None:
         print(f"| {dim} | {start} | {temperature} | {dt} | {truth} | {shown} | "
               f"{right}/{args.seeds} |", flush=True)  # fmt: skip
     print(f"worst share right: {worst:.0%}")
+    print("\n| potential | β | regime | R | R₂/R |\n|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for beta, name in itertools.product((0.0, 0.1), JKONET_POTENTIALS):
+        x0 = rng.uniform(-4, 4, size=(1000, 2))
+        x = simulate_system(name, n=1000, steps=5, dt=0.01, temperature=beta, dim=2, x0=x0).x
+        xs = np.concatenate([x[rng.permutation(1000), k] for k in range(x.shape[1])])
+        decision = decide_regime(Snapshots(xs, np.repeat(np.arange(x.shape[1]) * 0.01, 1000)))
+        stats = decision.statistics
+        growth = stats.get("growth_with_gap")
+        print(f"| {name} | {beta} | {decision.regime} | {stats['ratio']:.2f} | "
+              f"{'' if growth is None else f'{growth:.2f}'} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,7 +23,16 @@ independent samples and ``R = r/S ≈ 1`` (a little below: the probe drift absor
 the differences; above where the probe family misses the time-dependent velocity of the
 population).  For the same particles, with the noise of a step below their spacing, the
 residual is the Brownian increments and ``R ≪ 1``.  ``R ≥`` :data:`FRESH_RATIO` is read as
-fresh samples.
+fresh samples — unless the pairs get worse with the gap.  Where ``R`` is in
+``[FRESH_RATIO, MISFIT_RATIO)`` and there are three snapshots or more, the test is repeated on
+every other snapshot (gaps ``2h``): for fresh samples the residual is the samples' own
+differences and does not grow with the gap (``R₂/R ≤ 1.04`` in the sweep of
+``benchmarks/snapshot_regime.py``), for the same particles it holds the motion of the step —
+noise, a force the probe misses, a step that folds and that transport pairs wrongly — and
+grows (``R₂/R ≥ 1.19``); ``R₂/R ≥`` :data:`LAG_GROWTH` is read as the same particles.  At
+``R ≥ MISFIT_RATIO`` the residual exceeds what independent sampling makes: the probe misses
+the motion (for fresh samples the velocity ``−∇V − T∇log ρ_t`` changes with ``ρ_t``, which no
+time-independent drift follows), and its growth with the gap says nothing of the regime.
 
 Same particles whose noise per step swamps their spacing also give ``R`` near 1: transport
 cannot follow them, their OT pairs are as mixed as those of independent samples, and the
@@ -54,6 +63,8 @@ FRESH_RATIO = 0.5  # R = residual / independent-sample distance at or above whic
 REFERENCE_PARTICLES = 500  # particles per half in the reference couplings (d ≥ 2), at most
 REFERENCE_SPLITS = 3  # random splits of each snapshot averaged in the reference
 REFERENCE_SNAPSHOTS = 4  # snapshots whose halves give the reference, at most
+MISFIT_RATIO = 1.0  # R below which the growth of R with the gap is asked
+LAG_GROWTH = 1.15  # R₂/R at or above which the pairs are the same particles'
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,23 @@ def decide_regime(data: Snapshots, energy: str = "auto", regime: str = "auto",
             stats,
         )
     ratio = stats["ratio"]
+    pops = data.populations()
+    if FRESH_RATIO <= ratio < MISFIT_RATIO and len(pops) >= 3:
+        every_other = pops[::2]
+        lagged = Snapshots(np.concatenate(every_other),
+                           np.repeat(data.times[::2], [len(p) for p in every_other]))  # fmt: skip
+        growth = pairing_ratio(lagged, energy, seed)["ratio"] / ratio
+        stats["growth_with_gap"] = growth
+        if growth >= LAG_GROWTH:
+            return RegimeDecision(
+                "same",
+                f"the pairs' residual after a {stats['probe']} drift is {ratio:.2f} of the "
+                f"distance between independent samples, but it grows {growth:.2f}× when the gap "
+                f"doubles (≥ {LAG_GROWTH}; independent samples' differences do not grow with "
+                "it): the same particles, which transport pairs only in part (noise per step "
+                "near their spacing, or a step that folds)",
+                stats,
+            )
     if ratio < FRESH_RATIO:
         return RegimeDecision(
             "same",
@@ -161,7 +189,13 @@ def decide_regime(data: Snapshots, energy: str = "auto", regime: str = "auto",
         "fresh",
         f"transport pairs are as far apart as independent samples': their residual after a "
         f"{stats['probe']} drift is {ratio:.2f} of the distance between independent samples of "
-        f"these sizes (≥ {FRESH_RATIO}): fresh samples of the population (or the same particles "
+        f"these sizes (≥ {FRESH_RATIO})"
+        + (
+            f" and does not grow with the gap ({stats['growth_with_gap']:.2f}×)"
+            if "growth_with_gap" in stats
+            else ""
+        )
+        + ": fresh samples of the population (or the same particles "
         "with more noise per step than their spacing, which transport cannot follow either); "
         "fitted by the JKO condition with its entropy term. Pass regime='same' "
         "(`--regime same`) to pair them anyway",
