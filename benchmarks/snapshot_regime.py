@@ -49,24 +49,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    print("| d | start | T | dt | truth | R (over seeds) | right |")
-    print("|---|---|---|---|---|---|---|")
+    print("| d | start | T | dt | truth | R (over seeds) | R₂/R | right |")
+    print("|---|---|---|---|---|---|---|---|")
     worst = 1.0
     for dim, start, temperature, dt, fresh in itertools.product(
         args.dims, ("transient", "stationary"), (0.1, 0.5), (0.01, 0.1), (True, False)
     ):
         n = 3000 if dim == 1 else 1200
-        ratios, right = [], 0
+        ratios, growths, right = [], [], 0
         for seed in range(args.seeds):
             data = ou_snapshots(n, temperature, dt=dt, start=start, fresh=fresh, dim=dim,
                                 seed=seed)  # fmt: skip
             decision = decide_regime(data, "quadratic", seed=seed)
             ratios.append(decision.statistics["ratio"])
+            growths.append(decision.statistics.get("growth_with_gap", np.nan))
             right += decision.regime == ("fresh" if fresh else "same")
         worst = min(worst, right / args.seeds)
         truth = "fresh" if fresh else "same"
         shown = " ".join(f"{r:.2f}" for r in ratios)
-        print(f"| {dim} | {start} | {temperature} | {dt} | {truth} | {shown} | "
+        grown = " ".join(f"{g:.2f}" for g in growths)
+        print(f"| {dim} | {start} | {temperature} | {dt} | {truth} | {shown} | {grown} | "
               f"{right}/{args.seeds} |", flush=True)  # fmt: skip
     print(f"worst share right: {worst:.0%}")
     print("\n| potential | β | regime | R | R₂/R |\n|---|---|---|---|---|")
