@@ -32,7 +32,8 @@ snapshot (gaps ``2h``, ``R₂``).  For fresh samples the residual is the samples
 differences, whatever the gap (``R₂/R`` from 0.4 to 1.04 in the sweep of
 ``benchmarks/snapshot_regime.py``); for the same particles it holds the motion of a step —
 Brownian increments, a force the probe misses, a step that folds and that transport pairs
-wrongly — and grows (``R₂/R ≥ 1.17`` there).  With three snapshots or more and
+wrongly — and grows (``R₂/R ≥ 1.17`` there).  Below :data:`RESOLVED_RATIO` (independent samples gave
+0.2 or more) the particles are resolved: the same particles.  With three snapshots or more and
 ``R <`` :data:`MISFIT_RATIO`: the same particles iff ``R₂/R ≥`` :data:`LAG_GROWTH`.  At
 ``R ≥ MISFIT_RATIO`` the residual exceeds what independent sampling makes, the probe misses
 the motion and its growth with the gap says nothing of the regime: fresh samples.  With two
@@ -67,6 +68,7 @@ FRESH_RATIO = 0.5  # with two snapshots, R at or above which: fresh
 REFERENCE_PARTICLES = 500  # particles per half in the reference couplings (d ≥ 2), at most
 REFERENCE_SPLITS = 3  # random splits of each snapshot averaged in the reference
 REFERENCE_SNAPSHOTS = 4  # snapshots whose halves give the reference, at most
+RESOLVED_RATIO = 0.1  # R below which: the same particles, without the gap test
 MISFIT_RATIO = 1.0  # R below which the growth of R with the gap is asked
 LAG_GROWTH = 1.15  # R₂/R at or above which the pairs are the same particles'
 
@@ -165,6 +167,14 @@ def decide_regime(data: Snapshots, energy: str = "auto", regime: str = "auto",
         )
     ratio = stats["ratio"]
     pops = data.populations()
+    if ratio < RESOLVED_RATIO:
+        return RegimeDecision(
+            "same",
+            f"transport resolves the particles: the pairs' residual after a {stats['probe']} "
+            f"drift is {ratio:.2g} of the distance between independent samples of these sizes "
+            f"(< {RESOLVED_RATIO}; independent samples gave 0.2 or more): the same particles",
+            stats,
+        )
     if ratio < MISFIT_RATIO and len(pops) >= 3:
         every_other = pops[::2]
         lagged = Snapshots(np.concatenate(every_other),
