@@ -153,6 +153,15 @@ def test_trackmate_position_t_must_follow_the_frames(tmp_path):
         read_tracks(path)
     given = read_tracks(path, frame_interval=0.1)  # the frames are used instead, with a note
     assert given.frame_interval == 0.1 and "does not follow the frames" in given.summary
+    # two movies with different intervals in one table: each track keeps its own
+    path.write_text("\n".join([head, *rows[:2], "ID2,2,2,1,0.0,0.0,0,1.0,5",
+                               "ID3,3,2,1,0.0,0.1,0,1.4,7"]) + "\n")  # fmt: skip
+    mixed = read_tracks(path)
+    assert mixed.frame_interval is None and "frame intervals differ" in mixed.summary
+    np.testing.assert_allclose(mixed.trajectories.t, [[0.0, 0.1, 0.2], [1.0, 1.2, 1.4]])
+    assert mixed.trajectories.mask.tolist() == [[True, True, False], [True, False, True]]
+    with pytest.raises(DataError, match="track table holds trajectories"):
+        load_data(path, kind="snapshots")
 
 
 def test_named_columns_tab_separated_and_errors(tmp_path):
