@@ -158,7 +158,7 @@ def simulate(
 @app.command()
 @_clear_errors
 def fit(
-    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad)"),
+    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad; .tsv/.txt tracks)"),
     energy: str = typer.Option(
         "auto", "--energy", "-e", help="energy family spec, or auto (shortest description)"
     ),

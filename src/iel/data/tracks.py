@@ -245,7 +245,7 @@ def _column_index(names, rows, wanted, where) -> dict[str, int]:
     for name in wanted:
         spots = [k for k, n in enumerate(names) if n == name]
         for k in spots[1:]:
-            if any(_cell(r, k) != _cell(r, spots[0]) for r in rows[:1000]):
+            if any(_cell(r, k) != _cell(r, spots[0]) for r in rows):
                 raise DataError(f"{where}: the header names {name!r} more than once with "
                                 "different values; expected one column of that name")  # fmt: skip
         index[name] = spots[0]
