@@ -14,6 +14,7 @@ from .data import Samples as Samples
 from .data import Snapshots as Snapshots
 from .data import Trajectories as Trajectories
 from .data import load_data as load_data
+from .data import read_tracks as read_tracks
 from .data import save_data as save_data
 from .dynamics import MALA as MALA
 from .dynamics import AbstractDynamics as AbstractDynamics
@@ -66,6 +67,7 @@ __all__ = [
     "load_model",
     "load",
     "load_data",
+    "read_tracks",
     "save_data",
     "enable_compilation_cache",
     # data

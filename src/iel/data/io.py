@@ -13,6 +13,10 @@
 column per coordinate.  Trajectory rows are grouped by ``id`` and sorted by ``t``; trajectories
 of different lengths are padded and masked.
 
+Particle-tracking tables (trackpy, TrackMate, or columns named with ``id_col``, ``time_col``,
+``coords``; ``.csv``, or tab-separated ``.tsv``/``.txt``) are read by
+:func:`iel.data.tracks.read_tracks`: each track on its own grid of frames, gaps masked.
+
 ``.h5ad`` (AnnData, optional extra ``anndata``): ``X`` (or ``obsm[key]``) with the time in
 ``obs[time_key]`` is read as snapshots.
 """
@@ -27,6 +31,7 @@ import numpy as np
 
 from .files import atomic_file
 from .populations import Endpoints, Samples, Snapshots
+from .tracks import read_header, read_tracks, recognised
 from .trajectories import Trajectories
 from .validation import DataError
 
@@ -39,8 +44,32 @@ def _check_kind(kind: str | None) -> None:
         raise DataError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def load_data(path: str | Path, kind: str | None = None) -> Data:
-    """Read a data file; the kind is detected from its contents unless ``kind`` is given."""
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def load_data(
+    path: str | Path,
+    kind: str | None = None,
+    *,
+    id_col: str | None = None,
+    time_col: str | None = None,
+    coords: str | list[str] | None = None,
+    frame_interval: float | None = None,
+) -> Data:
+    """Read a data file; the kind is detected from its contents unless ``kind`` is given.
+
+    ``id_col``, ``time_col``, ``coords`` and ``frame_interval`` read a particle-tracking table
+    (:func:`iel.data.tracks.read_tracks`); trackpy and TrackMate tables are recognised without
+    them."""
+    options = {"id_col": id_col, "time_col": time_col, "coords": coords,
+               "frame_interval": frame_interval}  # fmt: skip
+    return load_data_and_summary(path, kind, **options)[0]
+
+
+def load_data_and_summary(
+    path: str | Path, kind: str | None = None, **options
+) -> tuple[Data, str | None]:
+    """:func:`load_data`, with the track reader's summary (``None`` for other files)."""
     path = Path(path)
     _check_kind(kind)
     if not path.exists():
@@ -50,13 +79,23 @@ def load_data(path: str | Path, kind: str | None = None) -> Data:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
+    given = [name for name, value in options.items() if value is not None]
+    if suffix in TABLE_SUFFIXES and (given or recognised(read_header(path))):
+        if kind not in (None, "trajectories"):
+            raise DataError(f"{path}: a track table holds trajectories; got kind={kind!r}")
+        table = read_tracks(path, **options)
+        return table.trajectories, table.summary
+    if given:
+        raise DataError(f"{path}: {', '.join(given)} apply to track tables (.csv, .tsv, .txt); "
+                        f"got a '{suffix}' file")  # fmt: skip
     if suffix == ".npz":
-        return _load_npz(path, kind)
+        return _load_npz(path, kind), None
     if suffix == ".csv":
-        return _load_csv(path, kind)
+        return _load_csv(path, kind), None
     if suffix == ".h5ad":
-        return _load_h5ad(path, kind)
-    raise DataError(f"{path}: expected a .npz, .csv or .h5ad file, got '{suffix or 'no suffix'}'")
+        return _load_h5ad(path, kind), None
+    raise DataError(f"{path}: expected a .npz, .csv or .h5ad file (or a .tsv/.txt track table), "
+                    f"got '{suffix or 'no suffix'}'")  # fmt: skip
 
 
 def _load_npz(path: Path, kind: str | None) -> Data:
