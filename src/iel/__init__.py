@@ -13,6 +13,7 @@ from .data import Endpoints as Endpoints
 from .data import Samples as Samples
 from .data import Snapshots as Snapshots
 from .data import Trajectories as Trajectories
+from .data import growth_rate_from_scores as growth_rate_from_scores
 from .data import load_data as load_data
 from .data import read_tracks as read_tracks
 from .data import save_data as save_data
@@ -76,6 +77,7 @@ __all__ = [
     "Samples",
     "Endpoints",
     "DataError",
+    "growth_rate_from_scores",
     # energies
     "AbstractEnergy",
     "FeatureEnergy",

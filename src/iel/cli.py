@@ -213,6 +213,16 @@ def fit(
         help="snapshots: each time is a fresh sample (cells destroyed "
         "when measured): fit E and T by the JKO condition with its entropy term",
     ),
+    growth: str | None = typer.Option(
+        None,
+        "--growth",
+        help="snapshots: births and deaths between times, none | given (the file's "
+        "growth_rate) | auto (given rates, else unbalanced transport); default: given when "
+        "the file has growth_rate, else none",
+    ),
+    reg_m: float | None = typer.Option(
+        None, "--reg-m", help="snapshots, --growth auto: unbalanced transport's KL weight"
+    ),
     objective: str | None = typer.Option(
         None, "--objective", help="end states: latent (default) | likelihood | pushforward"
     ),
@@ -271,6 +281,9 @@ def fit(
         options["interaction"] = int(interaction) if interaction.isdigit() else interaction
     if resampled:
         options["resampled"] = True
+    for name, value in (("growth", growth), ("reg_m", reg_m)):
+        if value is not None:
+            options[name] = value
     for name, value in (("objective", objective), ("prior", prior),
                         ("descent_steps", descent_steps)):  # fmt: skip
         if value is not None:

@@ -1,5 +1,6 @@
 """Data containers, validated once at the boundary, and file formats."""
 
+from .growth import growth_rate_from_scores as growth_rate_from_scores
 from .io import KINDS as KINDS
 from .io import Data as Data
 from .io import load_data as load_data

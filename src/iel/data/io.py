@@ -4,7 +4,8 @@
 
 * trajectories: ``x`` ``(N, T, d)`` and ``dt`` (scalar) or ``t`` (``(T,)`` or ``(N, T)``),
   optional boolean ``mask`` ``(N, T)``;
-* snapshots: ``x`` ``(M, d)`` and ``t`` ``(M,)`` (the time of each row);
+* snapshots: ``x`` ``(M, d)`` and ``t`` ``(M,)`` (the time of each row), optional
+  ``growth_rate`` ``(M,)`` (each row's log growth rate per unit time);
 * samples: only ``x`` ``(M, d)``;
 * endpoints: ``x`` ``(M, d)`` and optional ``starts`` ``(M, d)``; files written by ``iel``
   carry a ``kind`` entry, other files need ``kind="endpoints"`` to be read as end states.
@@ -147,7 +148,7 @@ def _build(kind: str, arrays: dict[str, np.ndarray], where: str) -> Data:
                 need("x"), dt=arrays.get("dt"), t=arrays.get("t"), mask=arrays.get("mask")
             )
         if kind == "snapshots":
-            return Snapshots(need("x"), need("t"))
+            return Snapshots(need("x"), need("t"), arrays.get("growth_rate"))
         if kind == "samples":
             return Samples(need("x"))
         return Endpoints(need("x"), arrays.get("starts"))
@@ -264,6 +265,8 @@ def _save_npz(path: Path, data: Data) -> None:
             arrays["mask"] = data.mask
     elif isinstance(data, Snapshots):
         arrays["t"] = data.t
+        if data.growth_rate is not None:
+            arrays["growth_rate"] = data.growth_rate
     elif isinstance(data, Endpoints) and data.starts is not None:
         arrays["starts"] = data.starts
     np.savez(path, **arrays)
@@ -278,6 +281,9 @@ def _save_csv(path: Path, data: Data) -> None:
         table = np.column_stack([ids, data.t[obs], data.x[obs]])
         cols = ["id", "t"]
     elif isinstance(data, Snapshots):
+        if data.growth_rate is not None:
+            raise DataError("snapshots with growth rates are written as .npz (growth_rate is "
+                            "not a .csv column); save to a .npz path")  # fmt: skip
         table, cols = np.column_stack([data.t, data.x]), ["t"]
     else:
         table, cols = data.x, []
