@@ -15,6 +15,7 @@ from .data import Snapshots as Snapshots
 from .data import Trajectories as Trajectories
 from .data import load_data as load_data
 from .data import save_data as save_data
+from .datasets import load_fish_school as load_fish_school
 from .dynamics import MALA as MALA
 from .dynamics import AbstractDynamics as AbstractDynamics
 from .dynamics import BoundedGradientDescent as BoundedGradientDescent
@@ -67,6 +68,7 @@ __all__ = [
     "load",
     "load_data",
     "save_data",
+    "load_fish_school",
     "enable_compilation_cache",
     # data
     "Trajectories",
