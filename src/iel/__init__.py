@@ -17,6 +17,7 @@ from .data import growth_rate_from_scores as growth_rate_from_scores
 from .data import load_data as load_data
 from .data import read_tracks as read_tracks
 from .data import save_data as save_data
+from .datasets import load_fish_school as load_fish_school
 from .dynamics import MALA as MALA
 from .dynamics import AbstractDynamics as AbstractDynamics
 from .dynamics import BoundedGradientDescent as BoundedGradientDescent
@@ -70,6 +71,7 @@ __all__ = [
     "load_data",
     "read_tracks",
     "save_data",
+    "load_fish_school",
     "enable_compilation_cache",
     # data
     "Trajectories",
