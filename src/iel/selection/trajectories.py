@@ -452,14 +452,18 @@ def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: flo
     non-convex loss.  Its code can still be the shortest (few parameters), yet a fixed family
     that explains the steps better is then the better model of the forces.  "Better" is the
     expected held-out one-step log-likelihood (Akaike): ``n log(residual) + 2k`` lower, with
-    ``k`` the coefficients plus the free parameters.  Returns the candidate to choose and a
+    ``k`` the coefficients plus the free parameters.  A rival must still justify itself by
+    its description: one whose code is longer than the constant energy's (the null model)
+    is no candidate, however well it fits the steps.  Returns the candidate to choose and a
     note (``None`` when the searched fit stands)."""
     if chosen.kind != "energy" or chosen.library is None:
         return chosen, None
     if not searched_parameter_count(chosen.library):
         return chosen, None
+    null_bits = min((c.code.total for c in energies if c.kind == "null"), default=math.inf)
     fixed = [c for c in energies if c.kind == "energy" and c.library is not None
-             and not searched_parameter_count(c.library)]  # fmt: skip
+             and not searched_parameter_count(c.library)
+             and c.code.total < null_bits]  # fmt: skip
     if not fixed:
         return chosen, None
 
