@@ -13,8 +13,9 @@
 column per coordinate.  Trajectory rows are grouped by ``id`` and sorted by ``t``; trajectories
 of different lengths are padded and masked.
 
-``.h5ad`` (AnnData, optional extra ``anndata``): ``X`` (or ``obsm[key]``) with the time in
-``obs[time_key]`` is read as snapshots.
+``.h5ad`` (AnnData, optional extra ``anndata``): an embedding ``obsm[basis]`` (``X_pca`` by
+default; ``X`` only when asked for) with the time in ``obs[time_key]`` (detected, labels such as
+``"day2"`` parsed) is read as snapshots by :func:`~.anndata_io.read_anndata`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .anndata_io import read_anndata
 from .files import atomic_file
 from .populations import Endpoints, Samples, Snapshots
 from .trajectories import Trajectories
@@ -39,10 +41,21 @@ def _check_kind(kind: str | None) -> None:
         raise DataError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def load_data(path: str | Path, kind: str | None = None) -> Data:
-    """Read a data file; the kind is detected from its contents unless ``kind`` is given."""
+def load_data(
+    path: str | Path, kind: str | None = None, *, time_key: str | None = None,
+    basis: str | None = None, n_components: int | None = None,
+) -> Data:  # fmt: skip
+    """Read a data file; the kind is detected from its contents unless ``kind`` is given.
+
+    ``time_key``, ``basis`` and ``n_components`` are for ``.h5ad`` files
+    (:func:`~.anndata_io.read_anndata`): the ``obs`` column of the times, the ``obsm``
+    embedding and how many of its leading components."""
     path = Path(path)
     _check_kind(kind)
+    single_cell = {"time_key": time_key, "basis": basis, "n_components": n_components}
+    given = [name for name, value in single_cell.items() if value is not None]
+    if given and path.suffix.lower() != ".h5ad":
+        raise DataError(f"{path}: {', '.join(given)} apply to .h5ad (AnnData) files only")
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
@@ -55,7 +68,7 @@ def load_data(path: str | Path, kind: str | None = None) -> Data:
     if suffix == ".csv":
         return _load_csv(path, kind)
     if suffix == ".h5ad":
-        return _load_h5ad(path, kind)
+        return read_anndata(path, **single_cell, kind=kind or "snapshots")[0]
     raise DataError(f"{path}: expected a .npz, .csv or .h5ad file, got '{suffix or 'no suffix'}'")
 
 
@@ -181,25 +194,6 @@ def _csv_trajectories(ids: np.ndarray, t: np.ndarray, x: np.ndarray, where: str)
         return Trajectories(xs, t=ts, mask=None if mask.all() else mask)
     except DataError as err:
         raise DataError(f"{where}: {err}") from err
-
-
-def _load_h5ad(path: Path, kind: str | None, time_key: str = "t") -> Data:
-    try:
-        import anndata
-    except ImportError as err:
-        raise ImportError(
-            "reading .h5ad files needs the optional dependency 'anndata': "
-            "pip install 'iel[anndata]'"
-        ) from err
-    try:
-        adata = anndata.read_h5ad(path)
-    except Exception as err:  # h5py and anndata raise many kinds for a file they cannot read
-        raise DataError(f"{path}: not a readable .h5ad file ({type(err).__name__}: "
-                        f"{str(err)[:200]})") from err  # fmt: skip
-    if time_key not in adata.obs:
-        raise DataError(f"{path}: expected the time of each cell in obs['{time_key}']")
-    x = np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X)
-    return _build(kind or "snapshots", {"x": x, "t": np.asarray(adata.obs[time_key])}, str(path))
 
 
 def save_data(path: str | Path, data: Data) -> Path:
