@@ -23,6 +23,7 @@ from iel.cli import app  # noqa: E402
 from iel.data import DataError, load_data  # noqa: E402
 from iel.data.anndata_io import parse_label, parse_time_labels, read_anndata  # noqa: E402
 from iel.plotting import plot_embedding_landscape  # noqa: E402
+from iel.single_cell import write_results  # noqa: E402
 
 # the process, in days: dX = −a∘X dt + √(2T) dW, observed on days 0, 1, 2 and 4
 STIFFNESS = np.array([1.0, 0.6, 1.5, 1.0, 1.0, 1.0]) * 0.1
@@ -196,11 +197,23 @@ def test_results_are_written_back_under_the_ecosystems_names(fitted):
         plot_embedding_landscape(back)
 
 
-def test_fit_anndata_writes_in_place_by_default():
+def test_fit_anndata_writes_in_place_and_replaces_only_its_own_keys():
+    """copy=False writes into the AnnData; a second run replaces the first's keys, while a
+    velocity_umap another tool wrote is refused (before fitting) unless overwrite=True."""
     adata = _cells(150)
     model = iel.fit_anndata(adata, time_key="day", n_components=2, energy="poly:2")
     assert isinstance(model, iel.FittedModel)
     assert {"velocity_pca", "velocity_umap"} <= set(adata.obsm) and "iel" in adata.uns
+    adata.obs["iel_potential"] = 0.0  # an earlier run's keys are replaced
+    write_results(adata, model, read_anndata(adata, n_components=2)[1])
+    assert adata.obs["iel_potential"].max() > 0
+    scvelo = _cells(150)
+    scvelo.obsm["velocity_umap"] = np.ones((len(scvelo), 2))
+    with pytest.raises(DataError, match=r"already holds obsm/velocity_umap, not written by iel"):
+        iel.fit_anndata(scvelo, n_components=2, energy="poly:2")
+    assert (scvelo.obsm["velocity_umap"] == 1).all() and "iel_potential" not in scvelo.obs
+    iel.fit_anndata(scvelo, n_components=2, energy="poly:2", overwrite=True)
+    assert not (scvelo.obsm["velocity_umap"] == 1).all()
 
 
 def test_the_cli_writes_back_to_the_model_folder_and_leaves_the_input(tmp_path):

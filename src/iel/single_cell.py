@@ -68,7 +68,8 @@ def single_cell_options(dim: int, options: Mapping) -> tuple[dict, list[str]]:
 
 
 def fit_anndata(adata, time_key: str | None = None, basis: str | None = None,
-                n_components: int | None = None, copy: bool = False, **fit_options):  # fmt: skip
+                n_components: int | None = None, copy: bool = False, overwrite: bool = False,
+                **fit_options):  # fmt: skip
     """Fit an energy to the cells of ``adata`` and write the results into it (scanpy style).
 
     Args:
@@ -81,6 +82,8 @@ def fit_anndata(adata, time_key: str | None = None, basis: str | None = None,
         n_components: fit on the first ``K`` columns of the basis (all when ``None``).
         copy: ``False`` writes into ``adata`` and returns the model; ``True`` leaves ``adata``
             as it was and returns ``(model, annotated_copy)``.
+        overwrite: replace ``obs``/``obsm``/``uns`` keys of these names that ``iel`` did not
+            write (an error names them otherwise); an earlier ``iel`` run's are replaced.
         fit_options: passed to :func:`iel.fit` (``energy``, ``temperature``, ``seed``, …)
             after :func:`single_cell_options` has filled in its defaults.
 
@@ -92,10 +95,11 @@ def fit_anndata(adata, time_key: str | None = None, basis: str | None = None,
         >>> adata.obs["iel_potential"], adata.obsm["velocity_pca"]
     """
     snapshots, record = read_anndata(adata, time_key, basis, n_components)
+    _check_keys_free(adata, record, overwrite)  # before the fit, not after it
     options, _ = single_cell_options(snapshots.dim, fit_options)
     model = fit_energy(snapshots, **options)
     target = adata.copy() if copy else adata
-    write_results(target, model, record, snapshots.x)
+    write_results(target, model, record, snapshots.x, overwrite=overwrite)
     return (model, target) if copy else model
 
 
@@ -104,16 +108,19 @@ def velocity_key(basis: str) -> str:
     return f"velocity_{basis[2:] if basis.startswith('X_') else basis}"
 
 
-def write_results(adata, model: FittedModel, record: AnnDataRead, states=None) -> dict:
+def write_results(adata, model: FittedModel, record: AnnDataRead, states=None,
+                  overwrite: bool = False) -> dict:  # fmt: skip
     """Write the potential, the drift (and its picture in ``X_umap``) and ``uns["iel"]`` into
     ``adata`` (module docstring); ``states`` are the cells' fitted coordinates (read again from
     ``adata`` when ``None``).  Returns ``uns["iel"]``.  Refuses an ``adata`` whose cells are
-    not the ones read (a different number of cells)."""
+    not the ones read (a different number of cells), and keys already there that an earlier
+    ``iel`` run did not write (scVelo's ``velocity_umap``, say) unless ``overwrite``."""
     if states is None:
         states = read_anndata(adata, record.time_key, record.basis, record.n_components)[0].x
     if len(states) != adata.n_obs:
         raise DataError(f"the fitted states are {len(states)} cells, this AnnData has "
                         f"{adata.n_obs}")  # fmt: skip
+    _check_keys_free(adata, record, overwrite)
     potential = np.asarray(model.energy(states), dtype=float)
     drift = np.asarray(model.force(states), dtype=float)
     adata.obs[POTENTIAL_KEY] = potential
@@ -139,6 +146,29 @@ def write_results(adata, model: FittedModel, record: AnnDataRead, states=None) -
     }
     adata.uns[UNS_KEY] = uns
     return uns
+
+
+def _check_keys_free(adata, record: AnnDataRead, overwrite: bool) -> None:
+    """A :class:`DataError` naming the keys this write would replace that ``iel`` did not
+    write (``uns["iel"]["written"]`` lists those it did)."""
+    if overwrite:
+        return
+    ours = set()
+    earlier = adata.uns.get(UNS_KEY)
+    if isinstance(earlier, Mapping) and isinstance(earlier.get("written"), Mapping):
+        ours = {str(v) for v in earlier["written"].values()}
+    wanted = [f"obs/{POTENTIAL_KEY}", f"obsm/{velocity_key(record.basis)}"]
+    if UMAP_KEY in adata.obsm and record.basis != UMAP_KEY:
+        wanted.append("obsm/velocity_umap")
+    taken = [
+        key for key in wanted
+        if key not in ours and key.split("/")[1] in getattr(adata, key.split("/")[0])
+    ]  # fmt: skip
+    if UNS_KEY in adata.uns and not ours:
+        taken.append(f"uns/{UNS_KEY}")
+    if taken:
+        raise DataError(f"the AnnData already holds {', '.join(taken)}, not written by iel; "
+                        "remove them or pass overwrite=True")  # fmt: skip
 
 
 def embed_velocity(states: np.ndarray, velocity: np.ndarray, embedding: np.ndarray,
