@@ -248,3 +248,21 @@ def test_single_cell_options_on_other_files_are_refused(tmp_path):
     result = CliRunner().invoke(app, ["fit", str(npz), "--basis", "X_pca", "--write-back"])
     assert result.exit_code == 2
     assert "--basis, --write-back apply to .h5ad" in result.output
+
+
+def test_a_write_back_that_fails_after_the_fit_is_a_note_not_a_failed_run(tmp_path):
+    """The cells carry another tool's velocity_umap: the write-back refuses to replace it, the
+    run still succeeds with the model saved, and the report says what was not written."""
+    adata = _cells(100)
+    adata.obsm["velocity_umap"] = np.ones((len(adata), 2))
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    command = ["fit", str(path), "--n-components", "2", "--energy", "poly:2", "--out",
+               str(tmp_path / "m"), "--write-back"]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "note:" in result.output and "not written by iel" in result.output
+    assert (tmp_path / "m" / "model.json").exists() and not (tmp_path / "m" / "cells.h5ad").exists()
+    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert report["outputs"]["cells.h5ad"].startswith("skipped (DataError")
+    assert report["outputs"]["embedding.png"].startswith("skipped")
