@@ -29,6 +29,7 @@ writes the table to ``docs/benchmarks/generated/single_cell_workflow.md``).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -146,10 +147,14 @@ def main() -> None:
         + (f" ± {stderr:.2g}" if stderr is not None else "")
         + f" (true T = {TEMPERATURE})",
     ]
+    load = os.getloadavg()[0]
+    lines.append(f"load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores")
     print("\n".join(lines))
     if args.docs:
         write_markdown_table(
-            "single_cell_workflow" + ("" if size == "default" else f"_{size}"),
+            "single_cell_workflow"
+            + ("" if size == "default" else f"_{size}")
+            + (f"_k{args.n_components}" if args.n_components else ""),
             "Single-cell workflow: .h5ad → iel.fit_anndata → .h5ad",
             ["stage", "wall s", "peak RSS MiB (so far)"],
             rows,
