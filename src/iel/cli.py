@@ -403,8 +403,8 @@ def write_back_outputs(model, record, data: Path, folder: Path, write_back: bool
                     _embedding_figure(adata, record, folder / EMBEDDING_PNG)
                 else:
                     adata = _write_cells(model, record, data, target)
-                    console.print(f"wrote the cells with the results to "
-                                  f"[bold]{escape(str(target))}[/bold]")  # fmt: skip
+                    if overwrite_input:  # (a copy in the folder is listed with the folder)
+                        console.print(f"wrote the results into [bold]{escape(str(data))}[/bold]")
                 outputs[name] = "written"
             except Exception as err:  # noqa: BLE001 - the saved fit stands whatever happens
                 if name == EMBEDDING_PNG:
