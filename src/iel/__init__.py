@@ -13,7 +13,9 @@ from .data import Endpoints as Endpoints
 from .data import Samples as Samples
 from .data import Snapshots as Snapshots
 from .data import Trajectories as Trajectories
+from .data import growth_rate_from_scores as growth_rate_from_scores
 from .data import load_data as load_data
+from .data import read_tracks as read_tracks
 from .data import save_data as save_data
 from .dynamics import MALA as MALA
 from .dynamics import AbstractDynamics as AbstractDynamics
@@ -68,6 +70,7 @@ __all__ = [
     "load_model",
     "load",
     "load_data",
+    "read_tracks",
     "save_data",
     "enable_compilation_cache",
     # data
@@ -76,6 +79,7 @@ __all__ = [
     "Samples",
     "Endpoints",
     "DataError",
+    "growth_rate_from_scores",
     # energies
     "AbstractEnergy",
     "FeatureEnergy",

@@ -179,8 +179,9 @@ def fit(
             Ctrl-C during an iterative loop ends the fit early with the best parameters so
             far and a ``stop_reason`` starting with ``"interrupted"``.
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
-            snapshots ``coupling``, ``pairing``, ``interaction``, ``resampled`` and
-            ``refinements``
+            snapshots ``coupling``, ``pairing``, ``interaction``, ``resampled``,
+            ``refinements``, ``growth`` and ``reg_m`` (births and deaths between snapshots:
+            :mod:`iel.transport.unbalanced`)
             (:class:`~iel.estimators.snapshots.SnapshotOneStep`).
 
     Example:
@@ -314,6 +315,12 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
     resampled = options.pop("resampled", False)
     refinements = options.pop("refinements", 0)
     pairing = options.pop("pairing", "auto")
+    growth, reg_m = options.pop("growth", None), options.pop("reg_m", None)
+    grows = growth not in (None, "none") or (growth is None and data.growth_rate is not None)
+    if (method == "rollout" or resampled) and (grows or reg_m is not None):
+        raise ValueError("growth between snapshots (growth=, reg_m=, Snapshots.growth_rate) is "
+                         "coupled by the one-step fit on paired particles only; pass "
+                         "growth='none' for the rollout or resampled fits")  # fmt: skip
     if projection is not None or hidden_starts:
         raise ValueError("projections and hidden starts are for trajectories, not snapshots")
     if method not in METHODS:
@@ -337,5 +344,6 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
 
     est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, pairing=pairing,
                           refinements=refinements, steps=steps, seed=seed,
-                          select=select_snapshot_pairs, temperature=temperature)  # fmt: skip
+                          select=select_snapshot_pairs, temperature=temperature,
+                          growth=growth, reg_m=reg_m)  # fmt: skip
     return est.fit(data).model_

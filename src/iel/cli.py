@@ -158,12 +158,24 @@ def simulate(
 @app.command()
 @_clear_errors
 def fit(
-    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad)"),
+    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad; .tsv/.txt tracks)"),
     energy: str = typer.Option(
         "auto", "--energy", "-e", help="energy family spec, or auto (shortest description)"
     ),
     kind: str | None = typer.Option(
         None, "--kind", help="force the data kind: trajectories|snapshots|samples|endpoints"
+    ),
+    id_col: str | None = typer.Option(
+        None, "--id-col", help="track tables: the column naming each row's track"
+    ),
+    time_col: str | None = typer.Option(
+        None, "--time-col", help="track tables: frame numbers (with --frame-interval) or times"
+    ),
+    coords: str | None = typer.Option(
+        None, "--coords", help="track tables: coordinate columns, comma-separated (x,y)"
+    ),
+    frame_interval: float | None = typer.Option(
+        None, "--frame-interval", help="track tables: time per frame (e.g. seconds)"
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
     method: str = typer.Option("auto", "--method", "-m", help="auto | onestep | rollout"),
@@ -200,6 +212,16 @@ def fit(
         "--resampled",
         help="snapshots: each time is a fresh sample (cells destroyed "
         "when measured): fit E and T by the JKO condition with its entropy term",
+    ),
+    growth: str | None = typer.Option(
+        None,
+        "--growth",
+        help="snapshots: births and deaths between times, none | given (the file's "
+        "growth_rate) | auto (given rates, else unbalanced transport); default: given when "
+        "the file has growth_rate, else none",
+    ),
+    reg_m: float | None = typer.Option(
+        None, "--reg-m", help="snapshots, --growth auto: unbalanced transport's KL weight"
     ),
     objective: str | None = typer.Option(
         None, "--objective", help="end states: latent (default) | likelihood | pushforward"
@@ -258,7 +280,6 @@ def fit(
     import numpy as np
 
     from .auto import fit as fit_energy
-    from .data import load_data
     from .data.files import staged_directory
     from .data.populations import Endpoints
     from .model import MODEL_FILES
@@ -281,6 +302,9 @@ def fit(
         options["interaction"] = int(interaction) if interaction.isdigit() else interaction
     if resampled:
         options["resampled"] = True
+    for name, value in (("growth", growth), ("reg_m", reg_m)):
+        if value is not None:
+            options[name] = value
     for name, value in (("objective", objective), ("prior", prior),
                         ("descent_steps", descent_steps)):  # fmt: skip
         if value is not None:
@@ -292,10 +316,11 @@ def fit(
             matrix = np.atleast_2d(matrix)
         single_cell = _single_cell_read(data, kind, time_key, basis, n_components, write_back,
                                         overwrite_input, method, energy, options)  # fmt: skip
-        loaded = single_cell[0] if single_cell else load_data(data, kind=kind)
         if single_cell:
-            energy = single_cell[2].pop("energy", energy)
+            loaded, energy = single_cell[0], single_cell[2].pop("energy", energy)
             options = single_cell[2]
+        else:
+            loaded = _load(data, kind, id_col, time_col, coords, frame_interval)
         if starts is not None:
             loaded = _with_starts(loaded, starts)
         elif options.keys() & {"objective", "prior", "descent_steps"} and not isinstance(
@@ -482,6 +507,18 @@ def write_fit_outputs(model, data, folder: Path) -> list[str]:
     return notes
 
 
+def _load(path: Path, kind, id_col, time_col, coords, frame_interval):
+    """Read a data file; a track table's reader says what it read."""
+    from .data import load_data_and_summary
+
+    loaded, summary = load_data_and_summary(
+        path, kind, id_col=id_col, time_col=time_col, coords=coords, frame_interval=frame_interval
+    )
+    if summary:
+        console.print(escape(summary))
+    return loaded
+
+
 def _with_starts(loaded, path: Path):
     """End states with the observed starts read from ``path`` attached."""
     import numpy as np
@@ -526,17 +563,28 @@ def select(
         "mlp:16,mlp:32x32", "--networks", help="comma-separated network families ('' for none)"
     ),
     kind: str | None = typer.Option(None, "--kind", help="force the data kind"),
+    id_col: str | None = typer.Option(
+        None, "--id-col", help="track tables: the column naming each row's track"
+    ),
+    time_col: str | None = typer.Option(
+        None, "--time-col", help="track tables: frame numbers (with --frame-interval) or times"
+    ),
+    coords: str | None = typer.Option(
+        None, "--coords", help="track tables: coordinate columns, comma-separated (x,y)"
+    ),
+    frame_interval: float | None = typer.Option(
+        None, "--frame-interval", help="track tables: time per frame (e.g. seconds)"
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Rank energy families by description length; is this a gradient system at all?"""
-    from .data import load_data
     from .data.populations import Endpoints
     from .selection import SELECT_FAMILIES
     from .selection import select as run_select
 
     out = out or data.with_suffix(".iel")
     try:
-        loaded = load_data(data, kind=kind)
+        loaded = _load(data, kind, id_col, time_col, coords, frame_interval)
         chosen_families = tuple(f.strip() for f in families.split(",")) if families else None
         if isinstance(loaded, Endpoints):
             _select_end_states(loaded, chosen_families, out, seed)

@@ -50,14 +50,19 @@ def single_cell_options(dim: int, options: Mapping) -> tuple[dict, list[str]]:
     defaults filled in, and a line for each default used.
 
     * ``resampled=`` :data:`RESAMPLED_DEFAULT` (not with ``method="rollout"``, which matches
-      whole populations);
+      whole populations, nor with ``growth``/``reg_m``, which weight the one-step pairing);
     * for the re-sampled fit (closed form, linear families only) ``energy="auto"`` is the full
       quartic ``poly:4`` below :data:`~iel.selection.families.HIGH_DIMENSION` components and the
       additive quartic ``poly:4:1`` from there on (the full quartic has ``C(K+4, 4) − 1`` terms:
       46 375 at K = 30)."""
     options = dict(options)
     used = []
-    if "resampled" not in options and options.get("method", "auto") != "rollout":
+    pairs_wanted = options.get("growth") not in (None, "none") or options.get("reg_m") is not None
+    if (
+        "resampled" not in options
+        and options.get("method", "auto") != "rollout"
+        and not pairs_wanted
+    ):
         options["resampled"] = RESAMPLED_DEFAULT
         used.append(f"resampled={RESAMPLED_DEFAULT} (cells are destroyed when measured: each "
                     "snapshot is a fresh sample)")  # fmt: skip

@@ -4,7 +4,8 @@
 
 * trajectories: ``x`` ``(N, T, d)`` and ``dt`` (scalar) or ``t`` (``(T,)`` or ``(N, T)``),
   optional boolean ``mask`` ``(N, T)``;
-* snapshots: ``x`` ``(M, d)`` and ``t`` ``(M,)`` (the time of each row);
+* snapshots: ``x`` ``(M, d)`` and ``t`` ``(M,)`` (the time of each row), optional
+  ``growth_rate`` ``(M,)`` (each row's log growth rate per unit time);
 * samples: only ``x`` ``(M, d)``;
 * endpoints: ``x`` ``(M, d)`` and optional ``starts`` ``(M, d)``; files written by ``iel``
   carry a ``kind`` entry, other files need ``kind="endpoints"`` to be read as end states.
@@ -12,6 +13,10 @@
 ``.csv`` with a header: ``id`` (trajectories only), ``t`` (trajectories and snapshots), then one
 column per coordinate.  Trajectory rows are grouped by ``id`` and sorted by ``t``; trajectories
 of different lengths are padded and masked.
+
+Particle-tracking tables (trackpy, TrackMate, or columns named with ``id_col``, ``time_col``,
+``coords``; ``.csv``, or tab-separated ``.tsv``/``.txt``) are read by
+:func:`iel.data.tracks.read_tracks`: each track on its own grid of frames, gaps masked.
 
 ``.h5ad`` (AnnData, optional extra ``anndata``): an embedding ``obsm[basis]`` (``X_pca`` by
 default; ``X`` only when asked for) with the time in ``obs[time_key]`` (detected, labels such as
@@ -29,6 +34,7 @@ import numpy as np
 from .anndata_io import read_anndata
 from .files import atomic_file
 from .populations import Endpoints, Samples, Snapshots
+from .tracks import read_header, read_tracks, recognised
 from .trajectories import Trajectories
 from .validation import DataError
 
@@ -41,21 +47,45 @@ def _check_kind(kind: str | None) -> None:
         raise DataError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+SINGLE_CELL_OPTIONS = ("time_key", "basis", "n_components")
+
+
 def load_data(
-    path: str | Path, kind: str | None = None, *, time_key: str | None = None,
-    basis: str | None = None, n_components: int | None = None,
-) -> Data:  # fmt: skip
+    path: str | Path,
+    kind: str | None = None,
+    *,
+    id_col: str | None = None,
+    time_col: str | None = None,
+    coords: str | list[str] | None = None,
+    frame_interval: float | None = None,
+    time_key: str | None = None,
+    basis: str | None = None,
+    n_components: int | None = None,
+) -> Data:
     """Read a data file; the kind is detected from its contents unless ``kind`` is given.
 
-    ``time_key``, ``basis`` and ``n_components`` are for ``.h5ad`` files
+    ``id_col``, ``time_col``, ``coords`` and ``frame_interval`` read a particle-tracking table
+    (:func:`iel.data.tracks.read_tracks`); trackpy and TrackMate tables are recognised without
+    them.  ``time_key``, ``basis`` and ``n_components`` are for ``.h5ad`` files
     (:func:`~.anndata_io.read_anndata`): the ``obs`` column of the times, the ``obsm``
     embedding and how many of its leading components."""
+    options = {"id_col": id_col, "time_col": time_col, "coords": coords,
+               "frame_interval": frame_interval, "time_key": time_key, "basis": basis,
+               "n_components": n_components}  # fmt: skip
+    return load_data_and_summary(path, kind, **options)[0]
+
+
+def load_data_and_summary(
+    path: str | Path, kind: str | None = None, **options
+) -> tuple[Data, str | None]:
+    """:func:`load_data`, with the track reader's summary (``None`` for other files)."""
     path = Path(path)
     _check_kind(kind)
-    single_cell = {"time_key": time_key, "basis": basis, "n_components": n_components}
-    given = [name for name, value in single_cell.items() if value is not None]
-    if given and path.suffix.lower() != ".h5ad":
-        raise DataError(f"{path}: {', '.join(given)} apply to .h5ad (AnnData) files only")
+    single_cell = {name: options.pop(name, None) for name in SINGLE_CELL_OPTIONS}
+    cells_given = [name for name, value in single_cell.items() if value is not None]
+    if cells_given and path.suffix.lower() != ".h5ad":
+        raise DataError(f"{path}: {', '.join(cells_given)} apply to .h5ad (AnnData) files only")
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
@@ -63,13 +93,23 @@ def load_data(
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
+    given = [name for name, value in options.items() if value is not None]
+    if suffix in TABLE_SUFFIXES and (given or recognised(read_header(path))):
+        if kind not in (None, "trajectories"):
+            raise DataError(f"{path}: a track table holds trajectories; got kind={kind!r}")
+        table = read_tracks(path, **options)
+        return table.trajectories, table.summary
+    if given:
+        raise DataError(f"{path}: {', '.join(given)} apply to track tables (.csv, .tsv, .txt); "
+                        f"got a '{suffix}' file")  # fmt: skip
     if suffix == ".npz":
-        return _load_npz(path, kind)
+        return _load_npz(path, kind), None
     if suffix == ".csv":
-        return _load_csv(path, kind)
+        return _load_csv(path, kind), None
     if suffix == ".h5ad":
-        return read_anndata(path, **single_cell, kind=kind or "snapshots")[0]
-    raise DataError(f"{path}: expected a .npz, .csv or .h5ad file, got '{suffix or 'no suffix'}'")
+        return read_anndata(path, **single_cell, kind=kind or "snapshots")[0], None
+    raise DataError(f"{path}: expected a .npz, .csv or .h5ad file (or a .tsv/.txt track table), "
+                    f"got '{suffix or 'no suffix'}'")  # fmt: skip
 
 
 def _load_npz(path: Path, kind: str | None) -> Data:
@@ -121,7 +161,7 @@ def _build(kind: str, arrays: dict[str, np.ndarray], where: str) -> Data:
                 need("x"), dt=arrays.get("dt"), t=arrays.get("t"), mask=arrays.get("mask")
             )
         if kind == "snapshots":
-            return Snapshots(need("x"), need("t"))
+            return Snapshots(need("x"), need("t"), arrays.get("growth_rate"))
         if kind == "samples":
             return Samples(need("x"))
         return Endpoints(need("x"), arrays.get("starts"))
@@ -219,6 +259,8 @@ def _save_npz(path: Path, data: Data) -> None:
             arrays["mask"] = data.mask
     elif isinstance(data, Snapshots):
         arrays["t"] = data.t
+        if data.growth_rate is not None:
+            arrays["growth_rate"] = data.growth_rate
     elif isinstance(data, Endpoints) and data.starts is not None:
         arrays["starts"] = data.starts
     np.savez(path, **arrays)
@@ -233,6 +275,9 @@ def _save_csv(path: Path, data: Data) -> None:
         table = np.column_stack([ids, data.t[obs], data.x[obs]])
         cols = ["id", "t"]
     elif isinstance(data, Snapshots):
+        if data.growth_rate is not None:
+            raise DataError("snapshots with growth rates are written as .npz (growth_rate is "
+                            "not a .csv column); save to a .npz path")  # fmt: skip
         table, cols = np.column_stack([data.t, data.x]), ["t"]
     else:
         table, cols = data.x, []

@@ -432,13 +432,18 @@ def _formula_misses_structure(candidates: list[Candidate], n_obs: float, floor: 
     """Whether a fixed family explains the steps better than the shortest code so far (a
     formula) by more than :data:`AKAIKE_MARGIN` in Akaike's criterion: the formula then
     leaves structure unexplained (a sparse polynomial standing in for a landscape of wells)
-    and the families with searched parameters are fitted after all."""
+    and the families with searched parameters are fitted after all.  The formula's own family
+    is its reference: the dense fit of the same library explaining the steps a little better
+    (a term the sparse code judged not worth its bits) is not structure the formula misses,
+    so a rival must beat the best fit of the formula's family, dense or sparse."""
     energies = [c for c in candidates if c.kind == "energy" and c.library is not None]
     if not energies or n_obs <= 0:
         return False
     best = min(energies, key=lambda c: c.code.total)
-    rival = min(_akaike(c, n_obs, floor) for c in energies)
-    return rival < _akaike(best, n_obs, floor) - AKAIKE_MARGIN
+    own = [c for c in energies if c.spec == best.spec] or [best]
+    reference = min(_akaike(c, n_obs, floor) for c in own)
+    others = [_akaike(c, n_obs, floor) for c in energies if c.spec != best.spec]
+    return bool(others) and min(others) < reference - AKAIKE_MARGIN
 
 
 def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: float,
