@@ -35,7 +35,7 @@ FLOORS = [
     ("estimators",),
     ("selection",),
     ("auto",),
-    ("plotting", "demo"),
+    ("plotting", "demo", "single_cell"),
     ("cli", "__main__", "__init__"),
 ]
 # only the command line imports inside functions: `iel --help` should not wait for JAX

@@ -52,6 +52,7 @@ from .model import FittedModel as FittedModel
 from .model import load as load
 from .model import load as load_model
 from .selection import select as select
+from .single_cell import fit_anndata as fit_anndata
 from .systems import SYSTEMS as SYSTEMS
 from .systems import get_system as get_system
 from .systems import simulate_system as simulate_system
@@ -63,6 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     # the jobs
     "fit",
+    "fit_anndata",
     "select",
     "simulate",
     "simulate_system",

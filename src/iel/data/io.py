@@ -18,8 +18,9 @@ Particle-tracking tables (trackpy, TrackMate, or columns named with ``id_col``, 
 ``coords``; ``.csv``, or tab-separated ``.tsv``/``.txt``) are read by
 :func:`iel.data.tracks.read_tracks`: each track on its own grid of frames, gaps masked.
 
-``.h5ad`` (AnnData, optional extra ``anndata``): ``X`` (or ``obsm[key]``) with the time in
-``obs[time_key]`` is read as snapshots.
+``.h5ad`` (AnnData, optional extra ``anndata``): an embedding ``obsm[basis]`` (``X_pca`` by
+default; ``X`` only when asked for) with the time in ``obs[time_key]`` (detected, labels such as
+``"day2"`` parsed) is read as snapshots by :func:`~.anndata_io.read_anndata`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .anndata_io import read_anndata
 from .files import atomic_file
 from .populations import Endpoints, Samples, Snapshots
 from .tracks import read_header, read_tracks, recognised
@@ -46,6 +48,7 @@ def _check_kind(kind: str | None) -> None:
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+SINGLE_CELL_OPTIONS = ("time_key", "basis", "n_components")
 
 
 def load_data(
@@ -56,14 +59,20 @@ def load_data(
     time_col: str | None = None,
     coords: str | list[str] | None = None,
     frame_interval: float | None = None,
+    time_key: str | None = None,
+    basis: str | None = None,
+    n_components: int | None = None,
 ) -> Data:
     """Read a data file; the kind is detected from its contents unless ``kind`` is given.
 
     ``id_col``, ``time_col``, ``coords`` and ``frame_interval`` read a particle-tracking table
     (:func:`iel.data.tracks.read_tracks`); trackpy and TrackMate tables are recognised without
-    them."""
+    them.  ``time_key``, ``basis`` and ``n_components`` are for ``.h5ad`` files
+    (:func:`~.anndata_io.read_anndata`): the ``obs`` column of the times, the ``obsm``
+    embedding and how many of its leading components."""
     options = {"id_col": id_col, "time_col": time_col, "coords": coords,
-               "frame_interval": frame_interval}  # fmt: skip
+               "frame_interval": frame_interval, "time_key": time_key, "basis": basis,
+               "n_components": n_components}  # fmt: skip
     return load_data_and_summary(path, kind, **options)[0]
 
 
@@ -73,6 +82,10 @@ def load_data_and_summary(
     """:func:`load_data`, with the track reader's summary (``None`` for other files)."""
     path = Path(path)
     _check_kind(kind)
+    single_cell = {name: options.pop(name, None) for name in SINGLE_CELL_OPTIONS}
+    cells_given = [name for name, value in single_cell.items() if value is not None]
+    if cells_given and path.suffix.lower() != ".h5ad":
+        raise DataError(f"{path}: {', '.join(cells_given)} apply to .h5ad (AnnData) files only")
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
@@ -94,7 +107,7 @@ def load_data_and_summary(
     if suffix == ".csv":
         return _load_csv(path, kind), None
     if suffix == ".h5ad":
-        return _load_h5ad(path, kind), None
+        return read_anndata(path, **single_cell, kind=kind or "snapshots")[0], None
     raise DataError(f"{path}: expected a .npz, .csv or .h5ad file (or a .tsv/.txt track table), "
                     f"got '{suffix or 'no suffix'}'")  # fmt: skip
 
@@ -221,25 +234,6 @@ def _csv_trajectories(ids: np.ndarray, t: np.ndarray, x: np.ndarray, where: str)
         return Trajectories(xs, t=ts, mask=None if mask.all() else mask)
     except DataError as err:
         raise DataError(f"{where}: {err}") from err
-
-
-def _load_h5ad(path: Path, kind: str | None, time_key: str = "t") -> Data:
-    try:
-        import anndata
-    except ImportError as err:
-        raise ImportError(
-            "reading .h5ad files needs the optional dependency 'anndata': "
-            "pip install 'iel[anndata]'"
-        ) from err
-    try:
-        adata = anndata.read_h5ad(path)
-    except Exception as err:  # h5py and anndata raise many kinds for a file they cannot read
-        raise DataError(f"{path}: not a readable .h5ad file ({type(err).__name__}: "
-                        f"{str(err)[:200]})") from err  # fmt: skip
-    if time_key not in adata.obs:
-        raise DataError(f"{path}: expected the time of each cell in obs['{time_key}']")
-    x = np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X)
-    return _build(kind or "snapshots", {"x": x, "t": np.asarray(adata.obs[time_key])}, str(path))
 
 
 def save_data(path: str | Path, data: Data) -> Path:
