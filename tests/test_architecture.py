@@ -21,11 +21,21 @@ FLOORS = [
     ("data",),
     ("energies",),
     ("dynamics",),
-    ("linear", "transport", "mdl", "training", "model", "systems", "basins", "compilation_cache"),
+    (
+        "linear",
+        "transport",
+        "mdl",
+        "training",
+        "model",
+        "systems",
+        "basins",
+        "compilation_cache",
+        "datasets",
+    ),
     ("estimators",),
     ("selection",),
     ("auto",),
-    ("plotting", "demo"),
+    ("plotting", "demo", "single_cell"),
     ("cli", "__main__", "__init__"),
 ]
 # only the command line imports inside functions: `iel --help` should not wait for JAX

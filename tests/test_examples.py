@@ -28,13 +28,13 @@ GALLERY = (
 )
 
 
-def _run(name: str, out: Path, *flags: str) -> subprocess.CompletedProcess:
+def _run(name: str, out: Path, *flags: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     package_root = str(Path(iel.__file__).resolve().parents[1])  # the iel under test
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     env.setdefault("IEL_COMPILATION_CACHE", "0")
     command = [sys.executable, str(EXAMPLES / f"{name}.py"), "--out", str(out), *flags]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _check_page(name: str, out: Path) -> str:

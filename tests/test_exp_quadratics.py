@@ -1,6 +1,8 @@
 """Exponentiated quadratics and variable projection: gradients, compression, recovery of the
 Müller–Brown form, and description-length selection of the family."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -271,6 +273,16 @@ def test_a_linear_family_that_explains_the_steps_better_than_a_stuck_fit_is_chos
             assert chosen is eq and note is None
         else:
             assert chosen.spec == "poly:6" and "local optimum" in note and "expquad:4" in note
+            # a rival whose code is longer than the constant energy's is no candidate (the
+            # fish-school data: a dense poly:6+rbf:30 100 bits past the null overruled a fit)
+            null = next(c for c in energies if c.kind == "null")
+            target = min(c.code.total for c in energies if c.spec == "poly:6") - 1.0
+            code = dataclasses.replace(
+                null.code, data_bits=null.code.data_bits + target - null.code.total
+            )
+            short_null = dataclasses.replace(null, code=code)
+            kept, none = _searched_fit_check(eq, [*energies, short_null], 2 * 30 * 1000, 0.0)
+            assert kept is eq and none is None
             assert found.chosen.spec == "poly:6"  # by its code or by the check
             assert _region_relmse(found.model, data) < _region_relmse(
                 FeatureEnergy(fitted, eq.theta), data

@@ -13,8 +13,11 @@ from .data import Endpoints as Endpoints
 from .data import Samples as Samples
 from .data import Snapshots as Snapshots
 from .data import Trajectories as Trajectories
+from .data import growth_rate_from_scores as growth_rate_from_scores
 from .data import load_data as load_data
+from .data import read_tracks as read_tracks
 from .data import save_data as save_data
+from .datasets import load_fish_school as load_fish_school
 from .dynamics import MALA as MALA
 from .dynamics import AbstractDynamics as AbstractDynamics
 from .dynamics import BoundedGradientDescent as BoundedGradientDescent
@@ -49,6 +52,7 @@ from .model import FittedModel as FittedModel
 from .model import load as load
 from .model import load as load_model
 from .selection import select as select
+from .single_cell import fit_anndata as fit_anndata
 from .systems import SYSTEMS as SYSTEMS
 from .systems import get_system as get_system
 from .systems import simulate_system as simulate_system
@@ -60,13 +64,16 @@ __version__ = "0.1.0"
 __all__ = [
     # the jobs
     "fit",
+    "fit_anndata",
     "select",
     "simulate",
     "simulate_system",
     "load_model",
     "load",
     "load_data",
+    "read_tracks",
     "save_data",
+    "load_fish_school",
     "enable_compilation_cache",
     # data
     "Trajectories",
@@ -74,6 +81,7 @@ __all__ = [
     "Samples",
     "Endpoints",
     "DataError",
+    "growth_rate_from_scores",
     # energies
     "AbstractEnergy",
     "FeatureEnergy",

@@ -182,8 +182,9 @@ def fit(
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
             snapshots ``regime`` (``"auto"``, ``"same"`` or ``"fresh"``: same particles or fresh
             samples at each time, :mod:`iel.selection.snapshot_regime`; ``resampled=True`` is
-            ``regime="fresh"``), ``coupling``, ``pairing``, ``interaction`` and
-            ``refinements``
+            ``regime="fresh"``), ``coupling``, ``pairing``, ``interaction``, ``refinements``,
+            ``growth`` and ``reg_m`` (births and deaths between snapshots:
+            :mod:`iel.transport.unbalanced`)
             (:class:`~iel.estimators.snapshots.SnapshotOneStep`).
 
     Example:
@@ -318,6 +319,12 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
     regime = options.pop("regime", "auto")
     refinements = options.pop("refinements", 0)
     pairing = options.pop("pairing", "auto")
+    growth, reg_m = options.pop("growth", None), options.pop("reg_m", None)
+    grows = growth not in (None, "none") or (growth is None and data.growth_rate is not None)
+    if (method == "rollout" or resampled or regime == "fresh") and (grows or reg_m is not None):
+        raise ValueError("growth between snapshots (growth=, reg_m=, Snapshots.growth_rate) is "
+                         "coupled by the one-step fit on paired particles only; pass "
+                         "growth='none' for the rollout or resampled fits")  # fmt: skip
     if resampled:  # the older name of regime="fresh"
         if regime == "same":
             raise ValueError("resampled=True means regime='fresh'; it contradicts regime='same'")
@@ -335,13 +342,14 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
                                progress=progress, **options).fit(data).model_  # fmt: skip
     if options:
         raise ValueError(f"options not used by the one-step snapshot fit: {sorted(options)}")
-    pairing_options = bool(interaction or refinements or pairing != "auto")
+    pairing_options = bool(interaction or refinements or pairing != "auto" or grows
+                           or reg_m is not None)  # fmt: skip
     if regime == "fresh" and pairing_options:
         raise ValueError("re-sampled populations are fitted without an interaction, pairing "
                          "or refinements: their particles are not the same")  # fmt: skip
     if regime == "auto" and pairing_options:
-        decision = RegimeDecision("same", "an interaction, pairing or refinements were asked "
-                                  "for: they pair the same particles")  # fmt: skip
+        decision = RegimeDecision("same", "an interaction, pairing, refinements or growth were "
+                                  "asked for: they pair the same particles")  # fmt: skip
     else:
         decision = decide_regime(data, energy, regime, seed)
     linear = energy == "auto" or parse_energy_spec(energy, data.dim).is_linear
@@ -354,7 +362,8 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
         return with_fixed_temperature(model, temperature)
     est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, pairing=pairing,
                           refinements=refinements, steps=steps, seed=seed,
-                          select=select_snapshot_pairs, temperature=temperature)  # fmt: skip
+                          select=select_snapshot_pairs, temperature=temperature,
+                          growth=growth, reg_m=reg_m)  # fmt: skip
     model = est.fit(data).model_
     if decision.regime == "fresh":  # a network family: the JKO fit is closed form, linear only
         return _with_regime(model, decision, "paired by transport all the same").with_notes(

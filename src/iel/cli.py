@@ -158,12 +158,24 @@ def simulate(
 @app.command()
 @_clear_errors
 def fit(
-    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad)"),
+    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad; .tsv/.txt tracks)"),
     energy: str = typer.Option(
         "auto", "--energy", "-e", help="energy family spec, or auto (shortest description)"
     ),
     kind: str | None = typer.Option(
         None, "--kind", help="force the data kind: trajectories|snapshots|samples|endpoints"
+    ),
+    id_col: str | None = typer.Option(
+        None, "--id-col", help="track tables: the column naming each row's track"
+    ),
+    time_col: str | None = typer.Option(
+        None, "--time-col", help="track tables: frame numbers (with --frame-interval) or times"
+    ),
+    coords: str | None = typer.Option(
+        None, "--coords", help="track tables: coordinate columns, comma-separated (x,y)"
+    ),
+    frame_interval: float | None = typer.Option(
+        None, "--frame-interval", help="track tables: time per frame (e.g. seconds)"
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
     method: str = typer.Option("auto", "--method", "-m", help="auto | onestep | rollout"),
@@ -208,6 +220,16 @@ def fit(
         help="snapshots: auto (decide from the data) | same (the same particles at each time) "
         "| fresh (each time a fresh sample); overrides a hint the data file carries",
     ),
+    growth: str | None = typer.Option(
+        None,
+        "--growth",
+        help="snapshots: births and deaths between times, none | given (the file's "
+        "growth_rate) | auto (given rates, else unbalanced transport); default: given when "
+        "the file has growth_rate, else none",
+    ),
+    reg_m: float | None = typer.Option(
+        None, "--reg-m", help="snapshots, --growth auto: unbalanced transport's KL weight"
+    ),
     objective: str | None = typer.Option(
         None, "--objective", help="end states: latent (default) | likelihood | pushforward"
     ),
@@ -235,8 +257,29 @@ def fit(
         help="continue an interrupted fit from its checkpoint (an earlier "
         "--out, or its checkpoint/ folder); same data and settings",
     ),
+    time_key: str | None = typer.Option(
+        None, "--time-key", help=".h5ad: the obs column of the cells' times (detected if absent)"
+    ),
+    basis: str | None = typer.Option(
+        None, "--basis", help=".h5ad: the obsm embedding fitted (default X_pca; X: genes, dense)"
+    ),
+    n_components: int | None = typer.Option(
+        None, "--n-components", help=".h5ad: fit the first K columns of the basis", min=1
+    ),
+    write_back: bool = typer.Option(
+        False,
+        "--write-back",
+        help=".h5ad: write the cells with iel_potential, velocity_<basis> and uns['iel'] "
+        "to <out>/<input stem>.h5ad, and embedding.png",
+    ),
+    overwrite_input: bool = typer.Option(
+        False, "--overwrite-input", help="with --write-back: write the results into the input file"
+    ),
 ) -> None:
     """Fit an energy to a data file and write report.json, the model and landscape.png.
+
+    A .h5ad file (AnnData) is read as snapshots of cells (iel.fit_anndata's defaults: each
+    snapshot a fresh sample); --write-back adds the results to a copy of it.
 
     End states (``--kind endpoints``) also get starts.npz: a start for every end state.
     Ctrl-C during an iterative fit stops it with the best parameters so far and writes the
@@ -244,7 +287,6 @@ def fit(
     import numpy as np
 
     from .auto import fit as fit_energy
-    from .data import load_data
     from .data.files import staged_directory
     from .data.populations import Endpoints
     from .model import MODEL_FILES
@@ -269,6 +311,9 @@ def fit(
         options["resampled"] = True
     if regime:
         options["regime"] = regime
+    for name, value in (("growth", growth), ("reg_m", reg_m)):
+        if value is not None:
+            options[name] = value
     for name, value in (("objective", objective), ("prior", prior),
                         ("descent_steps", descent_steps)):  # fmt: skip
         if value is not None:
@@ -278,7 +323,13 @@ def fit(
         if projection is not None:
             matrix = np.load(projection) if projection.suffix == ".npy" else np.loadtxt(projection)
             matrix = np.atleast_2d(matrix)
-        loaded = load_data(data, kind=kind)
+        single_cell = _single_cell_read(data, kind, time_key, basis, n_components, write_back,
+                                        overwrite_input, method, energy, options)  # fmt: skip
+        if single_cell:
+            loaded, energy = single_cell[0], single_cell[2].pop("energy", energy)
+            options = single_cell[2]
+        else:
+            loaded = _load(data, kind, id_col, time_col, coords, frame_interval)
         if starts is not None:
             loaded = _with_starts(loaded, starts)
         elif options.keys() & {"objective", "prior", "descent_steps"} and not isinstance(
@@ -307,9 +358,13 @@ def fit(
                 checkpoint=checkpoint,
                 **options,
             )
-        with staged_directory(out, replaces=MODEL_FILES + FIT_OUTPUTS, overwrite=force) as stage:
+        outputs = FIT_OUTPUTS + (_written_back(data, write_back, overwrite_input))
+        with staged_directory(out, replaces=MODEL_FILES + outputs, overwrite=force) as stage:
             model.write_files(stage)  # the fit is saved: nothing after this may fail it
             skipped = write_fit_outputs(model, loaded, stage)
+            if single_cell:
+                skipped += write_back_outputs(model, single_cell[1], data, stage, write_back,
+                                              overwrite_input)  # fmt: skip
             written = sorted(p.name for p in stage.iterdir())
     except (ValueError, TypeError, NotImplementedError, FileExistsError, OSError,
             CouplingError) as err:  # fmt: skip
@@ -322,6 +377,107 @@ def fit(
 
 # what `iel fit` writes beside the model files (a folder's earlier copies are replaced)
 FIT_OUTPUTS = ("landscape.png", "starts.npz")
+EMBEDDING_PNG = "embedding.png"
+
+
+def _single_cell_read(data: Path, kind, time_key, basis, n_components, write_back,
+                      overwrite_input, method, energy, options):  # fmt: skip
+    """For a .h5ad file: ``(cells, what was read, options with the single-cell defaults)``,
+    the mapping printed; ``None`` for other files (whose single-cell options are refused)."""
+    given = [flag for flag, value in (("--time-key", time_key), ("--basis", basis),
+             ("--n-components", n_components), ("--write-back", write_back),
+             ("--overwrite-input", overwrite_input)) if value]  # fmt: skip
+    if data.suffix.lower() != ".h5ad":
+        if given:
+            _fail(f"{', '.join(given)} apply to .h5ad (AnnData) files; {data} is not one")
+        return None
+    if overwrite_input and not write_back:
+        _fail("--overwrite-input says where --write-back writes; pass both (or neither)")
+    from .data.anndata_io import read_anndata
+    from .single_cell import single_cell_options
+
+    cells, record = read_anndata(data, time_key, basis, n_components, kind=kind or "snapshots")
+    for line in record.describe():
+        console.print(escape(line))
+    chosen, defaults = single_cell_options(cells.dim, {**options, "method": method,
+                                                       "energy": energy})  # fmt: skip
+    chosen.pop("method")
+    for line in defaults:
+        console.print(f"single-cell default: {escape(line)}")
+    return cells, record, chosen
+
+
+def _written_back(data: Path, write_back: bool, overwrite_input: bool) -> tuple[str, ...]:
+    """The names --write-back adds to the model folder."""
+    if not write_back:
+        return ()
+    return (EMBEDDING_PNG,) if overwrite_input else (f"{data.stem}.h5ad", EMBEDDING_PNG)
+
+
+def write_back_outputs(model, record, data: Path, folder: Path, write_back: bool,
+                       overwrite_input: bool) -> list:  # fmt: skip
+    """What was read of a .h5ad file goes into ``report.json`` (``single_cell``); with
+    ``write_back`` also the input cells with the results
+    (:func:`iel.single_cell.write_results`) as ``folder/<stem>.h5ad`` (or into ``data`` itself
+    with ``overwrite_input``, replaced whole or not at all) and ``embedding.png``.  Like
+    :func:`write_fit_outputs`, a failure is a note (returned, and added to ``report.json``),
+    never a failed fit."""
+    from .model import REPORT_JSON
+
+    outputs, notes = {}, []
+    if write_back:
+        target = data if overwrite_input else folder / f"{data.stem}.h5ad"
+        steps = {str(target) if overwrite_input else target.name: None, EMBEDDING_PNG: None}
+        adata = None
+        for name in steps:
+            try:
+                if name == EMBEDDING_PNG:
+                    if adata is None:
+                        raise RuntimeError("the cells with the results were not written")
+                    _embedding_figure(adata, record, folder / EMBEDDING_PNG)
+                else:
+                    adata = _write_cells(model, record, data, target)
+                    if overwrite_input:  # (a copy in the folder is listed with the folder)
+                        console.print(f"wrote the results into [bold]{escape(str(data))}[/bold]")
+                outputs[name] = "written"
+            except Exception as err:  # noqa: BLE001 - the saved fit stands whatever happens
+                if name == EMBEDDING_PNG:
+                    (folder / EMBEDDING_PNG).unlink(missing_ok=True)
+                reason = f"{type(err).__name__}: {err}".strip()
+                outputs[name] = f"skipped ({reason})"
+                notes.append(f"{name} was not written: {reason}; the fitted model is saved")
+    report_path = folder / REPORT_JSON
+    report = json.loads(report_path.read_text())
+    report.setdefault("outputs", {}).update(outputs)
+    report["single_cell"] = record.as_dict()
+    if notes:
+        diagnostics = report.setdefault("diagnostics", {})
+        diagnostics["notes"] = [*diagnostics.get("notes", []), *notes]
+    report_path.write_text(json.dumps(report, indent=2))
+    return notes
+
+
+def _write_cells(model, record, data: Path, target: Path):
+    """The cells of ``data`` with the results, written to ``target`` in one rename."""
+    from .data.anndata_io import open_h5ad
+    from .data.files import atomic_file
+    from .single_cell import write_results
+
+    adata = open_h5ad(data)
+    write_results(adata, model, record)
+    with atomic_file(target) as partial:
+        adata.write_h5ad(partial)
+    return adata
+
+
+def _embedding_figure(adata, record, path: Path) -> None:
+    """``embedding.png``: the potential and drift in X_umap (else in the fitted basis)."""
+    from .plotting import plot_embedding_landscape, plt
+    from .single_cell import UMAP_KEY
+
+    ax = plot_embedding_landscape(adata, basis=UMAP_KEY if UMAP_KEY in adata.obsm else record.basis)
+    ax.figure.savefig(path, dpi=110)
+    plt.close(ax.figure)
 
 
 def write_fit_outputs(model, data, folder: Path) -> list[str]:
@@ -358,6 +514,18 @@ def write_fit_outputs(model, data, folder: Path) -> list[str]:
         diagnostics["notes"] = [*diagnostics.get("notes", []), *notes]
     report_path.write_text(json.dumps(report, indent=2))
     return notes
+
+
+def _load(path: Path, kind, id_col, time_col, coords, frame_interval):
+    """Read a data file; a track table's reader says what it read."""
+    from .data import load_data_and_summary
+
+    loaded, summary = load_data_and_summary(
+        path, kind, id_col=id_col, time_col=time_col, coords=coords, frame_interval=frame_interval
+    )
+    if summary:
+        console.print(escape(summary))
+    return loaded
 
 
 def _with_starts(loaded, path: Path):
@@ -404,17 +572,28 @@ def select(
         "mlp:16,mlp:32x32", "--networks", help="comma-separated network families ('' for none)"
     ),
     kind: str | None = typer.Option(None, "--kind", help="force the data kind"),
+    id_col: str | None = typer.Option(
+        None, "--id-col", help="track tables: the column naming each row's track"
+    ),
+    time_col: str | None = typer.Option(
+        None, "--time-col", help="track tables: frame numbers (with --frame-interval) or times"
+    ),
+    coords: str | None = typer.Option(
+        None, "--coords", help="track tables: coordinate columns, comma-separated (x,y)"
+    ),
+    frame_interval: float | None = typer.Option(
+        None, "--frame-interval", help="track tables: time per frame (e.g. seconds)"
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Rank energy families by description length; is this a gradient system at all?"""
-    from .data import load_data
     from .data.populations import Endpoints
     from .selection import SELECT_FAMILIES
     from .selection import select as run_select
 
     out = out or data.with_suffix(".iel")
     try:
-        loaded = load_data(data, kind=kind)
+        loaded = _load(data, kind, id_col, time_col, coords, frame_interval)
         chosen_families = tuple(f.strip() for f in families.split(",")) if families else None
         if isinstance(loaded, Endpoints):
             _select_end_states(loaded, chosen_families, out, seed)

@@ -189,3 +189,41 @@ def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_embedding_landscape(adata, basis: str = "X_umap", ax=None, grid: int = 25,
+                             max_cells: int = 20_000):  # fmt: skip
+    """Cells in a 2-D embedding coloured by ``obs["iel_potential"]``, with the drift as arrows:
+    ``obsm["velocity_<b>"]`` (``b`` = ``basis`` without ``X_``; ``velocity_umap`` for
+    ``X_umap``) averaged over the cells of each square of a ``grid × grid`` mesh with at least
+    three cells (at most ``max_cells`` cells are drawn, a fixed random subset).  Needs what
+    :func:`iel.fit_anndata` writes; returns the axes."""
+    short = basis[2:] if basis.startswith("X_") else basis
+    missing = [f"obsm[{k!r}]" for k in (basis, f"velocity_{short}") if k not in adata.obsm]
+    missing += [] if "iel_potential" in adata.obs else ["obs['iel_potential']"]
+    if missing:
+        keys = ", ".join(map(str, adata.obsm.keys()))
+        raise ValueError(f"the embedding plot needs {', '.join(missing)} (written by "
+                         f"iel.fit_anndata); obsm has {keys}")  # fmt: skip
+    ax = _axes(ax)
+    u = np.asarray(adata.obsm[basis], dtype=float)[:, :2]
+    v = np.asarray(adata.obsm[f"velocity_{short}"], dtype=float)[:, :2]
+    e = np.asarray(adata.obs["iel_potential"], dtype=float)
+    show = np.random.default_rng(0).permutation(len(u))[:max_cells]
+    low, high = _energy_range(e, "the cells")
+    points = ax.scatter(u[show, 0], u[show, 1], c=np.clip(e[show], low, high), s=2,
+                        cmap="viridis", rasterized=True)  # fmt: skip
+    plt.colorbar(points, ax=ax, label="E (iel_potential)")
+    edges = [np.linspace(u[:, j].min(), u[:, j].max() + 1e-12, grid + 1) for j in range(2)]
+    cell = [np.clip(np.searchsorted(edges[j], u[:, j], side="right") - 1, 0, grid - 1)
+            for j in range(2)]  # fmt: skip
+    flat = cell[0] * grid + cell[1]
+    counts = np.bincount(flat, minlength=grid * grid)
+    keep = counts >= 3
+    means = [np.bincount(flat, weights=w, minlength=grid * grid)[keep] / counts[keep]
+             for w in (u[:, 0], u[:, 1], v[:, 0], v[:, 1])]  # fmt: skip
+    ax.quiver(*means, color="k", angles="xy", width=0.003, alpha=0.8)
+    ax.set_xlabel(f"{short} 1")
+    ax.set_ylabel(f"{short} 2")
+    ax.set_title(f"iel potential and drift −∇E in {basis}", fontsize=9)
+    return ax

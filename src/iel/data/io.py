@@ -4,7 +4,8 @@
 
 * trajectories: ``x`` ``(N, T, d)`` and ``dt`` (scalar) or ``t`` (``(T,)`` or ``(N, T)``),
   optional boolean ``mask`` ``(N, T)``;
-* snapshots: ``x`` ``(M, d)`` and ``t`` ``(M,)`` (the time of each row);
+* snapshots: ``x`` ``(M, d)`` and ``t`` ``(M,)`` (the time of each row), optional
+  ``growth_rate`` ``(M,)`` (each row's log growth rate per unit time);
 * samples: only ``x`` ``(M, d)``;
 * endpoints: ``x`` ``(M, d)`` and optional ``starts`` ``(M, d)``; files written by ``iel``
   carry a ``kind`` entry, other files need ``kind="endpoints"`` to be read as end states.
@@ -13,8 +14,13 @@
 column per coordinate.  Trajectory rows are grouped by ``id`` and sorted by ``t``; trajectories
 of different lengths are padded and masked.
 
-``.h5ad`` (AnnData, optional extra ``anndata``): ``X`` (or ``obsm[key]``) with the time in
-``obs[time_key]`` is read as snapshots.
+Particle-tracking tables (trackpy, TrackMate, or columns named with ``id_col``, ``time_col``,
+``coords``; ``.csv``, or tab-separated ``.tsv``/``.txt``) are read by
+:func:`iel.data.tracks.read_tracks`: each track on its own grid of frames, gaps masked.
+
+``.h5ad`` (AnnData, optional extra ``anndata``): an embedding ``obsm[basis]`` (``X_pca`` by
+default; ``X`` only when asked for) with the time in ``obs[time_key]`` (detected, labels such as
+``"day2"`` parsed) is read as snapshots by :func:`~.anndata_io.read_anndata`.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .anndata_io import read_anndata
 from .files import atomic_file
 from .populations import Endpoints, Samples, Snapshots
+from .tracks import read_header, read_tracks, recognised
 from .trajectories import Trajectories
 from .validation import DataError
 
@@ -39,10 +47,45 @@ def _check_kind(kind: str | None) -> None:
         raise DataError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def load_data(path: str | Path, kind: str | None = None) -> Data:
-    """Read a data file; the kind is detected from its contents unless ``kind`` is given."""
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+SINGLE_CELL_OPTIONS = ("time_key", "basis", "n_components")
+
+
+def load_data(
+    path: str | Path,
+    kind: str | None = None,
+    *,
+    id_col: str | None = None,
+    time_col: str | None = None,
+    coords: str | list[str] | None = None,
+    frame_interval: float | None = None,
+    time_key: str | None = None,
+    basis: str | None = None,
+    n_components: int | None = None,
+) -> Data:
+    """Read a data file; the kind is detected from its contents unless ``kind`` is given.
+
+    ``id_col``, ``time_col``, ``coords`` and ``frame_interval`` read a particle-tracking table
+    (:func:`iel.data.tracks.read_tracks`); trackpy and TrackMate tables are recognised without
+    them.  ``time_key``, ``basis`` and ``n_components`` are for ``.h5ad`` files
+    (:func:`~.anndata_io.read_anndata`): the ``obs`` column of the times, the ``obsm``
+    embedding and how many of its leading components."""
+    options = {"id_col": id_col, "time_col": time_col, "coords": coords,
+               "frame_interval": frame_interval, "time_key": time_key, "basis": basis,
+               "n_components": n_components}  # fmt: skip
+    return load_data_and_summary(path, kind, **options)[0]
+
+
+def load_data_and_summary(
+    path: str | Path, kind: str | None = None, **options
+) -> tuple[Data, str | None]:
+    """:func:`load_data`, with the track reader's summary (``None`` for other files)."""
     path = Path(path)
     _check_kind(kind)
+    single_cell = {name: options.pop(name, None) for name in SINGLE_CELL_OPTIONS}
+    cells_given = [name for name, value in single_cell.items() if value is not None]
+    if cells_given and path.suffix.lower() != ".h5ad":
+        raise DataError(f"{path}: {', '.join(cells_given)} apply to .h5ad (AnnData) files only")
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
@@ -50,13 +93,23 @@ def load_data(path: str | Path, kind: str | None = None) -> Data:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
+    given = [name for name, value in options.items() if value is not None]
+    if suffix in TABLE_SUFFIXES and (given or recognised(read_header(path))):
+        if kind not in (None, "trajectories"):
+            raise DataError(f"{path}: a track table holds trajectories; got kind={kind!r}")
+        table = read_tracks(path, **options)
+        return table.trajectories, table.summary
+    if given:
+        raise DataError(f"{path}: {', '.join(given)} apply to track tables (.csv, .tsv, .txt); "
+                        f"got a '{suffix}' file")  # fmt: skip
     if suffix == ".npz":
-        return _load_npz(path, kind)
+        return _load_npz(path, kind), None
     if suffix == ".csv":
-        return _load_csv(path, kind)
+        return _load_csv(path, kind), None
     if suffix == ".h5ad":
-        return _load_h5ad(path, kind)
-    raise DataError(f"{path}: expected a .npz, .csv or .h5ad file, got '{suffix or 'no suffix'}'")
+        return read_anndata(path, **single_cell, kind=kind or "snapshots")[0], None
+    raise DataError(f"{path}: expected a .npz, .csv or .h5ad file (or a .tsv/.txt track table), "
+                    f"got '{suffix or 'no suffix'}'")  # fmt: skip
 
 
 def _load_npz(path: Path, kind: str | None) -> Data:
@@ -108,7 +161,7 @@ def _build(kind: str, arrays: dict[str, np.ndarray], where: str) -> Data:
                 need("x"), dt=arrays.get("dt"), t=arrays.get("t"), mask=arrays.get("mask")
             )
         if kind == "snapshots":
-            return Snapshots(need("x"), need("t"))
+            return Snapshots(need("x"), need("t"), arrays.get("growth_rate"))
         if kind == "samples":
             return Samples(need("x"))
         return Endpoints(need("x"), arrays.get("starts"))
@@ -183,25 +236,6 @@ def _csv_trajectories(ids: np.ndarray, t: np.ndarray, x: np.ndarray, where: str)
         raise DataError(f"{where}: {err}") from err
 
 
-def _load_h5ad(path: Path, kind: str | None, time_key: str = "t") -> Data:
-    try:
-        import anndata
-    except ImportError as err:
-        raise ImportError(
-            "reading .h5ad files needs the optional dependency 'anndata': "
-            "pip install 'iel[anndata]'"
-        ) from err
-    try:
-        adata = anndata.read_h5ad(path)
-    except Exception as err:  # h5py and anndata raise many kinds for a file they cannot read
-        raise DataError(f"{path}: not a readable .h5ad file ({type(err).__name__}: "
-                        f"{str(err)[:200]})") from err  # fmt: skip
-    if time_key not in adata.obs:
-        raise DataError(f"{path}: expected the time of each cell in obs['{time_key}']")
-    x = np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X)
-    return _build(kind or "snapshots", {"x": x, "t": np.asarray(adata.obs[time_key])}, str(path))
-
-
 def save_data(path: str | Path, data: Data) -> Path:
     """Write ``data`` as ``.npz`` (with its kind recorded) or ``.csv``; refuses to overwrite."""
     path = Path(path)
@@ -225,6 +259,8 @@ def _save_npz(path: Path, data: Data) -> None:
             arrays["mask"] = data.mask
     elif isinstance(data, Snapshots):
         arrays["t"] = data.t
+        if data.growth_rate is not None:
+            arrays["growth_rate"] = data.growth_rate
     elif isinstance(data, Endpoints) and data.starts is not None:
         arrays["starts"] = data.starts
     np.savez(path, **arrays)
@@ -239,6 +275,9 @@ def _save_csv(path: Path, data: Data) -> None:
         table = np.column_stack([ids, data.t[obs], data.x[obs]])
         cols = ["id", "t"]
     elif isinstance(data, Snapshots):
+        if data.growth_rate is not None:
+            raise DataError("snapshots with growth rates are written as .npz (growth_rate is "
+                            "not a .csv column); save to a .npz path")  # fmt: skip
         table, cols = np.column_stack([data.t, data.x]), ["t"]
     else:
         table, cols = data.x, []

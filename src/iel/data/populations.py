@@ -22,7 +22,11 @@ class Snapshots:
     """Unpaired populations: row ``i`` of ``x`` (shape ``(M, d)``) observed at time ``t[i]``.
 
     Rows sharing a time form one snapshot; at least two distinct times are needed, each with
-    at least two states.
+    at least two states.  ``growth_rate`` (optional, shape ``(M,)``, finite): each row's log
+    growth rate per unit time, birth minus death rate, so that a cell has ``exp(g Δt)``
+    expected descendants after ``Δt`` (:func:`iel.data.growth_rate_from_scores` makes it from
+    proliferation and apoptosis scores); snapshot fits then couple with that growth
+    (``growth="given"``, :mod:`iel.transport.unbalanced`).
 
     ``same_particles`` is an optional hint: ``True`` when every snapshot holds the same
     particles (identities lost), ``False`` when each is a fresh sample of the population (cells
@@ -33,7 +37,7 @@ class Snapshots:
 
     kind = "snapshots"
 
-    def __init__(self, x, t, same_particles: bool | None = None):
+    def __init__(self, x, t, growth_rate=None, same_particles: bool | None = None):
         if same_particles not in (None, True, False):
             raise DataError(
                 f"snapshots same_particles: expected True, False or None, got {same_particles!r}"
@@ -59,6 +63,7 @@ class Snapshots:
         self.x = x
         self.t = t
         self.times = times
+        self.growth_rate = None if growth_rate is None else _growth_rate(growth_rate, len(x))
         self.same_particles = same_particles
 
     @property
@@ -69,12 +74,30 @@ class Snapshots:
         """The states at each distinct time, in time order."""
         return [self.x[self.t == s] for s in self.times]
 
+    def growth_rates(self) -> list[np.ndarray] | None:
+        """The growth rates of each snapshot's rows, in the order of :meth:`populations`."""
+        if self.growth_rate is None:
+            return None
+        return [self.growth_rate[self.t == s] for s in self.times]
+
     def observed_states(self) -> np.ndarray:
         return self.x
 
     def __repr__(self) -> str:
         sizes = [int((self.t == s).sum()) for s in self.times]
-        return f"Snapshots(times={len(self.times)}, sizes={sizes}, d={self.dim})"
+        growth = ", with growth rates" if self.growth_rate is not None else ""
+        return f"Snapshots(times={len(self.times)}, sizes={sizes}, d={self.dim}{growth})"
+
+
+def _growth_rate(g, rows: int) -> np.ndarray:
+    g = as_float_array(g, "snapshots growth_rate")
+    if g.shape != (rows,):
+        raise DataError(
+            f"snapshots growth_rate: expected one log growth rate per row, shape ({rows},), "
+            f"got {g.shape}"
+        )
+    check_finite(g, "snapshots growth_rate")
+    return g
 
 
 class _PointSet:

@@ -432,13 +432,18 @@ def _formula_misses_structure(candidates: list[Candidate], n_obs: float, floor: 
     """Whether a fixed family explains the steps better than the shortest code so far (a
     formula) by more than :data:`AKAIKE_MARGIN` in Akaike's criterion: the formula then
     leaves structure unexplained (a sparse polynomial standing in for a landscape of wells)
-    and the families with searched parameters are fitted after all."""
+    and the families with searched parameters are fitted after all.  The formula's own family
+    is its reference: the dense fit of the same library explaining the steps a little better
+    (a term the sparse code judged not worth its bits) is not structure the formula misses,
+    so a rival must beat the best fit of the formula's family, dense or sparse."""
     energies = [c for c in candidates if c.kind == "energy" and c.library is not None]
     if not energies or n_obs <= 0:
         return False
     best = min(energies, key=lambda c: c.code.total)
-    rival = min(_akaike(c, n_obs, floor) for c in energies)
-    return rival < _akaike(best, n_obs, floor) - AKAIKE_MARGIN
+    own = [c for c in energies if c.spec == best.spec] or [best]
+    reference = min(_akaike(c, n_obs, floor) for c in own)
+    others = [_akaike(c, n_obs, floor) for c in energies if c.spec != best.spec]
+    return bool(others) and min(others) < reference - AKAIKE_MARGIN
 
 
 def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: float,
@@ -447,14 +452,18 @@ def _searched_fit_check(chosen: Candidate, energies: list[Candidate], n_obs: flo
     non-convex loss.  Its code can still be the shortest (few parameters), yet a fixed family
     that explains the steps better is then the better model of the forces.  "Better" is the
     expected held-out one-step log-likelihood (Akaike): ``n log(residual) + 2k`` lower, with
-    ``k`` the coefficients plus the free parameters.  Returns the candidate to choose and a
+    ``k`` the coefficients plus the free parameters.  A rival must still justify itself by
+    its description: one whose code is longer than the constant energy's (the null model)
+    is no candidate, however well it fits the steps.  Returns the candidate to choose and a
     note (``None`` when the searched fit stands)."""
     if chosen.kind != "energy" or chosen.library is None:
         return chosen, None
     if not searched_parameter_count(chosen.library):
         return chosen, None
+    null_bits = min((c.code.total for c in energies if c.kind == "null"), default=math.inf)
     fixed = [c for c in energies if c.kind == "energy" and c.library is not None
-             and not searched_parameter_count(c.library)]  # fmt: skip
+             and not searched_parameter_count(c.library)
+             and c.code.total < null_bits]  # fmt: skip
     if not fixed:
         return chosen, None
 

@@ -50,6 +50,7 @@ from ...transport.registration import (
     registration_library,
     registration_library_name,
 )
+from ...transport.unbalanced import Growth, GrowthCoupling, growth_summary, resolve_growth
 from ..base import AbstractEstimator, with_fixed_temperature
 from ..trajectories.closed_form import OneStepClosedForm
 from ..trajectories.likelihood import OneStepLikelihood
@@ -65,13 +66,16 @@ FITTED_FAMILY_ROUNDS, FITTED_FAMILY_GAIN = 3, 0.01
 
 
 def paired_transitions(
-    data: Snapshots, coupling: str = "auto", force=None, predicted=None
-) -> tuple[Trajectories, str]:
+    data: Snapshots, coupling: str = "auto", force=None, predicted=None,
+    growth: Growth | None = None, growth_couplings: list | None = None,
+) -> tuple[Trajectories, str]:  # fmt: skip
     """All consecutive snapshot pairs coupled, as two-point trajectories with their times.
 
     With ``force`` (a fitted drift ``F``), each particle is coupled from where the drift
     would take it, ``x + h F(x)``, so that only the noise is left for the transport to undo;
     ``predicted`` gives those positions directly (one array per snapshot but the last).
+    With an active ``growth`` (:mod:`iel.transport.unbalanced`) the couplings allow for
+    births and deaths, and each one is appended to ``growth_couplings`` when given.
     """
     pops = data.populations()
     if predicted is not None:
@@ -80,7 +84,13 @@ def paired_transitions(
         sources = drift_predicted(data, force) if force is not None else pops[:-1]
     xs, ts, how = [], [], ""
     for k in range(len(pops) - 1):
-        dest, how = couple(sources[k], pops[k + 1], coupling)
+        if growth is not None and growth.active:
+            grown = growth.couple(k, sources[k], pops[k + 1])
+            dest, how = grown.destinations, grown.how
+            if growth_couplings is not None:
+                growth_couplings.append(grown)
+        else:
+            dest, how = couple(sources[k], pops[k + 1], coupling)
         xs.append(np.stack([pops[k], dest], axis=1))
         ts.append(np.broadcast_to(data.times[k : k + 2], (len(pops[k]), 2)))
     return Trajectories(np.concatenate(xs), t=np.concatenate(ts)), how
@@ -196,6 +206,13 @@ class SnapshotOneStep(AbstractEstimator):
             function of that form.  Selection sits above the estimators, so it is passed in.
         temperature: fix ``T`` instead of calibrating it (the calibrated value is kept in
             the diagnostics as ``estimated_temperature``).
+        growth: births and deaths between snapshots (:mod:`iel.transport.unbalanced`):
+            ``None`` (default) uses ``data.growth_rate`` when the snapshots carry it and
+            balanced couplings otherwise; ``"none"`` balanced; ``"given"`` the snapshots'
+            rates; ``"auto"`` the rates, or an unbalanced plan without them.  With growth the
+            particles are paired by transport (registration matches balanced populations) and
+            the report gives the assumption and the mass change per interval.
+        reg_m: the unbalanced plan's marginal relaxation ``λ`` (default: the data's scale).
     """
 
     method = "snapshots-ot-onestep"
@@ -210,6 +227,8 @@ class SnapshotOneStep(AbstractEstimator):
     seed: int = 0
     select: Callable[[Trajectories, int], FittedModel] | None = None
     temperature: float | None = None
+    growth: str | None = None
+    reg_m: float | None = None
 
     def __post_init__(self):
         if self.pairing not in PAIRINGS:
@@ -219,7 +238,16 @@ class SnapshotOneStep(AbstractEstimator):
         if not isinstance(data, Snapshots):
             raise TypeError(f"SnapshotOneStep fits snapshots, got {type(data).__name__}")
         start = time.perf_counter()
-        pairs, how = paired_transitions(data, self.coupling)
+        growth, growth_why = resolve_growth(self.growth, data.growth_rates(), data.times,
+                                            self.reg_m)  # fmt: skip
+        if growth.active and (self.interaction or self.pairing == "registration"):
+            raise ValueError(
+                "growth between snapshots is coupled by transport, without an interaction "
+                "or pairing='registration'; pass growth='none'"
+            )
+        self.growth_ = growth
+        grown: list[GrowthCoupling] = []
+        pairs, how = paired_transitions(data, self.coupling, growth=growth, growth_couplings=grown)
         pairs, how, pairing = self._chosen_pairing(data, pairs, how)
         model = self.fit_pairs(data, pairs)
         if pairing["kept"] == "registration" and model.temperature > 0:
@@ -231,7 +259,8 @@ class SnapshotOneStep(AbstractEstimator):
             if rounds == self.refinements or model.temperature == 0:
                 break  # noise-free pairs need no re-coupling: the first pairing is the map's
             # couple again from where the fitted drift takes each particle
-            new_pairs, how = paired_transitions(data, self.coupling, force=model.force)
+            new_pairs, how = paired_transitions(data, self.coupling, force=model.force,
+                                                growth=growth)  # fmt: skip
             rounds += 1
             moved = np.max(np.abs(new_pairs.x[:, 1] - pairs.x[:, 1]))
             pairs = new_pairs
@@ -241,14 +270,15 @@ class SnapshotOneStep(AbstractEstimator):
         how += (f"; re-coupled {rounds} time(s) from the drift-predicted positions x + hF(x)"
                 if rounds else "")  # fmt: skip
         if model.temperature > 0 and not self.interaction:
-            model = _with_calibrated_temperature(model, data, self.coupling, self.seed)
+            model = _with_calibrated_temperature(model, data, self.coupling, self.seed, growth)
         if not self.interaction:
             share = unexplained_share(model, pairs)
             model = model.with_diagnostics(unexplained_motion_share=share)
             if share > UNEXPLAINED_NOTE_SHARE:
                 model = model.with_notes(UNEXPLAINED_NOTE.format(share))
         sizes = [len(p) for p in data.populations()]
-        if len(set(sizes)) > 1:
+        model = _with_growth_report(model, data, growth, growth_why, grown)
+        if len(set(sizes)) > 1 and not growth.active:
             shown = ", ".join(map(str, sizes[:6])) + (", …" if len(sizes) > 6 else "")
             model = model.with_notes(UNEQUAL_SIZES_NOTE.format(sizes=shown))
         model = _with_pairing_report(model, how, pairing)
@@ -265,8 +295,9 @@ class SnapshotOneStep(AbstractEstimator):
         """The transport ``pairs`` or the registration's (``pairing``, class docstring), the
         coupling's description, and what was compared."""
         pops = data.populations()
-        if self.pairing == "transport" or self.interaction:
-            why = "asked for" if self.pairing == "transport" else "with an interaction"
+        if self.pairing == "transport" or self.interaction or self.growth_.active:
+            why = ("asked for" if self.pairing == "transport" else "with an interaction"
+                   if self.interaction else "with growth between snapshots")  # fmt: skip
             return pairs, how, {"kept": "transport", "reason": f"transport {why}"}
         if self.pairing == "registration" and data.dim > REGISTRATION_MAX_DIMENSION:
             raise ValueError(
@@ -381,12 +412,13 @@ TEMPERATURE_CALIBRATION = (
 )
 
 
-def _with_calibrated_temperature(model: FittedModel, data: Snapshots, coupling: str,
-                                 seed: int) -> FittedModel:  # fmt: skip
+def _with_calibrated_temperature(
+    model: FittedModel, data: Snapshots, coupling: str, seed: int, growth: Growth | None = None
+) -> FittedModel:
     """The model with ``T`` calibrated for the pairing (:mod:`.temperature`) in place of the
     pairing residual's, which transport lowers."""
     measured = model.temperature
-    calibrated, whole = calibrated_temperature(data, model, coupling, seed)
+    calibrated, whole = calibrated_temperature(data, model, coupling, seed, growth=growth)
     entries = {
         "pairing_residual_temperature": measured,
         "residual_temperature": whole,
@@ -399,6 +431,28 @@ def _with_calibrated_temperature(model: FittedModel, data: Snapshots, coupling: 
             "residual; noise-free descent codes worse)"
         )
     return model.replace(dynamics=observed_dynamics(calibrated)).with_diagnostics(**entries)
+
+
+def _with_growth_report(model: FittedModel, data: Snapshots, growth: Growth, why: str,
+                        couplings: list[GrowthCoupling]) -> FittedModel:  # fmt: skip
+    """The model with the growth assumption and, with growth, the relative mass change of each
+    interval (the plan's mass over the source's) and the spread of descendants per particle."""
+    entries: dict = {"growth": {"mode": growth.mode, "reason": why,
+                                "assumption": growth.assumption}}  # fmt: skip
+    if not growth.active:
+        return model.with_diagnostics(**entries)
+    entries["growth"]["mass_change"] = growth_summary(data.times, couplings)
+    changes = ", ".join(f"{c.mass_change:.3g}" for c in couplings[:6])
+    more = ", …" if len(couplings) > 6 else ""
+    note = (f"growth ({growth.mode}): relative mass change per interval {changes}{more}; "
+            + ("from the given rates, mean exp(g·Δt)" if growth.mode == "given" else
+               "the plan's mass over the source's with every particle the same mass, so it "
+               "is the ratio of snapshot sizes — a population change only where the sizes "
+               "count the population; the descendants per particle (their spread in the "
+               "report) tell where it grows"))  # fmt: skip
+    identifiability = {**model.identifiability, "growth": growth.assumption}
+    return (model.replace(identifiability=identifiability).with_diagnostics(**entries)
+            .with_notes(note))  # fmt: skip
 
 
 def _with_pairing_report(model: FittedModel, how: str, pairing: dict) -> FittedModel:

@@ -27,7 +27,7 @@ def drift_predicted(data: Snapshots, force) -> list[np.ndarray]:
 
 
 def calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, seed: int,
-                           iterations: int = 2) -> tuple[float, float]:  # fmt: skip
+                           iterations: int = 2, growth=None) -> tuple[float, float]:  # fmt: skip
     """``(T, T_residual)``: the noise temperature whose simulated pairing matches the observed
     one (indirect inference), from neighbour differences and from the whole residual.
 
@@ -40,7 +40,9 @@ def calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, s
     the pairing (transport re-pairs particles whose noise crossed) and the first under its
     trimming, so a trial ``T`` is simulated — ``p + √(2Th) ξ`` coupled back to ``p`` — and
     ``T ← T · observed / simulated`` repeated; ``T_residual`` is the last simulation's ratio
-    applied to the whole residual."""
+    applied to the whole residual.  With an active ``growth``
+    (:class:`iel.transport.unbalanced.Growth`) the observed pairs are coupled with it (the
+    simulated noise moves the same particles: balanced)."""
     rng = np.random.default_rng(seed + 1)
     pops = data.populations()
     predictions = drift_predicted(data, model.force)
@@ -57,9 +59,13 @@ def calibrated_temperature(data: Snapshots, model: FittedModel, coupling: str, s
     # observed and simulated on the same pairs: the ratio compares like with like, and large
     # populations couple one pair instead of all (four fewer exact couplings of 5000 particles)
     chosen = calibration_pairs([len(p) for p in predictions], gaps)
-    observed = statistics(chosen, [
-        couple(predictions[k], pops[k + 1], coupling)[0] for k in chosen
-    ])  # fmt: skip
+
+    def observed_coupling(k):
+        if growth is not None and growth.active:
+            return growth.couple(k, predictions[k], pops[k + 1]).destinations
+        return couple(predictions[k], pops[k + 1], coupling)[0]
+
+    observed = statistics(chosen, [observed_coupling(k) for k in chosen])
     temperature = model.temperature
     for _ in range(iterations):
         noisy = [

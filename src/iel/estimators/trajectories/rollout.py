@@ -142,27 +142,26 @@ class Rollout(AbstractEstimator):
     def _check(self, data: Trajectories) -> tuple[float, np.ndarray]:
         if not isinstance(data, Trajectories):
             raise TypeError(f"Rollout fits trajectories, got {type(data).__name__}")
-        grid = data.t[0]
-        if not np.allclose(data.t, grid[None, :]):
-            raise ValueError("the rollout estimator needs one time grid shared by all trajectories")
-        steps = np.diff(grid)
-        if not np.allclose(steps, steps[0], rtol=1e-9):
+        # one step for every trajectory; where each starts does not matter (E does not
+        # depend on time), so tracks that begin at different frames are fine
+        steps = np.diff(data.t, axis=1)
+        if not np.allclose(steps, steps.flat[0], rtol=1e-9):
             raise ValueError(
-                "the rollout estimator needs evenly spaced observation times "
-                f"(got steps from {steps.min():g} to {steps.max():g}); "
-                "mark missing ones with a mask"
+                "the rollout estimator needs evenly spaced observation times, the same step "
+                f"in every trajectory (got steps from {np.nanmin(steps):g} to "
+                f"{np.nanmax(steps):g}); mark missing ones with a mask"
             )
         if self.horizon < 1:
             raise ValueError(f"horizon must be ≥ 1, got {self.horizon}")
         if self.projection is None:
-            return float(steps[0]), np.eye(data.dim)
+            return float(steps.flat[0]), np.eye(data.dim)
         p = np.asarray(self.projection, dtype=float)
         if p.ndim != 2 or p.shape[0] != data.dim:
             raise ValueError(
                 f"projection: expected shape (observed dims = {data.dim}, state dims), "
                 f"got {p.shape}"
             )
-        return float(steps[0]), p
+        return float(steps.flat[0]), p
 
     def fit(self, data: Trajectories) -> Rollout:
         start_time = time.perf_counter()
