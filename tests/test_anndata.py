@@ -162,6 +162,9 @@ def test_fit_anndata_recovers_the_process_from_fresh_samples(fitted):
     per day: the re-sampled fit (the single-cell default) finds the drift and T."""
     model, annotated, *_ = fitted
     assert model.method.startswith("snapshots-resampled-jko")
+    # the reader's hint (cells are destroyed when measured), not a test of the data
+    assert model.diagnostics["snapshot_regime"] == "fresh"
+    assert "same_particles=False" in model.diagnostics["snapshot_regime_reason"]
     x = annotated.obsm["X_pca"][:, :2]
     truth = -STIFFNESS[:2] * x
     error = np.sqrt(np.mean((np.asarray(model.force(x)) - truth) ** 2) / np.mean(truth**2))

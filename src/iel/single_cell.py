@@ -17,8 +17,9 @@ fits with :func:`iel.fit` and writes, under the names the ecosystem uses:
   the model's whole report as a JSON string (``report_json``).
 
 Cells are destroyed when measured, so every snapshot is a fresh sample of the population:
-the fit defaults to the re-sampled estimator (``resampled=True``, the JKO condition with its
-entropy term).  :func:`single_cell_options` is the one place where that default is set.
+the reader marks the snapshots so (``Snapshots(same_particles=False)``) and the fit uses the
+re-sampled estimator (the JKO condition with its entropy term) unless ``regime="same"`` or a
+pairing option (growth, interaction) says the cells are paired.
 """
 
 from __future__ import annotations
@@ -40,17 +41,15 @@ UMAP_KEY = "X_umap"
 # the neighbours of each cell whose embedding positions fit its local linear map, and the most
 # cells searched for them (a random subset beyond: the cost is cells × searched × K)
 NEIGHBOURS, SEARCHED = 30, 20_000
-# snapshots of cells are fresh samples; another estimator's choice (automatic regime detection)
-# is to replace this default here and only here
-RESAMPLED_DEFAULT = True
 
 
 def single_cell_options(dim: int, options: Mapping) -> tuple[dict, list[str]]:
     """The fit options for cells in ``dim`` components: ``options`` with the single-cell
     defaults filled in, and a line for each default used.
 
-    * ``resampled=`` :data:`RESAMPLED_DEFAULT` (not with ``method="rollout"``, which matches
-      whole populations, nor with ``growth``/``reg_m``, which weight the one-step pairing);
+    * fresh samples (the reader's hint, ``Snapshots(same_particles=False)``) unless
+      ``regime="same"``, ``resampled=False``, ``method="rollout"`` (which matches whole
+      populations) or ``growth``/``reg_m`` (which weight the one-step pairing) say otherwise;
     * for the re-sampled fit (closed form, linear families only) ``energy="auto"`` is the full
       quartic ``poly:4`` below :data:`~iel.selection.families.HIGH_DIMENSION` components and the
       additive quartic ``poly:4:1`` from there on (the full quartic has ``C(K+4, 4) − 1`` terms:
@@ -58,15 +57,15 @@ def single_cell_options(dim: int, options: Mapping) -> tuple[dict, list[str]]:
     options = dict(options)
     used = []
     pairs_wanted = options.get("growth") not in (None, "none") or options.get("reg_m") is not None
-    if (
-        "resampled" not in options
+    fresh = (
+        options.get("resampled", True)
+        and options.get("regime", "auto") in ("auto", "fresh")
         and options.get("method", "auto") != "rollout"
         and not pairs_wanted
-    ):
-        options["resampled"] = RESAMPLED_DEFAULT
-        used.append(f"resampled={RESAMPLED_DEFAULT} (cells are destroyed when measured: each "
-                    "snapshot is a fresh sample)")  # fmt: skip
-    if options.get("resampled") and options.get("energy", "auto") == "auto":
+    )
+    if fresh:
+        used.append("fresh samples (cells are destroyed when measured; regime='same' pairs them)")
+    if fresh and options.get("energy", "auto") == "auto":
         options["energy"] = "poly:4" if dim < HIGH_DIMENSION else "poly:4:1"
         used.append(f"energy={options['energy']} for {dim} components")
     return options, used

@@ -165,7 +165,9 @@ def _read(adata, where, time_key, basis, n_components, kind):
     record = AnnDataRead(time_key, tuple(labels), tuple(float(v) for v in values), rule, basis,
                          states.shape[1], width, counts, tuple(notes))  # fmt: skip
     try:
-        return Snapshots(states, t), record
+        # cells are destroyed when measured: each time point is a fresh sample (a hint that
+        # regime='same' overrides, iel.selection.snapshot_regime)
+        return Snapshots(states, t, same_particles=False), record
     except DataError as err:
         raise DataError(f"{where}: {err}") from err
 
