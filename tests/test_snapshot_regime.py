@@ -144,3 +144,14 @@ def test_the_hint_and_resampled_reach_the_fit(fresh_ou):
     assert as_before.temperature == pytest.approx(model.temperature, rel=1e-12)
     with pytest.raises(ValueError, match="contradicts regime='same'"):
         iel.fit(fresh_ou, "quadratic", resampled=True, regime="same")
+
+
+@pytest.mark.slow  # ~25 s of CPU, mostly compiling the JKO fit's score matching
+def test_a_fresh_sample_fit_in_many_dimensions_says_what_was_not_recovered():
+    """In ten or more dimensions the JKO fit's report carries the benchmark's warning."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(200, 10))
+    data = iel.Snapshots(x, np.repeat([0.0, 0.1], 100), same_particles=False)
+    model = iel.fit(data, energy="quadratic")
+    assert model.diagnostics["snapshot_regime"] == "fresh"
+    assert any("fresh samples in 10 dimensions" in n for n in model.diagnostics.notes)

@@ -359,6 +359,14 @@ def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, tempe
                              "term (the population moves by −∇E − T∇log ρ)")  # fmt: skip
         if energy == "auto":
             model = model.with_notes("energy 'auto' is poly:4 for fresh samples (no selection)")
+        if data.dim >= HIGH_DIMENSION:
+            model = model.with_notes(
+                f"fresh samples in {data.dim} dimensions: the JKO fit's density score and "
+                "transport pairing need far more samples as the dimension grows; in 30 "
+                "components of 5 000 cells per time it did not recover a known process (drift "
+                "error 0.91, T 6× low; benchmarks/single_cell_workflow.py), in 5 it did (0.11): "
+                "fit the leading components (n_components=5 to 10) and compare"
+            )
         return with_fixed_temperature(model, temperature)
     est = SnapshotOneStep(energy, coupling=coupling, interaction=interaction, pairing=pairing,
                           refinements=refinements, steps=steps, seed=seed,
