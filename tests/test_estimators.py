@@ -411,3 +411,23 @@ def test_a_fixed_temperature_is_passed_in_and_the_estimate_kept(energy):
     assert abs(free.temperature - 0.5) < 0.05  # the estimate, not the fixed value
     x = np.linspace(-1.5, 1.5, 7)[:, None]
     np.testing.assert_allclose(np.asarray(fixed.grad(x)), np.asarray(free.grad(x)), rtol=1e-12)
+
+
+def test_normal_equations_of_split_data_add_up_to_those_of_the_whole():
+    """Chunks, files, devices and hosts combine their statistics by adding them."""
+    from iel.energies.features import Monomials
+    from iel.linear.normal_equations import normal_equations
+
+    rng = np.random.default_rng(0)
+    x, dx = rng.normal(size=(2, 1000, 2))
+    h = rng.uniform(0.05, 0.2, 1000)
+    for library in (Monomials(2, 4), Monomials(2, 3)):
+        whole = normal_equations(library, x, dx, h, use_moments=False)
+        parts = normal_equations(library, x[:300], dx[:300], h[:300], use_moments=False)
+        parts = parts + normal_equations(library, x[300:], dx[300:], h[300:], use_moments=False)
+        np.testing.assert_allclose(parts.gram, whole.gram, rtol=1e-12)
+        np.testing.assert_allclose(parts.rhs, whole.rhs, rtol=1e-12, atol=1e-12)
+        assert parts.n_rows == whole.n_rows == 2000
+        assert np.isclose(parts.sum_log_h, whole.sum_log_h, rtol=1e-12)
+    with pytest.raises(ValueError, match="different libraries"):
+        whole + normal_equations(Monomials(2, 2), x, dx, h)

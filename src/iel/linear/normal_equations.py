@@ -44,6 +44,26 @@ class NormalEquations:
     n_rows: float  # Σ w · d  (scalar observations)
     sum_log_h: float = 0.0  # Σ w log h
 
+    def __add__(self, other: NormalEquations) -> NormalEquations:
+        """The statistics of two disjoint sets of transitions together: every field is a sum
+        over transitions, so chunks, files, devices or hosts combine by adding them."""
+        if not isinstance(other, NormalEquations):
+            return NotImplemented
+        if self.gram.shape != other.gram.shape or self.sum_dx.shape != other.sum_dx.shape:
+            raise ValueError(
+                "normal equations of different libraries cannot be added: "
+                f"{self.gram.shape}/{self.sum_dx.shape} and {other.gram.shape}/{other.sum_dx.shape}"
+            )
+        return NormalEquations(
+            self.gram + other.gram,
+            self.rhs + other.rhs,
+            self.sq_over_h + other.sq_over_h,
+            self.sum_dx + other.sum_dx,
+            self.sum_h + other.sum_h,
+            self.n_rows + other.n_rows,
+            self.sum_log_h + other.sum_log_h,
+        )
+
 
 def _no_increment_sums(d: int):
     return (jnp.zeros(()), jnp.zeros(d), jnp.zeros(()), jnp.zeros(()))
