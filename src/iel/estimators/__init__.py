@@ -11,3 +11,4 @@ from .trajectories import FreeDriftClosedForm as FreeDriftClosedForm
 from .trajectories import OneStepClosedForm as OneStepClosedForm
 from .trajectories import OneStepLikelihood as OneStepLikelihood
 from .trajectories import Rollout as Rollout
+from .trajectories import StreamedClosedForm as StreamedClosedForm

@@ -5,3 +5,4 @@ from .closed_form import OneStepClosedForm as OneStepClosedForm
 from .drift import FreeDriftClosedForm as FreeDriftClosedForm
 from .likelihood import OneStepLikelihood as OneStepLikelihood
 from .rollout import Rollout as Rollout
+from .streamed import StreamedClosedForm as StreamedClosedForm

@@ -105,7 +105,10 @@ class OneStepClosedForm(AbstractEstimator):
 
     def fit(self, data: Trajectories, weights: np.ndarray | None = None) -> OneStepClosedForm:
         if not isinstance(data, Trajectories):
-            raise TypeError(f"OneStepClosedForm fits trajectories, got {type(data).__name__}")
+            raise TypeError(
+                f"OneStepClosedForm fits trajectories, got {type(data).__name__} "
+                "(trajectories on disk, a TrajectoryStore: StreamedClosedForm)"
+            )
         if len(data.state_shape) != 1:
             raise ValueError(
                 f"the closed form needs vector states (N, T, d), got state shape {data.state_shape}"
@@ -118,6 +121,17 @@ class OneStepClosedForm(AbstractEstimator):
         # free parameters (exponentiated quadratics): variable projection, then the amplitudes
         library = refine_free_parameters(library, states, x0, dx, h, weights, seed=self.seed)
         eq = normal_equations(library, x0, dx, h, weights)
+        scale = float(np.max(np.abs(states))) if states.size else 0.0
+        model = self._model(data, family, library, eq, states, int(x0.shape[0]), scale, start)
+        self.model_ = with_fixed_temperature(model, self.temperature)
+        return self
+
+    def _model(self, data, family: EnergyFamily, library: AbstractFeatureLibrary,
+               eq: NormalEquations, states: np.ndarray, n_transitions: int, scale: float,
+               start: float):  # fmt: skip
+        """The fitted model from the normal equations (sums over every transition), with
+        ``states`` (all observed states, or a sample) fixing the additive constant, and
+        ``scale`` (``max |x|`` over the data) the code's precision ``1e-8·scale``."""
         sol = solve_normal_equations(eq, self.ridge)
         ss_res = residual_sum(eq, sol.theta)
         dof = max(eq.n_rows - sol.rank, 1.0)
@@ -146,14 +160,13 @@ class OneStepClosedForm(AbstractEstimator):
             "drift_r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
             # rms of the increment residual per √time: √(2T) for Langevin data
             "residual_scale": float(np.sqrt(ss_res / max(eq.n_rows, 1))),
-            "n_transitions": int(x0.shape[0]),
+            "n_transitions": n_transitions,
             "n_features": library.n_features,
             "rank": sol.rank,
             "condition_number": sol.condition,
             "noise_free": bool(noise_free),
             "notes": notes,
         }
-        scale = float(np.max(np.abs(states))) if states.size else 0.0
         epsilon = 1e-8 * (scale or 1.0)  # as iel.selection: 1e-8 of max |x|
         diagnostics.update(_code_lengths(eq, sol.theta, data.dim, epsilon, library))
         identifiability = identifiability_for_trajectories(noise_free)
@@ -169,9 +182,8 @@ class OneStepClosedForm(AbstractEstimator):
             fit_seconds=time.perf_counter() - start,
             states=states,
         )
-        self.model_ = with_fixed_temperature(model, self.temperature)
         self.temperature_estimate_ = float(temperature)
-        return self
+        return model
 
 
 def _code_lengths(
