@@ -38,6 +38,7 @@ from .validation import LARGEST_MAGNITUDE, DataError
 
 CHUNK_TRANSITIONS = 40_960  # ten of the normal equations' 4096-row blocks
 STREAM_SUFFIXES = (".npy", ".npz", ".zarr")
+STREAM_ABOVE_BYTES = 2**31  # `iel fit` streams trajectories whose states take more (as float64)
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,10 @@ class TrajectoryStore:
     def _take(arr, r: np.ndarray, c: np.ndarray) -> np.ndarray:
         if isinstance(arr, np.ndarray):
             return arr[r, c]
-        return np.asarray(arr.vindex[r, c])  # zarr: coordinate selection
+        if len(arr.shape) == 2:  # zarr: coordinate selection (every axis indexed)
+            return np.asarray(arr.vindex[r, c])
+        axis = np.arange(arr.shape[2])[None, :]
+        return np.asarray(arr.vindex[r[:, None], c[:, None], axis])
 
     def sample_transitions(self, max_transitions: int, seed: int = 0):
         """``(x0, dx, h)`` of at most ``max_transitions`` transitions: all of them (in order)
@@ -523,7 +527,12 @@ def _map_npz(path: Path) -> dict:
             raw.seek(start)
             try:
                 version = np.lib.format.read_magic(raw)
-                shape, fortran, dtype = np.lib.format._read_array_header(raw, version)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(raw)
             except ValueError as err:
                 raise DataError(f"{path}: member '{name}' is not a .npy array ({err})") from err
             if dtype.hasobject:
