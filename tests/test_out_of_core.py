@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import iel
 from iel.cli import app
 from iel.data import DataError, Trajectories, TrajectoryStore, open_trajectories
+from iel.data.store import MappedArray
 from iel.estimators import OneStepClosedForm, StreamedClosedForm
 
 DT, TEMPERATURE = 0.01, 0.5
@@ -49,7 +50,7 @@ def paths():
 def test_streamed_fit_equals_in_memory_fit(paths, tmp_path, spec):
     np.save(tmp_path / "x.npy", paths)
     store = open_trajectories(tmp_path / "x.npy", dt=DT, chunk_transitions=333)
-    assert isinstance(store.x, np.memmap) and store.n_chunks() == 6
+    assert isinstance(store.x, MappedArray) and store.n_chunks() == 6
     streamed = StreamedClosedForm(spec, seed=1).fit(store).model_
     memory = OneStepClosedForm(spec, seed=1).fit(Trajectories(paths, dt=DT)).model_
     theta_s = np.asarray(streamed.energy_module.theta)
@@ -126,7 +127,7 @@ def test_npz_members_are_memory_mapped_and_compressed_ones_refused(paths, tmp_pa
     mask[3, 40:45] = False
     np.savez(tmp_path / "x.npz", x=paths, dt=DT, mask=mask)
     store = open_trajectories(tmp_path / "x.npz", chunk_transitions=500)
-    assert isinstance(store.x, np.memmap) and isinstance(store.mask, np.memmap)
+    assert isinstance(store.x, MappedArray) and isinstance(store.mask, MappedArray)
     assert store.dt == DT
     memory = Trajectories(paths, dt=DT, mask=mask)
     assert store.n_transitions == memory.n_transitions

@@ -269,6 +269,14 @@ class TrajectoryStore:
             else np.asarray(self.mask[rows, cols], dtype=bool)
         )
         self._check(k, x, times, obs, lo, a)
+        if self.mask is None:  # every state observed: neighbours pair up (views, one diff)
+            x0 = x[:, :-1].reshape(-1, self.dim)
+            dx = np.diff(x, axis=1).reshape(-1, self.dim)
+            h = np.diff(times, axis=1).reshape(-1)
+            cols = x.shape[1] - 1
+            self._check_steps(k, h, lambda i: (lo + i // cols, a + 1 + i % cols))
+            low, high = x.min(axis=(0, 1)), x.max(axis=(0, 1))
+            return TransitionChunk(k, x0, dx, h, (lo, hi), (a, b), low, high)
         # consecutive observed entries in row-major order, paired within a row
         flat_r, flat_c = np.nonzero(obs)
         same = flat_r[1:] == flat_r[:-1]
@@ -290,14 +298,7 @@ class TrajectoryStore:
             h = np.concatenate([times[0, first_c] - t_prev[0], h])
             end_r = np.concatenate([[0], end_r])
             end_c = np.concatenate([[first_c], end_c])
-        bad = ~(h > 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{self.source}: chunk {k}: trajectory {lo + int(end_r[i])}, time index "
-                f"{a + int(end_c[i])}: times must increase along each trajectory (over its "
-                f"observed states), found a step of {h[i]:.3g}"
-            )
+        self._check_steps(k, h, lambda i: (lo + int(end_r[i]), a + int(end_c[i])))
         states = x[obs]
         low = states.min(axis=0) if states.size else np.full(self.dim, np.inf)
         high = states.max(axis=0) if states.size else np.full(self.dim, -np.inf)
@@ -319,10 +320,28 @@ class TrajectoryStore:
             hi = lo
         return None
 
-    def _check(self, k: int, x, times, obs, row0: int, col0: int) -> None:
-        bad = ~np.isfinite(x).all(axis=-1) | (np.abs(np.nan_to_num(x)) > LARGEST_MAGNITUDE).any(
-            axis=-1
+    def _check_steps(self, k: int, h: np.ndarray, where) -> None:
+        """Times increase along each trajectory: every step ``h > 0`` (``where(i)``: the
+        trajectory and time index where step ``i`` ends)."""
+        if not h.size or np.min(h) > 0:
+            return
+        i = int(np.flatnonzero(~(h > 0))[0])
+        row, col = where(i)
+        raise DataError(
+            f"{self.source}: chunk {k}: trajectory {row}, time index {col}: times must increase "
+            f"along each trajectory (over its observed states), found a step of {h[i]:.3g}"
         )
+
+    def _check(self, k: int, x, times, obs, row0: int, col0: int) -> None:
+        observed = obs[..., None]
+        with np.errstate(invalid="ignore"):
+            top = np.max(np.abs(x if obs.all() else np.where(observed, x, 0.0)), initial=0.0)
+        if top <= LARGEST_MAGNITUDE:  # false for NaN: the detailed search below
+            bad = np.zeros(obs.shape, bool)
+        else:
+            with np.errstate(invalid="ignore"):
+                big = np.abs(np.nan_to_num(x, posinf=np.inf, neginf=np.inf)) > LARGEST_MAGNITUDE
+            bad = ~np.isfinite(x).all(axis=-1) | big.any(axis=-1)
         bad &= obs
         if bad.any():
             r, c = (int(v) for v in np.argwhere(bad)[0])
@@ -370,8 +389,11 @@ class TrajectoryStore:
 
     @staticmethod
     def _take(arr, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        if isinstance(arr, np.ndarray):
-            return arr[r, c]
+        if not hasattr(arr, "vindex"):  # arrays, mapped files: NumPy's fancy indexing, in
+            # batches (a mapped file's touched pages stay resident only during one batch)
+            parts = [np.asarray(arr[r[i : i + 256], c[i : i + 256]])
+                     for i in range(0, len(r), 256)]  # fmt: skip
+            return np.concatenate(parts) if parts else np.asarray(arr[r, c])
         if len(arr.shape) == 2:  # zarr: coordinate selection (every axis indexed)
             return np.asarray(arr.vindex[r, c])
         axis = np.arange(arr.shape[2])[None, :]
@@ -406,15 +428,11 @@ class TrajectoryStore:
     def subset(self, rows) -> Trajectories:
         """Trajectories ``rows`` read into memory (validated as :class:`Trajectories`)."""
         rows = np.asarray(rows, dtype=int)
-        x = np.asarray(
-            self.x[rows]
-            if isinstance(self.x, np.ndarray)
-            else self.x.get_orthogonal_selection((rows, slice(None), slice(None)))
-        )
-        mask = None if self.mask is None else np.asarray(self.mask[rows])
+        x = _rows(self.x, rows)
+        mask = None if self.mask is None else _rows(self.mask, rows)
         if self.dt is not None:
             return Trajectories(x, dt=self.dt, mask=mask)
-        t = self.t if self.t.ndim == 1 else np.asarray(self.t[rows])
+        t = self.t if self.t.ndim == 1 else _rows(self.t, rows)
         return Trajectories(x, t=t, mask=mask)
 
     def to_trajectories(self) -> Trajectories:
@@ -437,6 +455,59 @@ class TrajectoryStore:
         )
 
 
+def _rows(arr, rows: np.ndarray) -> np.ndarray:
+    """``arr[rows]`` read into memory (zarr: an orthogonal selection)."""
+    if hasattr(arr, "get_orthogonal_selection"):
+        return np.asarray(arr.get_orthogonal_selection((rows,) + (slice(None),) * (arr.ndim - 1)))
+    return np.asarray(arr[rows])
+
+
+class MappedArray:
+    """An array in a file (``.npy``, or an uncompressed ``.npz`` member ``offset`` bytes in),
+    memory-mapped afresh for each read and unmapped after it.
+
+    ``np.load(mmap_mode="r")`` maps the file once, and every page a pass touches then stays in
+    the process's resident set (reclaimable page cache, but counted as its memory) until the
+    map is closed: a pass over a 10 GB file would show 10 GB resident.  Mapping per read keeps
+    what a chunk touches resident only while it is read, so the resident memory of a pass is
+    that of one chunk; the pages stay in the kernel's cache for the next pass."""
+
+    def __init__(self, path, dtype, shape, offset: int = 0, fortran: bool = False):
+        self.path, self.offset, self.fortran = str(path), int(offset), bool(fortran)
+        self.dtype, self.shape = np.dtype(dtype), tuple(int(s) for s in shape)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        mapped = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                           shape=self.shape, order="F" if self.fortran else "C")  # fmt: skip
+        out = np.array(mapped[index])  # a copy: the map is closed when ``mapped`` goes
+        del mapped
+        return out
+
+    def __repr__(self) -> str:
+        return f"MappedArray({self.path!r}, {self.dtype}, {self.shape}, offset={self.offset})"
+
+
+def _npy_at(path: Path, raw, start: int, name: str):
+    """The array whose ``.npy`` bytes start at ``start`` of the open file ``raw``: small ones
+    (scalars, empty) read, others as a :class:`MappedArray`."""
+    raw.seek(start)
+    try:
+        version = np.lib.format.read_magic(raw)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)  # fmt: skip
+        shape, fortran, dtype = read_header(raw)
+    except ValueError as err:
+        raise DataError(f"{path}: '{name}' is not a .npy array ({err})") from err
+    if dtype.hasobject:
+        raise DataError(f"{path}: '{name}' holds Python objects (pickle); expected numbers")
+    offset = raw.tell()
+    count = int(np.prod(shape))
+    if count <= 1:
+        return np.frombuffer(raw.read(dtype.itemsize * count), dtype).reshape(shape)
+    return MappedArray(path, dtype, shape, offset, fortran)
+
+
 # --------------------------------------------------------------------- opening files
 def open_trajectories(
     path: str | Path,
@@ -457,10 +528,8 @@ def open_trajectories(
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            arrays = {"x": np.load(path, mmap_mode="r", allow_pickle=False)}
-        except ValueError as err:
-            raise DataError(f"{path}: could not memory-map as .npy without pickle ({err})") from err
+        with open(path, "rb") as raw:
+            arrays = {"x": _npy_at(path, raw, 0, "x")}
     elif suffix == ".npz":
         arrays = _map_npz(path)
     elif suffix == ".zarr":
@@ -523,37 +592,7 @@ def _map_npz(path: Path) -> dict:
                 raise DataError(f"{path}: member '{name}' has no local zip header")
             name_len = int.from_bytes(header[26:28], "little")
             extra_len = int.from_bytes(header[28:30], "little")
-            start = info.header_offset + 30 + name_len + extra_len
-            raw.seek(start)
-            try:
-                version = np.lib.format.read_magic(raw)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, fortran, dtype = read_header(raw)
-            except ValueError as err:
-                raise DataError(f"{path}: member '{name}' is not a .npy array ({err})") from err
-            if dtype.hasobject:
-                raise DataError(
-                    f"{path}: member '{name}' holds Python objects (pickle); "
-                    "expected numeric arrays"
-                )
-            offset = raw.tell()
-            if int(np.prod(shape)) == 0 or len(shape) == 0:
-                raw.seek(offset)
-                data = np.frombuffer(raw.read(dtype.itemsize * int(np.prod(shape))), dtype)
-                out[name] = data.reshape(shape)
-            else:
-                out[name] = np.memmap(
-                    path,
-                    dtype=dtype,
-                    mode="r",
-                    offset=offset,
-                    shape=shape,
-                    order="F" if fortran else "C",
-                )
+            out[name] = _npy_at(path, raw, info.header_offset + 30 + name_len + extra_len, name)
     return out
 
 

@@ -41,7 +41,12 @@ from ...data.trajectories import Trajectories
 from ...energies.exp_quadratics import ExpQuadratics
 from ...energies.features import AbstractFeatureLibrary, Fourier, library_parts
 from ...energies.pair_monomials import PairMonomials
-from ...linear.normal_equations import CHUNK, NormalEquations, normal_equations
+from ...linear.normal_equations import (
+    CHUNK,
+    NormalEquations,
+    _use_moments,
+    normal_equations,
+)
 from ...linear.varpro import refine_free_parameters
 from ..base import with_fixed_temperature
 from .closed_form import OneStepClosedForm
@@ -103,9 +108,13 @@ def streamed_normal_equations(
             count += chunk.n_transitions
             largest = max(largest, chunk.n_transitions)
             largest_bytes = max(largest_bytes, chunk.x0.nbytes + chunk.dx.nbytes + chunk.h.nbytes)
-            padded = _padded(chunk, rows)
+            padded = None
             for i, library in enumerate(libraries):
-                eq = normal_equations(library, *padded)
+                if _use_moments(library):  # NumPy sums: nothing compiled, nothing to pad
+                    eq = normal_equations(library, chunk.x0, chunk.dx, chunk.h)
+                else:
+                    padded = _padded(chunk, rows) if padded is None else padded
+                    eq = normal_equations(library, *padded)
                 sums[i] = eq if sums[i] is None else sums[i] + eq
         if progress is not None:
             progress(done, total)
