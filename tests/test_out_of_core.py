@@ -207,3 +207,27 @@ def test_auto_on_streamed_data_compares_closed_form_families(tmp_path):
     assert model.energy_spec.startswith("auto → poly:4")
     assert any("energy 'auto' on streamed data" in n for n in model.diagnostics["notes"])
     assert "second pass" in model.diagnostics["method_reason"]
+
+
+def test_cli_streams_above_the_size_threshold_and_reads_small_files_in_memory(
+    paths, tmp_path, monkeypatch
+):
+    import iel.data.store as store_module
+
+    np.savez(tmp_path / "walk.npz", x=paths, dt=DT)
+    args = ["fit", str(tmp_path / "walk.npz"), "--energy", "poly:2", "--out"]
+    small = CliRunner().invoke(app, [*args, str(tmp_path / "a"), "--method", "onestep"])
+    assert small.exit_code == 0, small.output
+    assert "streaming" not in small.output and "Trajectories(N=12" in small.output
+    monkeypatch.setattr(store_module, "STREAM_ABOVE_BYTES", paths.nbytes - 1)
+    big = CliRunner().invoke(app, [*args, str(tmp_path / "b")])
+    assert big.exit_code == 0, big.output
+    text = " ".join(big.output.split())
+    assert "streaming the trajectories (over" in text and "read 1 788 transitions" in text
+    a = json.loads((tmp_path / "a" / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert _close(a["temperature"], b["temperature"])
+    # a .npy holds no times: load_data says how to open it
+    np.save(tmp_path / "x.npy", paths)
+    with pytest.raises(DataError, match="open_trajectories"):
+        iel.load_data(tmp_path / "x.npy")

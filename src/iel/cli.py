@@ -562,12 +562,16 @@ def _open_trajectories(path: Path, kind, dt, stream):
 
 
 def _streamed_line(summary: dict) -> str:
-    """What a streamed fit read, and the process's peak resident memory (getrusage)."""
+    """What a streamed fit read, and the process's peak resident memory: ``VmHWM`` of
+    ``/proc/self/status`` on Linux, ``getrusage``'s ``ru_maxrss`` elsewhere."""
     import resource
     import sys
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    hwm = [int(line.split()[1]) for line in lines if line.startswith("VmHWM:")]
+    peak = hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mib = peak / 2**20 if sys.platform == "darwin" and not hwm else peak / 2**10
     spaced = lambda n: f"{n:,}".replace(",", " ")  # noqa: E731
     return (f"read {spaced(summary['n_transitions'])} transitions in "
             f"{spaced(summary['n_chunks'])} chunks of ≤ {spaced(summary['chunk_transitions'])} in "
