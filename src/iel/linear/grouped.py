@@ -37,7 +37,7 @@ def _accumulate_groups(library: AbstractFeatureLibrary, n_groups: int, x0, dx, h
         sq = sq + seg(jnp.sum(dxs**2, axis=1) / safe_h)
         sdx = sdx + seg(dxs)
         sh = sh + seg(hs)
-        n = n + seg(live * float(d))
+        n = n + seg(jnp.where(live, float(d), 0.0))
         slh = slh + seg(jnp.where(live, jnp.log(safe_h), 0.0))
         return (gram, rhs, sq, sdx, sh, n, slh), None
 
