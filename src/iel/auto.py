@@ -40,6 +40,7 @@ from .data.populations import (
 from .data.trajectories import Trajectories
 from .energies.spec import parse_energy_spec
 from .estimators.base import with_fixed_temperature
+from .estimators.bootstrap import bootstrap_uncertainty
 from .estimators.endpoints.end_states import EndStates
 from .estimators.samples.equilibrium import (
     ContrastiveDivergence,
@@ -52,6 +53,7 @@ from .estimators.snapshots.rollout import SnapshotRollout
 from .estimators.trajectories.closed_form import OneStepClosedForm
 from .estimators.trajectories.likelihood import OneStepLikelihood
 from .estimators.trajectories.rollout import Rollout
+from .estimators.uncertainty import lag_one_correlation, with_closed_form_uncertainty
 from .model import FittedModel, software_environment
 from .selection.distinct import without_copies
 from .selection.end_states import (
@@ -71,17 +73,7 @@ METHODS = ("auto", "onestep", "rollout")
 SAMPLE_METHODS = ("auto", "score-matching", "contrastive-divergence")
 
 
-def _lag_one_correlation(data: Trajectories, model: FittedModel) -> float:
-    x = data.x
-    obs = data.observed
-    drift = np.asarray(model.force(np.nan_to_num(x[:, :-1])))
-    resid = np.diff(x, axis=1) - drift * np.diff(data.t, axis=1)[..., None]
-    both = obs[:, :-2] & obs[:, 1:-1] & obs[:, 2:]
-    a, b = resid[:, :-1][both], resid[:, 1:][both]
-    if a.size < 10:
-        return 0.0
-    a, b = a - a.mean(0), b - b.mean(0)
-    return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+_lag_one_correlation = lag_one_correlation  # (iel.estimators.uncertainty notes it too)
 
 
 def _force_change(data: Trajectories, model: FittedModel) -> float:
@@ -155,6 +147,7 @@ def fit(
     hidden_starts: bool = False,
     progress=None,
     checkpoint: Checkpointer | None = None,
+    bootstrap: int = 0,
     **options,
 ) -> FittedModel:
     """Fit an energy to ``data`` (a container or a file path) and return the model.
@@ -179,6 +172,10 @@ def fit(
             setting here are the ones the checkpoint was written with).  Whatever it is,
             Ctrl-C during an iterative loop ends the fit early with the best parameters so
             far and a ``stop_reason`` starting with ``"interrupted"``.
+        bootstrap: ``B > 0`` resamples (trajectories, particles or states) give percentile
+            intervals in ``model.uncertainty`` (:mod:`iel.estimators.bootstrap`); closed-form
+            fits of trajectories carry exact intervals without it
+            (:mod:`iel.estimators.uncertainty`).
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
             snapshots ``regime`` (``"auto"``, ``"same"`` or ``"fresh"``: same particles or fresh
             samples at each time, :mod:`iel.selection.snapshot_regime`; ``resampled=True`` is
@@ -210,9 +207,36 @@ def fit(
     # the data's hash is read only to write or check checkpoints: not computed without them
     fit_print = fingerprint(data, described) if checkpoint is not None else None
     with checkpointing(checkpoint, fit_print):
-        model = fit_kind(data, **settings, options=options)
+        model = fit_kind(data, **settings, options=dict(options))
+    model = _with_uncertainty(model, data, bootstrap, fit_kind, settings, options)
     # what reproduces it: the seed and the software (the report records both)
     return model.replace(seed=seed, environment=software_environment())
+
+
+def _with_uncertainty(model, data, n_resamples, fit_kind, settings, options) -> FittedModel:
+    """Closed-form intervals for a selected linear formula (dense closed-form fits carry
+    them already); with ``n_resamples`` the bootstrap's, refitting each resample with the
+    fitted family (the method rule runs again on each), the closed-form ones kept under
+    ``uncertainty["analytic"]``."""
+    closed = isinstance(data, Trajectories) and "closed-form" in model.method
+    if closed and model.uncertainty is None:
+        model = with_closed_form_uncertainty(model, data)
+    if not n_resamples:
+        return model
+    spec = model.energy_spec
+    refit_settings = {**settings, "progress": None}
+    if not spec.startswith("auto"):
+        refit_settings["energy"] = spec
+
+    def refit(resample):
+        return fit_kind(resample, **refit_settings, options=dict(options))
+
+    seed = settings["seed"]
+    found = bootstrap_uncertainty(data, model, int(n_resamples), seed=seed, refit=refit)
+    if model.uncertainty:
+        found["analytic"] = {k: model.uncertainty[k] for k in ("method", "coefficients",
+                                                               "temperature")}  # fmt: skip
+    return model.replace(uncertainty=found)
 
 
 def _fit_samples(data: Samples, *, energy, method, ridge, seed, steps, temperature,

@@ -243,6 +243,13 @@ def fit(
         None, "--descent-steps", help="end states: descent steps K of the model's process"
     ),
     seed: int = typer.Option(0, "--seed"),
+    bootstrap: int = typer.Option(
+        0,
+        "--bootstrap",
+        min=0,
+        help="B resamples (trajectories / particles, seeded by --seed): percentile intervals "
+        "on coefficients, T and E(x) in report.json's uncertainty",
+    ),
     force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
     checkpoint_every: int = typer.Option(
         0,
@@ -356,6 +363,7 @@ def fit(
                 hidden_starts=hidden_starts,
                 progress=lambda s, total, loss: bar.update(task, completed=s),
                 checkpoint=checkpoint,
+                bootstrap=bootstrap,
                 **options,
             )
         outputs = FIT_OUTPUTS + (_written_back(data, write_back, overwrite_input))
@@ -691,6 +699,28 @@ def _print_model(model) -> None:
     table.add_row("stopped", model.stop_reason)
     table.add_row("time", f"{model.fit_seconds:.2f} s")
     console.print(table)
+    _print_uncertainty(model.uncertainty)
+
+
+SHOWN_COEFFICIENTS = 20  # larger families: the intervals are in report.json only
+
+
+def _print_uncertainty(uncertainty) -> None:
+    """Coefficients ± standard error and their 95 % intervals, for families small enough."""
+    rows = (uncertainty or {}).get("coefficients", [])
+    if not rows or len(rows) > SHOWN_COEFFICIENTS:
+        return
+    level = 100 * uncertainty.get("level", 0.95)
+    table = Table(title=f"coefficients ({level:.0f} % intervals)", title_justify="left")
+    for column in ("term", "value", "± stderr", "low", "high"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["term"], *(f"{row[k]:.4g}" for k in ("value", "stderr", "low", "high")))
+    temp = uncertainty["temperature"]
+    table.add_row("T", f"{temp['value']:.4g}", "", f"{temp['low']:.4g}", f"{temp['high']:.4g}")
+    console.print(table)
+    for note in uncertainty.get("notes", []):
+        console.print(f"[yellow]uncertainty:[/yellow] {escape(note)}")
 
 
 @app.command()

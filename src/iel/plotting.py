@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from .data.trajectories import Trajectories  # noqa: E402
 from .energies.particles import ParticleEnergy
 from .estimators.snapshots.interaction import pair_differences
+from .estimators.uncertainty import energy_band
 from .model import FittedModel  # noqa: E402
 
 
@@ -54,6 +55,7 @@ def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=Non
     outside = (grid < low) | (grid > high)
     ax.plot(grid, np.where(outside, np.nan, e), color="C0", lw=2, label="learned E")
     ax.plot(grid, np.where(outside, e, np.nan), color="C0", lw=1, ls=":", label="extrapolated")
+    _band_1d(model, grid, e, ax)
     if truth is not None:
         t = np.asarray(truth.energy(grid[:, None]))
         t = t - np.min(np.asarray(truth.energy(flat[:, None])))
@@ -78,6 +80,34 @@ def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=Non
     ax.set_title(model.formula if len(model.formula) < 70 else model.energy_spec, fontsize=9)
     ax.legend(loc="upper center", fontsize=8)
     return ax
+
+
+def _band_1d(model: FittedModel, grid: np.ndarray, e: np.ndarray, ax) -> None:
+    """The ±2σ band of ``E(x) − E(x*)`` (:func:`~iel.estimators.uncertainty.energy_band`;
+    the bootstrap's percentile band where it has no covariance): wide where data are sparse."""
+    unc = model.uncertainty or {}
+    std = energy_band(model, grid[:, None])
+    if std is not None and np.isfinite(std).any():
+        ax.fill_between(grid, e - 2 * std, e + 2 * std, color="C0", alpha=0.2, lw=0,
+                        label="±2 s.e. (E − E at the data minimum)")  # fmt: skip
+    elif "energy_band" in unc:
+        points = np.asarray(unc["energy_band"]["points"], dtype=float)[:, 0]
+        low, high = (np.asarray(unc["energy_band"][k], dtype=float) for k in ("low", "high"))
+        ax.fill_between(points, low, high, color="C0", alpha=0.2, lw=0,
+                        label=f"bootstrap {100 * unc.get('level', 0.95):.0f} %")  # fmt: skip
+
+
+def _band_2d(model, grid: np.ndarray, xx, yy, span: float, ax) -> None:
+    """Hatching where the ±2σ band of ``E(x) − E(x*)`` is wider than a tenth of the plotted
+    energy range: where the data leave the landscape uncertain."""
+    std = energy_band(model, grid)
+    if std is None or not np.isfinite(std).any() or span <= 0:
+        return
+    wide = np.where(np.isfinite(std), 2 * std, np.inf) > 0.1 * span
+    if wide.any():
+        ax.contourf(xx, yy, wide.astype(float), levels=[0.5, 1.5], colors="none",
+                    hatches=["///"])  # fmt: skip
+        ax.plot([], [], color="k", lw=0, marker="s", mfc="none", label="2 s.e. > 10 % of E range")
 
 
 def plot_landscape_2d(
@@ -113,6 +143,7 @@ def plot_landscape_2d(
     shown = np.ma.clip(np.ma.masked_invalid(e), levels[0], levels[-1])  # NaN/inf left blank
     cs = ax.contourf(xx, yy, shown, levels=levels, cmap="viridis")
     plt.colorbar(cs, ax=ax, label="E(x)")
+    _band_2d(model, grid, xx, yy, hi - lo, ax)
     if paths is not None:
         for path in paths[:max_paths]:
             ax.plot(path[:, 0], path[:, 1], color="w", lw=0.5, alpha=0.6)

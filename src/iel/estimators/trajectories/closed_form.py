@@ -56,6 +56,7 @@ from ..base import (
     shift_to_zero_min,
     with_fixed_temperature,
 )
+from ..uncertainty import closed_form_uncertainty, uncertainty_with_noise_check
 
 
 def as_quadratic(energy: FeatureEnergy) -> Quadratic | None:
@@ -169,9 +170,28 @@ class OneStepClosedForm(AbstractEstimator):
             fit_seconds=time.perf_counter() - start,
             states=states,
         )
+        caveats = _interval_caveats(weights, self.ridge, out_energy is not energy, library)
+        uncertainty = closed_form_uncertainty(eq, energy, states, notes=caveats)
+        model = model.replace(uncertainty=uncertainty_with_noise_check(uncertainty, data, model))
         self.model_ = with_fixed_temperature(model, self.temperature)
         self.temperature_estimate_ = float(temperature)
         return self
+
+
+def _interval_caveats(weights, ridge: float, converted: bool, library) -> list[str]:
+    """What the closed-form intervals (:mod:`iel.linear.uncertainty`) do not account for."""
+    notes = []
+    if weights is not None:
+        notes.append("weighted fit: the intervals treat the weights as counts of transitions")
+    if ridge > 0:
+        notes.append(f"ridge {ridge:g}: the intervals are those of the unpenalised fit")
+    if converted:
+        notes.append("intervals are on the polynomial's terms; the formula shows it as a "
+                     "quadratic form (centre and precision)")  # fmt: skip
+    if free_parameter_count(library):
+        notes.append("intervals are conditional on the fitted free parameters (frequencies, "
+                     "centres) of the library")  # fmt: skip
+    return notes
 
 
 def _code_lengths(
