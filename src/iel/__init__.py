@@ -51,6 +51,7 @@ from .estimators import SnapshotRollout as SnapshotRollout
 from .model import FittedModel as FittedModel
 from .model import load as load
 from .model import load as load_model
+from .parallel import use_devices as use_devices
 from .selection import select as select
 from .single_cell import fit_anndata as fit_anndata
 from .systems import SYSTEMS as SYSTEMS
@@ -65,6 +66,7 @@ __all__ = [
     # the jobs
     "fit",
     "fit_anndata",
+    "use_devices",
     "select",
     "simulate",
     "simulate_system",

@@ -282,8 +282,28 @@ def fit(
     overwrite_input: bool = typer.Option(
         False, "--overwrite-input", help="with --write-back: write the results into the input file"
     ),
+    devices: str = typer.Option(
+        "all", "--devices", help="devices a fit splits its data over: all (local) | N"
+    ),
+    coordinator: str | None = typer.Option(
+        None, "--coordinator", help="several processes: process 0's host:port (see the guide)"
+    ),
+    num_processes: int | None = typer.Option(
+        None, "--num-processes", help="several processes: how many", min=1
+    ),
+    process_id: int | None = typer.Option(
+        None, "--process-id", help="several processes: this one's index 0…P−1", min=0
+    ),
+    distributed: bool = typer.Option(
+        False, "--distributed", help="several processes, found by JAX (Slurm srun, Open MPI)"
+    ),
 ) -> None:
     """Fit an energy to a data file and write report.json, the model and landscape.png.
+
+    With several processes (--coordinator/--num-processes/--process-id, the
+    JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID variables, or --distributed)
+    each reads its share of the trajectories, the closed-form statistics are added across
+    them and process 0 writes the model.
 
     A .h5ad file (AnnData) is read as snapshots of cells (iel.fit_anndata's defaults: each
     snapshot a fresh sample); --write-back adds the results to a copy of it.
@@ -293,10 +313,20 @@ def fit(
     model (stop_reason "interrupted at step k …")."""
     import numpy as np
 
+    from .parallel import initialize
+
+    try:  # before anything runs on a device
+        several = initialize(coordinator, num_processes, process_id, auto=distributed)
+    except ValueError as err:
+        _fail(str(err))
+    import jax
+
     from .auto import fit as fit_energy
     from .data.files import staged_directory
     from .data.populations import Endpoints
+    from .distributed import fit_across_processes, process_share
     from .model import MODEL_FILES
+    from .parallel import describe_devices, parse_devices, use_devices
     from .training import Checkpointer
     from .transport.couplings import CouplingError
 
@@ -345,27 +375,45 @@ def fit(
             _fail(f"--objective, --prior and --descent-steps are for end states; {data} holds "
                   f"{loaded.kind} (pass --kind endpoints to read it as end states)")  # fmt: skip
         console.print(f"data: {loaded!r}")
+        chosen = parse_devices(devices)
+        if len(chosen) > 1:
+            console.print(f"devices: {describe_devices(chosen)} (the data split over them)")
+        if several:
+            loaded = process_share(loaded)
+            console.print(f"process {jax.process_index()} of {jax.process_count()}: "
+                          f"{loaded.n_trajectories} trajectories of the data")  # fmt: skip
+            if energy == "auto" or method not in ("auto", "onestep") or options or bootstrap:
+                _fail("a multi-process fit is the closed-form one-step fit: give --energy "
+                      "(poly:K, fourier:K, quadratic) and no other fitting options")  # fmt: skip
         checkpoint = None
         if checkpoint_every or resume is not None:
             checkpoint = Checkpointer(out / "checkpoint" if checkpoint_every else None,
                                       checkpoint_every, resume)  # fmt: skip
-        with _progress() as bar:
+        with _progress() as bar, use_devices(chosen):
             task = bar.add_task(f"fitting {energy}", total=steps)
-            model = fit_energy(
-                loaded,
-                energy,
-                method=method,
-                ridge=ridge,
-                seed=seed,
-                steps=steps,
-                temperature=temperature,
-                projection=matrix,
-                hidden_starts=hidden_starts,
-                progress=lambda s, total, loss: bar.update(task, completed=s),
-                checkpoint=checkpoint,
-                bootstrap=bootstrap,
-                **options,
-            )
+            if several:
+                model = fit_across_processes(loaded, energy, ridge=ridge, seed=seed,
+                                             temperature=temperature)  # fmt: skip
+            else:
+                model = fit_energy(
+                    loaded,
+                    energy,
+                    method=method,
+                    ridge=ridge,
+                    seed=seed,
+                    steps=steps,
+                    temperature=temperature,
+                    projection=matrix,
+                    hidden_starts=hidden_starts,
+                    progress=lambda s, total, loss: bar.update(task, completed=s),
+                    checkpoint=checkpoint,
+                    bootstrap=bootstrap,
+                    **options,
+                )
+        if several and jax.process_index() != 0:
+            _print_model(model)
+            console.print(f"process {jax.process_index()}: the model is written by process 0")
+            return
         outputs = FIT_OUTPUTS + (_written_back(data, write_back, overwrite_input))
         with staged_directory(out, replaces=MODEL_FILES + outputs, overwrite=force) as stage:
             model.write_files(stage)  # the fit is saved: nothing after this may fail it

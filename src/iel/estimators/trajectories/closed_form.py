@@ -43,12 +43,14 @@ from ...linear.normal_equations import (
     residual_sum,
     solve_normal_equations,
 )
+from ...linear.processes import normal_equations_over_processes
 from ...linear.varpro import refine_free_parameters
 from ...mdl.codes import (
     Stats,
     null_code,
     two_part_linear,
 )
+from ...parallel.processes import check_same_on_all_processes, process_max, process_sum
 from ..base import (
     AbstractEstimator,
     fitted_model,
@@ -118,7 +120,10 @@ class OneStepClosedForm(AbstractEstimator):
         library = family.library.adapt(states, seed=self.seed)
         # free parameters (exponentiated quadratics): variable projection, then the amplitudes
         library = refine_free_parameters(library, states, x0, dx, h, weights, seed=self.seed)
-        eq = normal_equations(library, x0, dx, h, weights)
+        # several processes (iel.distributed): each holds a share of the transitions; the
+        # features must agree and the sums add up
+        check_same_on_all_processes(repr(library.config()), "the features")
+        eq = normal_equations_over_processes(normal_equations(library, x0, dx, h, weights))
         sol = solve_normal_equations(eq, self.ridge)
         ss_res = residual_sum(eq, sol.theta)
         dof = max(eq.n_rows - sol.rank, 1.0)
@@ -147,14 +152,14 @@ class OneStepClosedForm(AbstractEstimator):
             "drift_r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
             # rms of the increment residual per √time: √(2T) for Langevin data
             "residual_scale": float(np.sqrt(ss_res / max(eq.n_rows, 1))),
-            "n_transitions": int(x0.shape[0]),
+            "n_transitions": int(process_sum(x0.shape[0])),
             "n_features": library.n_features,
             "rank": sol.rank,
             "condition_number": sol.condition,
             "noise_free": bool(noise_free),
             "notes": notes,
         }
-        scale = float(np.max(np.abs(states))) if states.size else 0.0
+        scale = process_max(float(np.max(np.abs(states))) if states.size else 0.0)
         epsilon = 1e-8 * (scale or 1.0)  # as iel.selection: 1e-8 of max |x|
         diagnostics.update(_code_lengths(eq, sol.theta, data.dim, epsilon, library))
         identifiability = identifiability_for_trajectories(noise_free)
