@@ -134,11 +134,13 @@ def same_on_all_processes(value):
     return float(out) if np.ndim(value) == 0 else out
 
 
-def check_same_on_all_processes(text: str, what: str) -> None:
-    """Raise ``ValueError`` unless ``text`` (e.g. a library's configuration) is the same on
-    every process: ``what`` names it in the message."""
+def check_same_on_all_processes(describe, what: str) -> None:
+    """Raise ``ValueError`` unless ``describe()`` (e.g. a library's configuration as text) is
+    the same on every process: ``what`` names it in the message.  ``describe`` is called only
+    when several processes take part (a library of Python callables has no description)."""
     if not _across():
         return
+    text = describe()
     digest = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.uint8)
     everyone = _gathered(digest)
     if not np.all(everyone == everyone[0]):

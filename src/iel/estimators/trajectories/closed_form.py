@@ -122,7 +122,7 @@ class OneStepClosedForm(AbstractEstimator):
         library = refine_free_parameters(library, states, x0, dx, h, weights, seed=self.seed)
         # several processes (iel.distributed): each holds a share of the transitions; the
         # features must agree and the sums add up
-        check_same_on_all_processes(repr(library.config()), "the features")
+        check_same_on_all_processes(lambda: repr(library.config()), "the features")
         eq = normal_equations_over_processes(normal_equations(library, x0, dx, h, weights))
         sol = solve_normal_equations(eq, self.ridge)
         ss_res = residual_sum(eq, sol.theta)
