@@ -179,6 +179,12 @@ def fit(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
     method: str = typer.Option("auto", "--method", "-m", help="auto | onestep | rollout"),
+    dynamics: str = typer.Option(
+        "auto",
+        "--dynamics",
+        help="trajectories: auto (noise-free → gd, else langevin) | gd | langevin | "
+        "exponentiated (proportions on the simplex, the multiplicative update)",
+    ),
     ridge: float = typer.Option(0.0, "--ridge", help="ridge weight (scaled coefficients)"),
     steps: int = typer.Option(3000, "--steps", help="optimiser steps (iterative fits)"),
     temperature: float | None = typer.Option(
@@ -356,6 +362,7 @@ def fit(
                 hidden_starts=hidden_starts,
                 progress=lambda s, total, loss: bar.update(task, completed=s),
                 checkpoint=checkpoint,
+                dynamics=dynamics,
                 **options,
             )
         outputs = FIT_OUTPUTS + (_written_back(data, write_back, overwrite_input))
