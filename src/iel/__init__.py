@@ -41,6 +41,7 @@ from .estimators import AbstractEstimator as AbstractEstimator
 from .estimators import ContrastiveDivergence as ContrastiveDivergence
 from .estimators import DenoisingScoreMatching as DenoisingScoreMatching
 from .estimators import EndStates as EndStates
+from .estimators import ExponentiatedGradientClosedForm as ExponentiatedGradientClosedForm
 from .estimators import FreeDriftClosedForm as FreeDriftClosedForm
 from .estimators import OneStepClosedForm as OneStepClosedForm
 from .estimators import OneStepLikelihood as OneStepLikelihood
@@ -107,6 +108,7 @@ __all__ = [
     # estimators
     "AbstractEstimator",
     "OneStepClosedForm",
+    "ExponentiatedGradientClosedForm",
     "OneStepLikelihood",
     "Rollout",
     "FreeDriftClosedForm",

@@ -38,6 +38,8 @@ from .data.populations import (
     Snapshots,
 )
 from .data.trajectories import Trajectories
+from .data.validation import DataError, check_simplex
+from .dynamics import ExponentiatedGradient, Langevin
 from .energies.spec import parse_energy_spec
 from .estimators.base import with_fixed_temperature
 from .estimators.bootstrap import bootstrap_uncertainty
@@ -52,6 +54,7 @@ from .estimators.snapshots.resampled import fit_resampled
 from .estimators.snapshots.rollout import SnapshotRollout
 from .estimators.trajectories.closed_form import OneStepClosedForm
 from .estimators.trajectories.likelihood import OneStepLikelihood
+from .estimators.trajectories.mirror_descent import ExponentiatedGradientClosedForm
 from .estimators.trajectories.rollout import Rollout
 from .estimators.uncertainty import lag_one_correlation, with_closed_form_uncertainty
 from .model import FittedModel, software_environment
@@ -70,6 +73,9 @@ from .selection.trajectories import select
 from .training import Checkpointer, checkpointing, fingerprint
 
 METHODS = ("auto", "onestep", "rollout")
+# the operator a fit of trajectories assumes: auto (noise-free → gd, else langevin), or forced
+DYNAMICS_OPTIONS = ("auto", "gd", "langevin", "exponentiated")
+EXPONENTIATED_AUTO_ENERGY = "poly:3"
 SAMPLE_METHODS = ("auto", "score-matching", "contrastive-divergence")
 
 
@@ -148,6 +154,7 @@ def fit(
     progress=None,
     checkpoint: Checkpointer | None = None,
     bootstrap: int = 0,
+    dynamics: str = "auto",
     **options,
 ) -> FittedModel:
     """Fit an energy to ``data`` (a container or a file path) and return the model.
@@ -176,6 +183,12 @@ def fit(
             intervals in ``model.uncertainty`` (:mod:`iel.estimators.bootstrap`); closed-form
             fits of trajectories carry exact intervals without it
             (:mod:`iel.estimators.uncertainty`).
+        dynamics: the operator trajectories are fitted with (:data:`DYNAMICS_OPTIONS`):
+            ``"auto"`` (gradient flow for noise-free steps, Langevin else), ``"gd"`` (noise-free
+            gradient descent, ``T = 0``), ``"langevin"`` or ``"exponentiated"`` (proportions
+            on the simplex moved by the multiplicative update,
+            :class:`~iel.estimators.trajectories.mirror_descent.ExponentiatedGradientClosedForm`).
+            Recorded as ``diagnostics["dynamics_option"]``.
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
             snapshots ``regime`` (``"auto"``, ``"same"`` or ``"fresh"``: same particles or fresh
             samples at each time, :mod:`iel.selection.snapshot_regime`; ``resampled=True`` is
@@ -203,11 +216,33 @@ def fit(
         fit_kind = _fit_trajectories
     else:
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
+    if dynamics not in DYNAMICS_OPTIONS:
+        raise ValueError(f"dynamics must be one of {', '.join(DYNAMICS_OPTIONS)}, got {dynamics!r}")
+    if dynamics != "auto" and fit_kind is not _fit_trajectories:
+        raise ValueError(f"--dynamics {dynamics} applies to trajectories; these data are "
+                         f"{data.kind} (their operator follows from the data kind)")  # fmt: skip
+    if dynamics == "gd":
+        if temperature not in (None, 0.0):
+            raise ValueError(f"dynamics 'gd' is noise-free (T = 0); temperature={temperature} "
+                             "contradicts it (use dynamics='langevin')")  # fmt: skip
+        settings["temperature"] = 0.0
     described = {k: v for k, v in {**settings, **options}.items() if k != "progress"}
+    if dynamics != "auto":
+        described["dynamics"] = dynamics
     # the data's hash is read only to write or check checkpoints: not computed without them
     fit_print = fingerprint(data, described) if checkpoint is not None else None
+    if dynamics == "exponentiated" and bootstrap:
+        raise ValueError(
+            "bootstrap intervals are not available for the multiplicative update's fit "
+            "(dynamics='exponentiated'); fit without bootstrap"
+        )
     with checkpointing(checkpoint, fit_print):
-        model = fit_kind(data, **settings, options=dict(options))
+        if dynamics == "exponentiated":
+            model = _fit_exponentiated(data, **settings, options=dict(options))
+        else:
+            model = fit_kind(data, **settings, options=dict(options))
+    if fit_kind is _fit_trajectories:
+        model = _with_dynamics_option(model, dynamics, data)
     model = _with_uncertainty(model, data, bootstrap, fit_kind, settings, options)
     # what reproduces it: the seed and the software (the report records both)
     return model.replace(seed=seed, environment=software_environment())
@@ -219,6 +254,8 @@ def _with_uncertainty(model, data, n_resamples, fit_kind, settings, options) -> 
     fitted family (the method rule runs again on each), the closed-form ones kept under
     ``uncertainty["analytic"]``."""
     closed = isinstance(data, Trajectories) and "closed-form" in model.method
+    # the Euclidean step's intervals do not apply to the multiplicative update's fit
+    closed = closed and not model.method.startswith("exponentiated")
     if closed and model.uncertainty is None:
         model = with_closed_form_uncertainty(model, data)
     if not n_resamples:
@@ -331,6 +368,64 @@ def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps,
                                           temperature=temperature, **options)  # fmt: skip
             model = estimator.fit(data).model_
     return model.with_diagnostics(method_reason=reason)
+
+
+def _fit_exponentiated(data: Trajectories, *, energy, method, ridge, seed, steps, temperature,
+                       projection, hidden_starts, progress, options) -> FittedModel:  # fmt: skip
+    """Proportions moved by the multiplicative update: the closed form in centred log-ratio
+    coordinates (linear families; ``energy="auto"`` is :data:`EXPONENTIATED_AUTO_ENERGY`)."""
+    if method == "rollout" or projection is not None or hidden_starts:
+        raise ValueError(
+            "dynamics 'exponentiated' is fitted one step at a time in closed form: rollout, "
+            "projections and hidden starts are not supported for it"
+        )
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if options:
+        raise ValueError(f"options {sorted(options)} do not apply to dynamics 'exponentiated'")
+    spec = EXPONENTIATED_AUTO_ENERGY if energy == "auto" else energy
+    estimator = ExponentiatedGradientClosedForm(spec, ridge=ridge, seed=seed,
+                                                temperature=temperature)  # fmt: skip
+    model = estimator.fit(data).model_
+    if energy == "auto":
+        model = model.with_notes(f"energy 'auto' is {spec} for exponentiated-gradient fits "
+                                 "(no selection yet)")  # fmt: skip
+    reason = "the multiplicative update is linear in ∇E in centred log-ratio coordinates"
+    return model.with_diagnostics(method_reason=reason + ": one-step closed form")
+
+
+def _with_dynamics_option(model: FittedModel, option: str, data: Trajectories) -> FittedModel:
+    """``model`` with ``diagnostics["dynamics_option"]`` (gd, langevin or exponentiated: the
+    operator it was fitted with) and ``dynamics_reason``; ``"langevin"`` keeps Langevin even
+    when the steps were noise-free."""
+    if option == "langevin" and not isinstance(model.dynamics, Langevin):
+        model = model.replace(dynamics=Langevin(model.temperature)).with_notes(
+            "dynamics 'langevin' was asked for, but the steps are noise-free: T = 0"
+        )
+    if isinstance(model.dynamics, ExponentiatedGradient):
+        chosen = "exponentiated"
+    else:
+        chosen = "langevin" if isinstance(model.dynamics, Langevin) else "gd"
+    if option == "auto":
+        reason = ("inferred: noise-free steps, gradient flow" if chosen == "gd" else
+                  "inferred: noisy steps, overdamped Langevin")  # fmt: skip
+        if _on_simplex(data):
+            model = model.with_notes("the states are proportions (positive, rows summing to "
+                                     "one): --dynamics exponentiated fits the multiplicative "
+                                     "update instead")  # fmt: skip
+    else:
+        reason = f"dynamics {option!r} was chosen by the caller"
+    return model.with_diagnostics(dynamics_option=chosen, dynamics_reason=reason)
+
+
+def _on_simplex(data: Trajectories) -> bool:
+    if len(data.state_shape) != 1 or data.dim < 2:
+        return False
+    try:
+        check_simplex(data.observed_states(), "states")
+    except DataError:
+        return False
+    return True
 
 
 def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, temperature,

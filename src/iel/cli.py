@@ -179,6 +179,12 @@ def fit(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
     method: str = typer.Option("auto", "--method", "-m", help="auto | onestep | rollout"),
+    dynamics: str = typer.Option(
+        "auto",
+        "--dynamics",
+        help="trajectories: auto (noise-free → gd, else langevin) | gd | langevin | "
+        "exponentiated (proportions on the simplex, the multiplicative update)",
+    ),
     ridge: float = typer.Option(0.0, "--ridge", help="ridge weight (scaled coefficients)"),
     steps: int = typer.Option(3000, "--steps", help="optimiser steps (iterative fits)"),
     temperature: float | None = typer.Option(
@@ -382,7 +388,7 @@ def fit(
             loaded = process_share(loaded)
             console.print(f"process {jax.process_index()} of {jax.process_count()}: "
                           f"{loaded.n_trajectories} trajectories of the data")  # fmt: skip
-            if energy == "auto" or method not in ("auto", "onestep") or options or bootstrap:
+            if energy == "auto" or method not in ("auto", "onestep") or options or bootstrap or dynamics != "auto":
                 _fail("a multi-process fit is the closed-form one-step fit: give --energy "
                       "(poly:K, fourier:K, quadratic) and no other fitting options")  # fmt: skip
         checkpoint = None
@@ -408,6 +414,7 @@ def fit(
                     progress=lambda s, total, loss: bar.update(task, completed=s),
                     checkpoint=checkpoint,
                     bootstrap=bootstrap,
+                    dynamics=dynamics,
                     **options,
                 )
         if several and jax.process_index() != 0:

@@ -7,6 +7,7 @@ from .samples import DenoisingScoreMatching as DenoisingScoreMatching
 from .samples import ScoreMatching as ScoreMatching
 from .snapshots import SnapshotOneStep as SnapshotOneStep
 from .snapshots import SnapshotRollout as SnapshotRollout
+from .trajectories import ExponentiatedGradientClosedForm as ExponentiatedGradientClosedForm
 from .trajectories import FreeDriftClosedForm as FreeDriftClosedForm
 from .trajectories import OneStepClosedForm as OneStepClosedForm
 from .trajectories import OneStepLikelihood as OneStepLikelihood

@@ -4,4 +4,5 @@ general non-gradient drift."""
 from .closed_form import OneStepClosedForm as OneStepClosedForm
 from .drift import FreeDriftClosedForm as FreeDriftClosedForm
 from .likelihood import OneStepLikelihood as OneStepLikelihood
+from .mirror_descent import ExponentiatedGradientClosedForm as ExponentiatedGradientClosedForm
 from .rollout import Rollout as Rollout
