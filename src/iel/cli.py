@@ -388,7 +388,8 @@ def fit(
             loaded = process_share(loaded)
             console.print(f"process {jax.process_index()} of {jax.process_count()}: "
                           f"{loaded.n_trajectories} trajectories of the data")  # fmt: skip
-            if energy == "auto" or method not in ("auto", "onestep") or options or bootstrap or dynamics != "auto":
+            extras = options or bootstrap or dynamics != "auto"
+            if energy == "auto" or method not in ("auto", "onestep") or extras:
                 _fail("a multi-process fit is the closed-form one-step fit: give --energy "
                       "(poly:K, fourier:K, quadratic) and no other fitting options")  # fmt: skip
         checkpoint = None
