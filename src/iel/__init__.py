@@ -25,7 +25,9 @@ from .dynamics import ExponentiatedGradient as ExponentiatedGradient
 from .dynamics import GradientDescent as GradientDescent
 from .dynamics import GradientFlow as GradientFlow
 from .dynamics import Langevin as Langevin
+from .dynamics import PolynomialDiffusion as PolynomialDiffusion
 from .dynamics import SimulationDivergedError as SimulationDivergedError
+from .dynamics import StateLangevin as StateLangevin
 from .dynamics import simulate as simulate
 from .energies import AbstractEnergy as AbstractEnergy
 from .energies import FeatureEnergy as FeatureEnergy
@@ -40,6 +42,7 @@ from .energies import Quadratic as Quadratic
 from .estimators import AbstractEstimator as AbstractEstimator
 from .estimators import ContrastiveDivergence as ContrastiveDivergence
 from .estimators import DenoisingScoreMatching as DenoisingScoreMatching
+from .estimators import DiffusionClosedForm as DiffusionClosedForm
 from .estimators import EndStates as EndStates
 from .estimators import ExponentiatedGradientClosedForm as ExponentiatedGradientClosedForm
 from .estimators import FreeDriftClosedForm as FreeDriftClosedForm
@@ -102,6 +105,8 @@ __all__ = [
     "BoundedGradientDescent",
     "GradientFlow",
     "Langevin",
+    "StateLangevin",
+    "PolynomialDiffusion",
     "MALA",
     "ExponentiatedGradient",
     "SimulationDivergedError",
@@ -109,6 +114,7 @@ __all__ = [
     "AbstractEstimator",
     "OneStepClosedForm",
     "ExponentiatedGradientClosedForm",
+    "DiffusionClosedForm",
     "OneStepLikelihood",
     "Rollout",
     "FreeDriftClosedForm",

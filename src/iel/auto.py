@@ -53,6 +53,11 @@ from .estimators.snapshots.onestep import SnapshotOneStep
 from .estimators.snapshots.resampled import fit_resampled
 from .estimators.snapshots.rollout import SnapshotRollout
 from .estimators.trajectories.closed_form import OneStepClosedForm
+from .estimators.trajectories.diffusion import (
+    DiffusionClosedForm,
+    constant_temperature_entries,
+    parse_diffusion,
+)
 from .estimators.trajectories.likelihood import OneStepLikelihood
 from .estimators.trajectories.mirror_descent import ExponentiatedGradientClosedForm
 from .estimators.trajectories.rollout import Rollout
@@ -155,6 +160,8 @@ def fit(
     checkpoint: Checkpointer | None = None,
     bootstrap: int = 0,
     dynamics: str = "auto",
+    diffusion: str = "constant",
+    drift_form: str = "mobility",
     **options,
 ) -> FittedModel:
     """Fit an energy to ``data`` (a container or a file path) and return the model.
@@ -189,6 +196,14 @@ def fit(
             on the simplex moved by the multiplicative update,
             :class:`~iel.estimators.trajectories.mirror_descent.ExponentiatedGradientClosedForm`).
             Recorded as ``diagnostics["dynamics_option"]``.
+        diffusion: trajectories only: ``"constant"`` (one temperature, default), ``"scalar"``,
+            ``"diagonal"`` or ``"full"`` (with ``":DEGREE"``, default 2: a state-dependent
+            ``D(x)`` fitted with the energy, :mod:`iel.estimators.trajectories.diffusion`), or
+            ``"auto"`` (scalar ``D(x)`` when the constant-temperature test rejects one
+            temperature).  Every trajectory fit reports the test as
+            ``diagnostics["constant_temperature"]``.
+        drift_form: with ``D(x)``: ``"mobility"`` (``dx = [−D∇E + ∇·D] dt + √(2D) dW``,
+            stationary law ``exp(−E)``) or ``"ito"`` (``dx = −∇E dt + √(2D) dW``).
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
             snapshots ``regime`` (``"auto"``, ``"same"`` or ``"fresh"``: same particles or fresh
             samples at each time, :mod:`iel.selection.snapshot_regime`; ``resampled=True`` is
@@ -203,6 +218,15 @@ def fit(
     """
     if isinstance(data, (str, Path)):
         data = load_data(data, kind=kind)
+    if diffusion != "constant" or drift_form != "mobility":
+        if not isinstance(data, Trajectories):
+            raise ValueError(
+                f"diffusion={diffusion!r} / drift_form={drift_form!r}: a state-dependent "
+                f"diffusion is fitted from trajectories, got {type(data).__name__}"
+            )
+        if diffusion not in ("constant", "auto"):
+            parse_diffusion(diffusion)  # a clear error before any work
+        options = {**options, "diffusion": diffusion, "drift_form": drift_form}
     settings = {"energy": energy, "method": method, "ridge": ridge, "seed": seed, "steps": steps,
                 "temperature": temperature, "projection": projection,
                 "hidden_starts": hidden_starts, "progress": progress}  # fmt: skip
@@ -231,6 +255,12 @@ def fit(
         described["dynamics"] = dynamics
     # the data's hash is read only to write or check checkpoints: not computed without them
     fit_print = fingerprint(data, described) if checkpoint is not None else None
+    state_noise = diffusion != "constant" or drift_form != "mobility"
+    if dynamics in ("exponentiated", "gd") and state_noise:
+        raise ValueError(
+            f"diffusion={diffusion!r}: a state-dependent diffusion is a Langevin model; "
+            f"dynamics={dynamics!r} has no such noise (use dynamics='auto' or 'langevin')"
+        )
     if dynamics == "exponentiated" and bootstrap:
         raise ValueError(
             "bootstrap intervals are not available for the multiplicative update's fit "
@@ -256,6 +286,8 @@ def _with_uncertainty(model, data, n_resamples, fit_kind, settings, options) -> 
     closed = isinstance(data, Trajectories) and "closed-form" in model.method
     # the Euclidean step's intervals do not apply to the multiplicative update's fit
     closed = closed and not model.method.startswith("exponentiated")
+    # nor to the fit weighted by a state-dependent diffusion D(x)
+    closed = closed and "diffusion" not in model.method
     if closed and model.uncertainty is None:
         model = with_closed_form_uncertainty(model, data)
     if not n_resamples:
@@ -319,6 +351,66 @@ def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps,
     (``energy="auto"``: selection by description length) or the rollout."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    diffusion = options.pop("diffusion", "constant")
+    drift_form = options.pop("drift_form", "mobility")
+    model = _fit_trajectories_constant(data, energy=energy, method=method, ridge=ridge, seed=seed,
+                                       steps=steps, temperature=temperature,
+                                       projection=projection, hidden_starts=hidden_starts,
+                                       progress=progress, options=options)  # fmt: skip
+    return _with_diffusion(data, model, diffusion, drift_form, energy, method, projection, seed)
+
+
+def _with_diffusion(data: Trajectories, model: FittedModel, diffusion: str, drift_form: str,
+                    energy: str, method: str, projection, seed: int) -> FittedModel:  # fmt: skip
+    """The constant-temperature test on ``model``'s steps, and the refit with ``D(x)`` when
+    asked (or, for ``diffusion="auto"``, when the test rejects one temperature)."""
+    if projection is not None:
+        return model.with_diagnostics(
+            constant_temperature=None,
+            constant_temperature_note="not tested: the model's states are hidden (projection)",
+        )
+    try:
+        entries = constant_temperature_entries(data, model, seed=seed)
+    except Exception as error:  # the fitted model stands; the test becomes a note
+        return model.with_diagnostics(constant_temperature=None).with_notes(
+            f"the constant-temperature test failed: {error}"
+        )
+    model = model.with_diagnostics(**entries)
+    wanted = diffusion not in ("constant", "auto") or (
+        diffusion == "auto" and entries["constant_temperature"] is False
+    )
+    if not wanted:
+        return model
+    kind = "scalar" if diffusion == "auto" else diffusion
+    spec = model.energy_spec if energy == "auto" else energy
+    if method == "rollout":
+        raise ValueError("a state-dependent diffusion is fitted by the one-step closed form: "
+                         "use method='onestep' (or 'auto') with diffusion=")  # fmt: skip
+    if spec == "auto":
+        spec = "poly:4"
+    try:
+        fitted = DiffusionClosedForm(spec, kind, drift_form, seed=seed).fit(data).model_
+    except ValueError as error:
+        if diffusion == "auto":  # asked for nothing in particular: the model stands
+            return model.with_notes(f"diffusion 'auto': D(x) was not fitted: {error}")
+        raise ValueError(f"diffusion={diffusion!r}: {error}") from None
+    keep = {key: model.diagnostics[key] for key in entries if key != "notes"}
+    reason = model.diagnostics.get("method_reason")
+    if "rollout" in model.method:
+        fitted = fitted.with_notes(
+            f"the auto rule rolled the one-temperature fit out ({reason}); the fit with D(x) is "
+            "one step (no rollout with D(x) yet): read its drift near the data's time step"
+        )
+    return fitted.with_diagnostics(**keep, method_reason=(
+        f"diffusion={diffusion!r}: one-step closed form with D(x)"
+        + (f" (the constant-temperature fit: {reason})" if reason else "")
+    ))  # fmt: skip
+
+
+def _fit_trajectories_constant(data: Trajectories, *, energy, method, ridge, seed, steps,
+                               temperature, projection, hidden_starts, progress,
+                               options) -> FittedModel:  # fmt: skip
+    """The fit with one temperature (the auto method rule, then one step or rollout)."""
     rollout_options: dict = {}
     auto_energy = energy == "auto"
     if auto_energy:

@@ -248,6 +248,19 @@ def fit(
     descent_steps: int | None = typer.Option(
         None, "--descent-steps", help="end states: descent steps K of the model's process"
     ),
+    diffusion: str = typer.Option(
+        "constant",
+        "--diffusion",
+        help="trajectories: constant (one temperature) | scalar | diagonal | full (a "
+        "state-dependent D(x), polynomial; :K sets its degree, default 2) | auto (scalar D(x) "
+        "when the constant-temperature test rejects one temperature)",
+    ),
+    drift_form: str = typer.Option(
+        "mobility",
+        "--drift-form",
+        help="with --diffusion: mobility (dx = [−D∇E + ∇·D] dt + √(2D) dW, stationary law "
+        "exp(−E)) | ito (dx = −∇E dt + √(2D) dW)",
+    ),
     seed: int = typer.Option(0, "--seed"),
     bootstrap: int = typer.Option(
         0,
@@ -357,6 +370,8 @@ def fit(
     for name, value in (("growth", growth), ("reg_m", reg_m)):
         if value is not None:
             options[name] = value
+    if diffusion != "constant" or drift_form != "mobility":
+        options.update(diffusion=diffusion, drift_form=drift_form)
     for name, value in (("objective", objective), ("prior", prior),
                         ("descent_steps", descent_steps)):  # fmt: skip
         if value is not None:

@@ -170,6 +170,17 @@ class FittedModel:
         """``T`` of the dynamics (0 for noise-free descent)."""
         return float(getattr(self.dynamics, "temperature", 0.0))
 
+    def diffusion(self, x: ArrayLike) -> Array:
+        """The diffusion tensor ``D(x)`` on states ``(..., d)``: ``(..., d, d)``.  Estimated
+        (``iel.fit(..., diffusion="scalar")``) it is the fitted ``D(x)``; else the constant
+        ``T·I`` of the one temperature (zero for noise-free descent)."""
+        x = jnp.asarray(x, dtype=float)
+        field = getattr(self.dynamics, "diffusion", None)
+        if field is not None:
+            return field(x)
+        d = x.shape[-1]
+        return jnp.broadcast_to(self.temperature * jnp.eye(d), (*x.shape[:-1], d, d))
+
     @property
     def time_convention(self) -> str:
         """How ``E`` relates to time in the data."""

@@ -167,6 +167,40 @@ def plot_landscape_2d(
     return ax
 
 
+def plot_diffusion(model: FittedModel, states: np.ndarray, ax=None):
+    """The noise level ``tr D(x)/d`` of a model with a state-dependent diffusion: a curve over
+    the data range (1-D) or contours over the first two coordinates (slice through the data
+    mean for ``d > 2``), with the mean level as the one temperature it replaces."""
+    ax = _axes(ax)
+    flat = states.reshape(-1, states.shape[-1])
+    d = flat.shape[1]
+    low, high = flat[:, :2].min(axis=0), flat[:, :2].max(axis=0)
+    pad = 0.1 * (high - low + 1e-12)
+    if d == 1:
+        grid = np.linspace(low[0] - pad[0], high[0] + pad[0], 300)[:, None]
+        level = np.trace(np.asarray(model.diffusion(grid)), axis1=-2, axis2=-1)
+        ax.plot(grid[:, 0], level, color="C3", lw=2, label="D(x)")
+        ax.axhline(float(np.mean(level)), color="k", lw=0.8, ls=":", label="its mean")
+        ax.axvspan(low[0], high[0], color="0.9", zorder=0, label="data range")
+        ax.set_xlabel("x0")
+        ax.set_ylabel("D(x)")
+        ax.legend(fontsize=7)
+    else:
+        gx = np.linspace(low[0] - pad[0], high[0] + pad[0], 80)
+        gy = np.linspace(low[1] - pad[1], high[1] + pad[1], 80)
+        xx, yy = np.meshgrid(gx, gy)
+        grid = np.broadcast_to(flat.mean(axis=0), (*xx.shape, d)).copy()
+        grid[..., 0], grid[..., 1] = xx, yy
+        level = np.trace(np.asarray(model.diffusion(grid)), axis1=-2, axis2=-1) / d
+        cs = ax.contourf(xx, yy, level, levels=20, cmap="magma")
+        plt.colorbar(cs, ax=ax, label="tr D(x)/d")
+        ax.add_patch(plt.Rectangle(low, *(high - low), fill=False, ls="--", ec="c", lw=0.8))
+        ax.set_xlabel("x0")
+        ax.set_ylabel("x1")
+    ax.set_title("noise level tr D(x)/d (state-dependent diffusion)", fontsize=9)
+    return ax
+
+
 @dataclass(frozen=True)
 class _Landscape:
     """What the landscape plots read of a model: ``energy`` on ``(..., d)``, a title."""
@@ -200,7 +234,8 @@ def particle_landscapes(model: FittedModel, populations: list[np.ndarray]):
 def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Path:
     """Write ``landscape.png`` for a model and its data container: 1-D curve with the data
     histogram, 2-D contours with the trajectories, or a 2-D slice for higher ``d``.  A particle
-    energy gets one panel for ``V`` and one for ``W`` (over particle differences)."""
+    energy gets one panel for ``V`` and one for ``W`` (over particle differences); a fitted
+    state-dependent diffusion a panel of its noise level (:func:`plot_diffusion`)."""
 
     states = data.observed_states()
     paths = data.x if isinstance(data, Trajectories) else None
@@ -210,12 +245,16 @@ def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Pa
         truth, paths = None, None
     else:
         panels = [(model, states)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+    noise = getattr(model.dynamics, "diffusion", None) is not None and len(panels) == 1
+    count = len(panels) + noise
+    fig, axes = plt.subplots(1, count, figsize=(6.5 * count, 5), squeeze=False)
     for ax, (shown, points) in zip(axes[0], panels):
         if states.shape[-1] == 1:
             plot_landscape_1d(shown, points, ax=ax, truth=truth)
         else:
             plot_landscape_2d(shown, points, ax=ax, paths=paths)
+    if noise:  # a fitted D(x): its noise level beside the landscape
+        plot_diffusion(model, states, ax=axes[0][-1])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -2,6 +2,8 @@
 general non-gradient drift."""
 
 from .closed_form import OneStepClosedForm as OneStepClosedForm
+from .diffusion import DiffusionClosedForm as DiffusionClosedForm
+from .diffusion import constant_temperature_test as constant_temperature_test
 from .drift import FreeDriftClosedForm as FreeDriftClosedForm
 from .likelihood import OneStepLikelihood as OneStepLikelihood
 from .mirror_descent import ExponentiatedGradientClosedForm as ExponentiatedGradientClosedForm
