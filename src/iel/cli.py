@@ -199,7 +199,7 @@ def fit(
     horizon: int | None = typer.Option(None, "--horizon", help="rollout segment length"),
     substeps: int | None = typer.Option(None, "--substeps", help="model steps per interval"),
     coupling: str | None = typer.Option(
-        None, "--coupling", help="snapshots: auto | exact | sinkhorn"
+        None, "--coupling", help="snapshots: auto | exact | sinkhorn | minibatch"
     ),
     pairing: str | None = typer.Option(
         None,
