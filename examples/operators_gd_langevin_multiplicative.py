@@ -23,8 +23,8 @@ and (0.2, 0.6, 0.2), a saddle between them.
 
 So "both find the minima" with a qualifier: descent keeps the start's basin, sampling does
 not. iel fits E back from the descent paths (noise-free: exact) and from the Langevin paths
-(E and T). Fitting E from *multiplicative* (simplex) data is not in iel yet — a separate,
-future issue; here EG is only simulated.
+(E and T); from *multiplicative* (simplex) data with `--dynamics exponentiated`, see
+[Three operators on the simplex](three_operators_simplex.md).
 """
 
 from __future__ import annotations

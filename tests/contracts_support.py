@@ -12,12 +12,16 @@ from __future__ import annotations
 import functools
 import inspect
 
+import jax
 import numpy as np
 
 import iel
 import iel.energies.spec
 
 KINDS = ("trajectories", "snapshots", "samples", "endpoints")
+# trajectories of proportions (on the simplex): a data set of its own for the estimators that
+# need them, not one of KINDS (every trajectory estimator accepts them)
+PROPORTIONS = "proportions"
 
 
 def concrete_subclasses(base: type) -> list[type]:
@@ -86,6 +90,12 @@ def tiny_data(kind: str, seed: int = 0, dim: int = 1):
     if kind == "endpoints":
         return iel.simulate_system("three_well", n=40, steps=150, dt=0.01, endpoints=True,
                                    dim=dim, seed=seed)  # fmt: skip
+    if kind == PROPORTIONS:
+        energy = iel.Quadratic.from_matrix(np.array([0.6, 0.3, 0.1]), np.diag([2.0, 1.0, 3.0]))
+        starts = np.random.default_rng(seed).dirichlet(np.ones(3), size=24)
+        key = jax.random.PRNGKey(seed)
+        return iel.simulate(energy, iel.ExponentiatedGradient(temperature=0.01), starts, 12, key,
+                            0.05)  # fmt: skip
     raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
 
 
@@ -95,7 +105,7 @@ def with_nan(kind: str):
     data = tiny_data(kind, seed=0)
     x = np.array(data.x, dtype=float, copy=True)
     x[(0,) * (x.ndim - 1) + (0,)] = np.nan
-    if kind == "trajectories":
+    if kind in ("trajectories", PROPORTIONS):
         return iel.Trajectories(x, t=data.t)
     if kind == "snapshots":
         return iel.Snapshots(x, data.t)

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "iel"
 # The floors from the bottom up (docs/architecture.md): a module may import its own floor's
 # modules (without a cycle) and any floor below, never one above.
 FLOORS = [
-    ("_config", "_types", "diagnostics"),
+    ("_config", "_types", "diagnostics", "parallel"),
     ("data",),
     ("energies",),
     ("dynamics",),
@@ -34,7 +34,7 @@ FLOORS = [
     ),
     ("estimators",),
     ("selection",),
-    ("auto",),
+    ("auto", "distributed"),
     ("plotting", "demo", "single_cell"),
     ("cli", "__main__", "__init__"),
 ]

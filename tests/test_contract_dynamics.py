@@ -43,6 +43,22 @@ CASES = {
     "Langevin": ({"temperature": 0.5}, _euclidean, 0.05),
     "MALA": ({"temperature": 0.5}, _euclidean, 0.05),
     "ExponentiatedGradient": ({"sign": -1}, _simplex, 0.05),
+    "StateLangevin": (
+        {
+            "diffusion": {
+                "kind": "full",
+                "degree": 1,
+                "theta": [[0.5, 0.1, 0.0, 0.4, 0.0, 0.3]] + [[0.05, 0.0, 0.0, 0.0, 0.0, 0.0]] * 3,
+                "centre": [0.0, 0.0, 0.0],
+                "scale": [1.0, 1.0, 1.0],
+                "floor": 0.01,
+            },
+            "form": "ito",  # drift −∇E, as the contract's mean-step check reads it
+            "temperature": 0.5,
+        },
+        _euclidean,
+        0.05,
+    ),
 }
 
 DYNAMICS = concrete_subclasses(iel.AbstractDynamics)

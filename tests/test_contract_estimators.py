@@ -27,6 +27,11 @@ CASES: dict[str, tuple[str, dict]] = {
     "OneStepClosedForm": ("trajectories", {"energy": "poly:4", "seed": 3}),
     "StreamedClosedForm": ("trajectories", {"energy": "poly:4", "seed": 3}),
     "FreeDriftClosedForm": ("trajectories", {"features": "poly:3", "seed": 3}),
+    "DiffusionClosedForm": (
+        "trajectories",
+        {"energy": "poly:2", "diffusion": "scalar:1", "seed": 3},
+    ),
+    "ExponentiatedGradientClosedForm": ("proportions", {"energy": "poly:2", "seed": 3}),
     "OneStepLikelihood": ("trajectories", {"energy": "mlp:8", "steps": 30, "seed": 3}),
     "Rollout": (
         "trajectories",

@@ -25,6 +25,7 @@ GALLERY = (
     "composing_energies",
     "agent_to_goal",
     "end_states_and_starts",
+    "three_operators_simplex",
 )
 
 

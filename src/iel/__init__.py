@@ -27,7 +27,9 @@ from .dynamics import ExponentiatedGradient as ExponentiatedGradient
 from .dynamics import GradientDescent as GradientDescent
 from .dynamics import GradientFlow as GradientFlow
 from .dynamics import Langevin as Langevin
+from .dynamics import PolynomialDiffusion as PolynomialDiffusion
 from .dynamics import SimulationDivergedError as SimulationDivergedError
+from .dynamics import StateLangevin as StateLangevin
 from .dynamics import simulate as simulate
 from .energies import AbstractEnergy as AbstractEnergy
 from .energies import FeatureEnergy as FeatureEnergy
@@ -42,7 +44,9 @@ from .energies import Quadratic as Quadratic
 from .estimators import AbstractEstimator as AbstractEstimator
 from .estimators import ContrastiveDivergence as ContrastiveDivergence
 from .estimators import DenoisingScoreMatching as DenoisingScoreMatching
+from .estimators import DiffusionClosedForm as DiffusionClosedForm
 from .estimators import EndStates as EndStates
+from .estimators import ExponentiatedGradientClosedForm as ExponentiatedGradientClosedForm
 from .estimators import FreeDriftClosedForm as FreeDriftClosedForm
 from .estimators import OneStepClosedForm as OneStepClosedForm
 from .estimators import OneStepLikelihood as OneStepLikelihood
@@ -54,6 +58,7 @@ from .estimators import StreamedClosedForm as StreamedClosedForm
 from .model import FittedModel as FittedModel
 from .model import load as load
 from .model import load as load_model
+from .parallel import use_devices as use_devices
 from .selection import select as select
 from .single_cell import fit_anndata as fit_anndata
 from .systems import SYSTEMS as SYSTEMS
@@ -68,6 +73,7 @@ __all__ = [
     # the jobs
     "fit",
     "fit_anndata",
+    "use_devices",
     "select",
     "simulate",
     "simulate_system",
@@ -104,6 +110,8 @@ __all__ = [
     "BoundedGradientDescent",
     "GradientFlow",
     "Langevin",
+    "StateLangevin",
+    "PolynomialDiffusion",
     "MALA",
     "ExponentiatedGradient",
     "SimulationDivergedError",
@@ -111,6 +119,8 @@ __all__ = [
     "AbstractEstimator",
     "OneStepClosedForm",
     "StreamedClosedForm",
+    "ExponentiatedGradientClosedForm",
+    "DiffusionClosedForm",
     "OneStepLikelihood",
     "Rollout",
     "FreeDriftClosedForm",

@@ -39,8 +39,11 @@ from .data.populations import (
 )
 from .data.store import TrajectoryStore
 from .data.trajectories import Trajectories
+from .data.validation import DataError, check_simplex
+from .dynamics import ExponentiatedGradient, Langevin
 from .energies.spec import parse_energy_spec
 from .estimators.base import with_fixed_temperature
+from .estimators.bootstrap import bootstrap_uncertainty
 from .estimators.endpoints.end_states import EndStates
 from .estimators.samples.equilibrium import (
     ContrastiveDivergence,
@@ -51,9 +54,16 @@ from .estimators.snapshots.onestep import SnapshotOneStep
 from .estimators.snapshots.resampled import fit_resampled
 from .estimators.snapshots.rollout import SnapshotRollout
 from .estimators.trajectories.closed_form import OneStepClosedForm
+from .estimators.trajectories.diffusion import (
+    DiffusionClosedForm,
+    constant_temperature_entries,
+    parse_diffusion,
+)
 from .estimators.trajectories.likelihood import OneStepLikelihood
+from .estimators.trajectories.mirror_descent import ExponentiatedGradientClosedForm
 from .estimators.trajectories.rollout import Rollout
 from .estimators.trajectories.streamed import StreamedClosedForm, fit_streamed_families
+from .estimators.uncertainty import lag_one_correlation, with_closed_form_uncertainty
 from .model import FittedModel, software_environment
 from .selection.distinct import without_copies
 from .selection.end_states import (
@@ -71,20 +81,13 @@ from .selection.trajectories import select
 from .training import Checkpointer, checkpointing, fingerprint
 
 METHODS = ("auto", "onestep", "rollout")
+# the operator a fit of trajectories assumes: auto (noise-free → gd, else langevin), or forced
+DYNAMICS_OPTIONS = ("auto", "gd", "langevin", "exponentiated")
+EXPONENTIATED_AUTO_ENERGY = "poly:3"
 SAMPLE_METHODS = ("auto", "score-matching", "contrastive-divergence")
 
 
-def _lag_one_correlation(data: Trajectories, model: FittedModel) -> float:
-    x = data.x
-    obs = data.observed
-    drift = np.asarray(model.force(np.nan_to_num(x[:, :-1])))
-    resid = np.diff(x, axis=1) - drift * np.diff(data.t, axis=1)[..., None]
-    both = obs[:, :-2] & obs[:, 1:-1] & obs[:, 2:]
-    a, b = resid[:, :-1][both], resid[:, 1:][both]
-    if a.size < 10:
-        return 0.0
-    a, b = a - a.mean(0), b - b.mean(0)
-    return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+_lag_one_correlation = lag_one_correlation  # (iel.estimators.uncertainty notes it too)
 
 
 def _force_change(data: Trajectories, model: FittedModel) -> float:
@@ -158,6 +161,10 @@ def fit(
     hidden_starts: bool = False,
     progress=None,
     checkpoint: Checkpointer | None = None,
+    bootstrap: int = 0,
+    dynamics: str = "auto",
+    diffusion: str = "constant",
+    drift_form: str = "mobility",
     **options,
 ) -> FittedModel:
     """Fit an energy to ``data`` (a container or a file path) and return the model.
@@ -182,6 +189,24 @@ def fit(
             setting here are the ones the checkpoint was written with).  Whatever it is,
             Ctrl-C during an iterative loop ends the fit early with the best parameters so
             far and a ``stop_reason`` starting with ``"interrupted"``.
+        bootstrap: ``B > 0`` resamples (trajectories, particles or states) give percentile
+            intervals in ``model.uncertainty`` (:mod:`iel.estimators.bootstrap`); closed-form
+            fits of trajectories carry exact intervals without it
+            (:mod:`iel.estimators.uncertainty`).
+        dynamics: the operator trajectories are fitted with (:data:`DYNAMICS_OPTIONS`):
+            ``"auto"`` (gradient flow for noise-free steps, Langevin else), ``"gd"`` (noise-free
+            gradient descent, ``T = 0``), ``"langevin"`` or ``"exponentiated"`` (proportions
+            on the simplex moved by the multiplicative update,
+            :class:`~iel.estimators.trajectories.mirror_descent.ExponentiatedGradientClosedForm`).
+            Recorded as ``diagnostics["dynamics_option"]``.
+        diffusion: trajectories only: ``"constant"`` (one temperature, default), ``"scalar"``,
+            ``"diagonal"`` or ``"full"`` (with ``":DEGREE"``, default 2: a state-dependent
+            ``D(x)`` fitted with the energy, :mod:`iel.estimators.trajectories.diffusion`), or
+            ``"auto"`` (scalar ``D(x)`` when the constant-temperature test rejects one
+            temperature).  Every trajectory fit reports the test as
+            ``diagnostics["constant_temperature"]``.
+        drift_form: with ``D(x)``: ``"mobility"`` (``dx = [−D∇E + ∇·D] dt + √(2D) dW``,
+            stationary law ``exp(−E)``) or ``"ito"`` (``dx = −∇E dt + √(2D) dW``).
         options: passed to the estimator (:class:`Rollout`, :class:`OneStepLikelihood`); for
             snapshots ``regime`` (``"auto"``, ``"same"`` or ``"fresh"``: same particles or fresh
             samples at each time, :mod:`iel.selection.snapshot_regime`; ``resampled=True`` is
@@ -196,6 +221,15 @@ def fit(
     """
     if isinstance(data, (str, Path)):
         data = load_data(data, kind=kind)
+    if diffusion != "constant" or drift_form != "mobility":
+        if not isinstance(data, Trajectories):
+            raise ValueError(
+                f"diffusion={diffusion!r} / drift_form={drift_form!r}: a state-dependent "
+                f"diffusion is fitted from trajectories, got {type(data).__name__}"
+            )
+        if diffusion not in ("constant", "auto"):
+            parse_diffusion(diffusion)  # a clear error before any work
+        options = {**options, "diffusion": diffusion, "drift_form": drift_form}
     settings = {"energy": energy, "method": method, "ridge": ridge, "seed": seed, "steps": steps,
                 "temperature": temperature, "projection": projection,
                 "hidden_starts": hidden_starts, "progress": progress}  # fmt: skip
@@ -208,18 +242,79 @@ def fit(
     elif isinstance(data, Trajectories):
         fit_kind = _fit_trajectories
     elif isinstance(data, TrajectoryStore):
-        if checkpoint is not None:
-            raise ValueError("a streamed fit is one closed-form pass: nothing to checkpoint")
+        if checkpoint is not None or bootstrap or diffusion != "constant":
+            raise ValueError("a streamed fit is one closed-form pass of constant temperature: "
+                             "checkpoints, bootstrap resamples and a diffusion D(x) need the "
+                             "trajectories in memory (TrajectoryStore.subset(rows))")  # fmt: skip
         fit_kind = _fit_store
     else:
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
+    if dynamics not in DYNAMICS_OPTIONS:
+        raise ValueError(f"dynamics must be one of {', '.join(DYNAMICS_OPTIONS)}, got {dynamics!r}")
+    if dynamics != "auto" and fit_kind is not _fit_trajectories:
+        raise ValueError(f"--dynamics {dynamics} applies to trajectories; these data are "
+                         f"{data.kind} (their operator follows from the data kind)")  # fmt: skip
+    if dynamics == "gd":
+        if temperature not in (None, 0.0):
+            raise ValueError(f"dynamics 'gd' is noise-free (T = 0); temperature={temperature} "
+                             "contradicts it (use dynamics='langevin')")  # fmt: skip
+        settings["temperature"] = 0.0
     described = {k: v for k, v in {**settings, **options}.items() if k != "progress"}
+    if dynamics != "auto":
+        described["dynamics"] = dynamics
     # the data's hash is read only to write or check checkpoints: not computed without them
     fit_print = fingerprint(data, described) if checkpoint is not None else None
+    state_noise = diffusion != "constant" or drift_form != "mobility"
+    if dynamics in ("exponentiated", "gd") and state_noise:
+        raise ValueError(
+            f"diffusion={diffusion!r}: a state-dependent diffusion is a Langevin model; "
+            f"dynamics={dynamics!r} has no such noise (use dynamics='auto' or 'langevin')"
+        )
+    if dynamics == "exponentiated" and bootstrap:
+        raise ValueError(
+            "bootstrap intervals are not available for the multiplicative update's fit "
+            "(dynamics='exponentiated'); fit without bootstrap"
+        )
     with checkpointing(checkpoint, fit_print):
-        model = fit_kind(data, **settings, options=options)
+        if dynamics == "exponentiated":
+            model = _fit_exponentiated(data, **settings, options=dict(options))
+        else:
+            model = fit_kind(data, **settings, options=dict(options))
+    if fit_kind is _fit_trajectories:
+        model = _with_dynamics_option(model, dynamics, data)
+    model = _with_uncertainty(model, data, bootstrap, fit_kind, settings, options)
     # what reproduces it: the seed and the software (the report records both)
     return model.replace(seed=seed, environment=software_environment())
+
+
+def _with_uncertainty(model, data, n_resamples, fit_kind, settings, options) -> FittedModel:
+    """Closed-form intervals for a selected linear formula (dense closed-form fits carry
+    them already); with ``n_resamples`` the bootstrap's, refitting each resample with the
+    fitted family (the method rule runs again on each), the closed-form ones kept under
+    ``uncertainty["analytic"]``."""
+    closed = isinstance(data, Trajectories) and "closed-form" in model.method
+    # the Euclidean step's intervals do not apply to the multiplicative update's fit
+    closed = closed and not model.method.startswith("exponentiated")
+    # nor to the fit weighted by a state-dependent diffusion D(x)
+    closed = closed and "diffusion" not in model.method
+    if closed and model.uncertainty is None:
+        model = with_closed_form_uncertainty(model, data)
+    if not n_resamples:
+        return model
+    spec = model.energy_spec
+    refit_settings = {**settings, "progress": None}
+    if not spec.startswith("auto"):
+        refit_settings["energy"] = spec
+
+    def refit(resample):
+        return fit_kind(resample, **refit_settings, options=dict(options))
+
+    seed = settings["seed"]
+    found = bootstrap_uncertainty(data, model, int(n_resamples), seed=seed, refit=refit)
+    if model.uncertainty:
+        found["analytic"] = {k: model.uncertainty[k] for k in ("method", "coefficients",
+                                                               "temperature")}  # fmt: skip
+    return model.replace(uncertainty=found)
 
 
 def _fit_samples(data: Samples, *, energy, method, ridge, seed, steps, temperature,
@@ -265,6 +360,66 @@ def _fit_trajectories(data: Trajectories, *, energy, method, ridge, seed, steps,
     (``energy="auto"``: selection by description length) or the rollout."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    diffusion = options.pop("diffusion", "constant")
+    drift_form = options.pop("drift_form", "mobility")
+    model = _fit_trajectories_constant(data, energy=energy, method=method, ridge=ridge, seed=seed,
+                                       steps=steps, temperature=temperature,
+                                       projection=projection, hidden_starts=hidden_starts,
+                                       progress=progress, options=options)  # fmt: skip
+    return _with_diffusion(data, model, diffusion, drift_form, energy, method, projection, seed)
+
+
+def _with_diffusion(data: Trajectories, model: FittedModel, diffusion: str, drift_form: str,
+                    energy: str, method: str, projection, seed: int) -> FittedModel:  # fmt: skip
+    """The constant-temperature test on ``model``'s steps, and the refit with ``D(x)`` when
+    asked (or, for ``diffusion="auto"``, when the test rejects one temperature)."""
+    if projection is not None:
+        return model.with_diagnostics(
+            constant_temperature=None,
+            constant_temperature_note="not tested: the model's states are hidden (projection)",
+        )
+    try:
+        entries = constant_temperature_entries(data, model, seed=seed)
+    except Exception as error:  # the fitted model stands; the test becomes a note
+        return model.with_diagnostics(constant_temperature=None).with_notes(
+            f"the constant-temperature test failed: {error}"
+        )
+    model = model.with_diagnostics(**entries)
+    wanted = diffusion not in ("constant", "auto") or (
+        diffusion == "auto" and entries["constant_temperature"] is False
+    )
+    if not wanted:
+        return model
+    kind = "scalar" if diffusion == "auto" else diffusion
+    spec = model.energy_spec if energy == "auto" else energy
+    if method == "rollout":
+        raise ValueError("a state-dependent diffusion is fitted by the one-step closed form: "
+                         "use method='onestep' (or 'auto') with diffusion=")  # fmt: skip
+    if spec == "auto":
+        spec = "poly:4"
+    try:
+        fitted = DiffusionClosedForm(spec, kind, drift_form, seed=seed).fit(data).model_
+    except ValueError as error:
+        if diffusion == "auto":  # asked for nothing in particular: the model stands
+            return model.with_notes(f"diffusion 'auto': D(x) was not fitted: {error}")
+        raise ValueError(f"diffusion={diffusion!r}: {error}") from None
+    keep = {key: model.diagnostics[key] for key in entries if key != "notes"}
+    reason = model.diagnostics.get("method_reason")
+    if "rollout" in model.method:
+        fitted = fitted.with_notes(
+            f"the auto rule rolled the one-temperature fit out ({reason}); the fit with D(x) is "
+            "one step (no rollout with D(x) yet): read its drift near the data's time step"
+        )
+    return fitted.with_diagnostics(**keep, method_reason=(
+        f"diffusion={diffusion!r}: one-step closed form with D(x)"
+        + (f" (the constant-temperature fit: {reason})" if reason else "")
+    ))  # fmt: skip
+
+
+def _fit_trajectories_constant(data: Trajectories, *, energy, method, ridge, seed, steps,
+                               temperature, projection, hidden_starts, progress,
+                               options) -> FittedModel:  # fmt: skip
+    """The fit with one temperature (the auto method rule, then one step or rollout)."""
     rollout_options: dict = {}
     auto_energy = energy == "auto"
     if auto_energy:
@@ -344,6 +499,64 @@ def _fit_store(data: TrajectoryStore, *, energy, method, ridge, seed, steps, tem
                                  progress=chunks)  # fmt: skip
         model = est.fit(data).model_
     return model.with_diagnostics(method_reason=reason)
+
+
+def _fit_exponentiated(data: Trajectories, *, energy, method, ridge, seed, steps, temperature,
+                       projection, hidden_starts, progress, options) -> FittedModel:  # fmt: skip
+    """Proportions moved by the multiplicative update: the closed form in centred log-ratio
+    coordinates (linear families; ``energy="auto"`` is :data:`EXPONENTIATED_AUTO_ENERGY`)."""
+    if method == "rollout" or projection is not None or hidden_starts:
+        raise ValueError(
+            "dynamics 'exponentiated' is fitted one step at a time in closed form: rollout, "
+            "projections and hidden starts are not supported for it"
+        )
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if options:
+        raise ValueError(f"options {sorted(options)} do not apply to dynamics 'exponentiated'")
+    spec = EXPONENTIATED_AUTO_ENERGY if energy == "auto" else energy
+    estimator = ExponentiatedGradientClosedForm(spec, ridge=ridge, seed=seed,
+                                                temperature=temperature)  # fmt: skip
+    model = estimator.fit(data).model_
+    if energy == "auto":
+        model = model.with_notes(f"energy 'auto' is {spec} for exponentiated-gradient fits "
+                                 "(no selection yet)")  # fmt: skip
+    reason = "the multiplicative update is linear in ∇E in centred log-ratio coordinates"
+    return model.with_diagnostics(method_reason=reason + ": one-step closed form")
+
+
+def _with_dynamics_option(model: FittedModel, option: str, data: Trajectories) -> FittedModel:
+    """``model`` with ``diagnostics["dynamics_option"]`` (gd, langevin or exponentiated: the
+    operator it was fitted with) and ``dynamics_reason``; ``"langevin"`` keeps Langevin even
+    when the steps were noise-free."""
+    if option == "langevin" and not isinstance(model.dynamics, Langevin):
+        model = model.replace(dynamics=Langevin(model.temperature)).with_notes(
+            "dynamics 'langevin' was asked for, but the steps are noise-free: T = 0"
+        )
+    if isinstance(model.dynamics, ExponentiatedGradient):
+        chosen = "exponentiated"
+    else:
+        chosen = "langevin" if isinstance(model.dynamics, Langevin) else "gd"
+    if option == "auto":
+        reason = ("inferred: noise-free steps, gradient flow" if chosen == "gd" else
+                  "inferred: noisy steps, overdamped Langevin")  # fmt: skip
+        if _on_simplex(data):
+            model = model.with_notes("the states are proportions (positive, rows summing to "
+                                     "one): --dynamics exponentiated fits the multiplicative "
+                                     "update instead")  # fmt: skip
+    else:
+        reason = f"dynamics {option!r} was chosen by the caller"
+    return model.with_diagnostics(dynamics_option=chosen, dynamics_reason=reason)
+
+
+def _on_simplex(data: Trajectories) -> bool:
+    if len(data.state_shape) != 1 or data.dim < 2:
+        return False
+    try:
+        check_simplex(data.observed_states(), "states")
+    except DataError:
+        return False
+    return True
 
 
 def _fit_snapshots(data: Snapshots, *, energy, method, ridge, seed, steps, temperature,

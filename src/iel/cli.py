@@ -190,6 +190,12 @@ def fit(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output dir (<stem>.iel/)"),
     method: str = typer.Option("auto", "--method", "-m", help="auto | onestep | rollout"),
+    dynamics: str = typer.Option(
+        "auto",
+        "--dynamics",
+        help="trajectories: auto (noise-free → gd, else langevin) | gd | langevin | "
+        "exponentiated (proportions on the simplex, the multiplicative update)",
+    ),
     ridge: float = typer.Option(0.0, "--ridge", help="ridge weight (scaled coefficients)"),
     steps: int = typer.Option(3000, "--steps", help="optimiser steps (iterative fits)"),
     temperature: float | None = typer.Option(
@@ -204,7 +210,7 @@ def fit(
     horizon: int | None = typer.Option(None, "--horizon", help="rollout segment length"),
     substeps: int | None = typer.Option(None, "--substeps", help="model steps per interval"),
     coupling: str | None = typer.Option(
-        None, "--coupling", help="snapshots: auto | exact | sinkhorn"
+        None, "--coupling", help="snapshots: auto | exact | sinkhorn | minibatch"
     ),
     pairing: str | None = typer.Option(
         None,
@@ -253,7 +259,27 @@ def fit(
     descent_steps: int | None = typer.Option(
         None, "--descent-steps", help="end states: descent steps K of the model's process"
     ),
+    diffusion: str = typer.Option(
+        "constant",
+        "--diffusion",
+        help="trajectories: constant (one temperature) | scalar | diagonal | full (a "
+        "state-dependent D(x), polynomial; :K sets its degree, default 2) | auto (scalar D(x) "
+        "when the constant-temperature test rejects one temperature)",
+    ),
+    drift_form: str = typer.Option(
+        "mobility",
+        "--drift-form",
+        help="with --diffusion: mobility (dx = [−D∇E + ∇·D] dt + √(2D) dW, stationary law "
+        "exp(−E)) | ito (dx = −∇E dt + √(2D) dW)",
+    ),
     seed: int = typer.Option(0, "--seed"),
+    bootstrap: int = typer.Option(
+        0,
+        "--bootstrap",
+        min=0,
+        help="B resamples (trajectories / particles, seeded by --seed): percentile intervals "
+        "on coefficients, T and E(x) in report.json's uncertainty",
+    ),
     force: bool = typer.Option(False, "--force", help="replace a model already in --out"),
     checkpoint_every: int = typer.Option(
         0,
@@ -286,8 +312,28 @@ def fit(
     overwrite_input: bool = typer.Option(
         False, "--overwrite-input", help="with --write-back: write the results into the input file"
     ),
+    devices: str = typer.Option(
+        "all", "--devices", help="devices a fit splits its data over: all (local) | N"
+    ),
+    coordinator: str | None = typer.Option(
+        None, "--coordinator", help="several processes: process 0's host:port (see the guide)"
+    ),
+    num_processes: int | None = typer.Option(
+        None, "--num-processes", help="several processes: how many", min=1
+    ),
+    process_id: int | None = typer.Option(
+        None, "--process-id", help="several processes: this one's index 0…P−1", min=0
+    ),
+    distributed: bool = typer.Option(
+        False, "--distributed", help="several processes, found by JAX (Slurm srun, Open MPI)"
+    ),
 ) -> None:
     """Fit an energy to a data file and write report.json, the model and landscape.png.
+
+    With several processes (--coordinator/--num-processes/--process-id, the
+    JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID variables, or --distributed)
+    each reads its share of the trajectories, the closed-form statistics are added across
+    them and process 0 writes the model.
 
     A .h5ad file (AnnData) is read as snapshots of cells (iel.fit_anndata's defaults: each
     snapshot a fresh sample); --write-back adds the results to a copy of it.
@@ -297,10 +343,20 @@ def fit(
     model (stop_reason "interrupted at step k …")."""
     import numpy as np
 
+    from .parallel import initialize
+
+    try:  # before anything runs on a device
+        several = initialize(coordinator, num_processes, process_id, auto=distributed)
+    except ValueError as err:
+        _fail(str(err))
+    import jax
+
     from .auto import fit as fit_energy
     from .data.files import staged_directory
     from .data.populations import Endpoints
+    from .distributed import fit_across_processes, process_share
     from .model import MODEL_FILES
+    from .parallel import describe_devices, parse_devices, use_devices
     from .training import Checkpointer
     from .transport.couplings import CouplingError
 
@@ -325,6 +381,8 @@ def fit(
     for name, value in (("growth", growth), ("reg_m", reg_m)):
         if value is not None:
             options[name] = value
+    if diffusion != "constant" or drift_form != "mobility":
+        options.update(diffusion=diffusion, drift_form=drift_form)
     for name, value in (("objective", objective), ("prior", prior),
                         ("descent_steps", descent_steps)):  # fmt: skip
         if value is not None:
@@ -351,26 +409,50 @@ def fit(
             _fail(f"--objective, --prior and --descent-steps are for end states; {data} holds "
                   f"{loaded.kind} (pass --kind endpoints to read it as end states)")  # fmt: skip
         console.print(f"data: {loaded!r}")
+        chosen = parse_devices(devices)
+        if len(chosen) > 1:
+            console.print(f"devices: {describe_devices(chosen)} (the data split over them)")
+        if several:
+            if not hasattr(loaded, "observed_states"):  # a TrajectoryStore
+                _fail("a multi-process fit shares trajectories read into memory; streamed "
+                      "files (--stream, or over 2 GiB) are fitted by one process")  # fmt: skip
+            loaded = process_share(loaded)
+            console.print(f"process {jax.process_index()} of {jax.process_count()}: "
+                          f"{loaded.n_trajectories} trajectories of the data")  # fmt: skip
+            extras = options or bootstrap or dynamics != "auto"
+            if energy == "auto" or method not in ("auto", "onestep") or extras:
+                _fail("a multi-process fit is the closed-form one-step fit: give --energy "
+                      "(poly:K, fourier:K, quadratic) and no other fitting options")  # fmt: skip
         checkpoint = None
         if checkpoint_every or resume is not None:
             checkpoint = Checkpointer(out / "checkpoint" if checkpoint_every else None,
                                       checkpoint_every, resume)  # fmt: skip
-        with _progress() as bar:
+        with _progress() as bar, use_devices(chosen):
             task = bar.add_task(f"fitting {energy}", total=steps)
-            model = fit_energy(
-                loaded,
-                energy,
-                method=method,
-                ridge=ridge,
-                seed=seed,
-                steps=steps,
-                temperature=temperature,
-                projection=matrix,
-                hidden_starts=hidden_starts,
-                progress=lambda s, total, loss: bar.update(task, completed=s),
-                checkpoint=checkpoint,
-                **options,
-            )
+            if several:
+                model = fit_across_processes(loaded, energy, ridge=ridge, seed=seed,
+                                             temperature=temperature)  # fmt: skip
+            else:
+                model = fit_energy(
+                    loaded,
+                    energy,
+                    method=method,
+                    ridge=ridge,
+                    seed=seed,
+                    steps=steps,
+                    temperature=temperature,
+                    projection=matrix,
+                    hidden_starts=hidden_starts,
+                    progress=lambda s, total, loss: bar.update(task, completed=s),
+                    checkpoint=checkpoint,
+                    bootstrap=bootstrap,
+                    dynamics=dynamics,
+                    **options,
+                )
+        if several and jax.process_index() != 0:
+            _print_model(model)
+            console.print(f"process {jax.process_index()}: the model is written by process 0")
+            return
         if "streamed" in model.diagnostics:
             console.print(_streamed_line(model.diagnostics["streamed"]))
             loaded = _plotted_sample(loaded, seed)
@@ -762,6 +844,28 @@ def _print_model(model) -> None:
     table.add_row("stopped", model.stop_reason)
     table.add_row("time", f"{model.fit_seconds:.2f} s")
     console.print(table)
+    _print_uncertainty(model.uncertainty)
+
+
+SHOWN_COEFFICIENTS = 20  # larger families: the intervals are in report.json only
+
+
+def _print_uncertainty(uncertainty) -> None:
+    """Coefficients ± standard error and their 95 % intervals, for families small enough."""
+    rows = (uncertainty or {}).get("coefficients", [])
+    if not rows or len(rows) > SHOWN_COEFFICIENTS:
+        return
+    level = 100 * uncertainty.get("level", 0.95)
+    table = Table(title=f"coefficients ({level:.0f} % intervals)", title_justify="left")
+    for column in ("term", "value", "± stderr", "low", "high"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["term"], *(f"{row[k]:.4g}" for k in ("value", "stderr", "low", "high")))
+    temp = uncertainty["temperature"]
+    table.add_row("T", f"{temp['value']:.4g}", "", f"{temp['low']:.4g}", f"{temp['high']:.4g}")
+    console.print(table)
+    for note in uncertainty.get("notes", []):
+        console.print(f"[yellow]uncertainty:[/yellow] {escape(note)}")
 
 
 @app.command()

@@ -48,6 +48,8 @@ class Diagnostics(Mapping[str, Any]):
         temperature_fixed: the caller fixed the temperature.
         gradient_system: the verdict of "is this a gradient system?" (selection), else ``None``.
         gradient_system_note: why that verdict was not made, or what it rests on.
+        constant_temperature: the verdict of "is one temperature enough?" (trajectories: the
+            steps' noise against a state-dependent ``D(x)``; ``False``: rejected), else ``None``.
         dynamics: the verdict of noise-free descent against Langevin (selection).
         code_length_bits: the two-part code length of the data with the fitted energy.
         null_code_bits: the code length with ``E ≡ const``.
@@ -66,6 +68,7 @@ class Diagnostics(Mapping[str, Any]):
     temperature_fixed: bool | None = None
     gradient_system: bool | None = None
     gradient_system_note: str | None = None
+    constant_temperature: bool | None = None
     dynamics: str | None = None
     code_length_bits: float | None = None
     null_code_bits: float | None = None

@@ -44,7 +44,7 @@ READABLE_VERSIONS = (1, 2)
 SAVED_FROM_REPORT = (
     "temperature", "energy_spec", "method", "data_kind", "dynamics", "time_convention",
     "step_size", "diagnostics", "identifiability", "history", "stop_reason", "fit_seconds",
-    "seed", "environment",
+    "seed", "environment", "uncertainty",
 )  # fmt: skip  # version 1: no dynamics saved; it follows from T and the data kind
 # (seed and environment came later within version 2: a folder without them still loads)
 MODEL_JSON = "model.json"
@@ -114,6 +114,9 @@ class FittedModel:
         environment: the software the fit ran on (:func:`software_environment`), recorded by
             :func:`iel.fit`; ``None`` where it was not recorded (the report then gives the
             environment that wrote it).
+        uncertainty: standard errors and 95 % intervals (``coefficients``: ``[{term, value,
+            stderr, low, high}]``, ``temperature``: ``{value, low, high}``; see
+            :mod:`iel.estimators.uncertainty`); ``None`` where none was computed.
     """
 
     energy_module: AbstractForceField
@@ -132,6 +135,7 @@ class FittedModel:
     step_size: float | None = None
     seed: int | None = None
     environment: Mapping[str, Any] | None = None
+    uncertainty: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         if not isinstance(self.dynamics, AbstractDynamics):
@@ -144,6 +148,8 @@ class FittedModel:
         object.__setattr__(self, "history", FrozenMapping(self.history))
         if self.environment is not None:
             object.__setattr__(self, "environment", FrozenMapping(self.environment))
+        if self.uncertainty is not None:
+            object.__setattr__(self, "uncertainty", FrozenMapping(self.uncertainty))
 
     # -- new models from this one ----------------------------------------------------------
     def replace(self, **changes: Any) -> FittedModel:
@@ -163,6 +169,17 @@ class FittedModel:
     def temperature(self) -> float:
         """``T`` of the dynamics (0 for noise-free descent)."""
         return float(getattr(self.dynamics, "temperature", 0.0))
+
+    def diffusion(self, x: ArrayLike) -> Array:
+        """The diffusion tensor ``D(x)`` on states ``(..., d)``: ``(..., d, d)``.  Estimated
+        (``iel.fit(..., diffusion="scalar")``) it is the fitted ``D(x)``; else the constant
+        ``T·I`` of the one temperature (zero for noise-free descent)."""
+        x = jnp.asarray(x, dtype=float)
+        field = getattr(self.dynamics, "diffusion", None)
+        if field is not None:
+            return field(x)
+        d = x.shape[-1]
+        return jnp.broadcast_to(self.temperature * jnp.eye(d), (*x.shape[:-1], d, d))
 
     @property
     def time_convention(self) -> str:
@@ -260,6 +277,8 @@ class FittedModel:
             "seed": self.seed,
             "environment": _jsonable(self._environment()),
             "history": _jsonable(self.history),
+            # NaN (a term the data do not identify) is written as null: standard JSON
+            "uncertainty": _finite_or_null(_jsonable(self.uncertainty)),
         }
 
     def _environment(self) -> Mapping[str, Any]:
@@ -361,7 +380,26 @@ def load(directory: str | Path) -> FittedModel:
         step_size=meta.get("step_size"),
         seed=meta.get("seed"),
         environment=meta.get("environment"),
+        uncertainty=_null_to_nan(meta["uncertainty"]) if meta.get("uncertainty") else None,
     )
+
+
+def _finite_or_null(value):
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _null_to_nan(value):
+    if isinstance(value, dict):
+        return {k: _null_to_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_null_to_nan(v) for v in value]
+    return float("nan") if value is None else value
 
 
 def _jsonable(value):

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from .data.trajectories import Trajectories  # noqa: E402
 from .energies.particles import ParticleEnergy
 from .estimators.snapshots.interaction import pair_differences
+from .estimators.uncertainty import energy_band
 from .model import FittedModel  # noqa: E402
 
 
@@ -54,6 +55,7 @@ def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=Non
     outside = (grid < low) | (grid > high)
     ax.plot(grid, np.where(outside, np.nan, e), color="C0", lw=2, label="learned E")
     ax.plot(grid, np.where(outside, e, np.nan), color="C0", lw=1, ls=":", label="extrapolated")
+    _band_1d(model, grid, e, ax)
     if truth is not None:
         t = np.asarray(truth.energy(grid[:, None]))
         t = t - np.min(np.asarray(truth.energy(flat[:, None])))
@@ -78,6 +80,34 @@ def plot_landscape_1d(model: FittedModel, states: np.ndarray, ax=None, truth=Non
     ax.set_title(model.formula if len(model.formula) < 70 else model.energy_spec, fontsize=9)
     ax.legend(loc="upper center", fontsize=8)
     return ax
+
+
+def _band_1d(model: FittedModel, grid: np.ndarray, e: np.ndarray, ax) -> None:
+    """The ±2σ band of ``E(x) − E(x*)`` (:func:`~iel.estimators.uncertainty.energy_band`;
+    the bootstrap's percentile band where it has no covariance): wide where data are sparse."""
+    unc = model.uncertainty or {}
+    std = energy_band(model, grid[:, None])
+    if std is not None and np.isfinite(std).any():
+        ax.fill_between(grid, e - 2 * std, e + 2 * std, color="C0", alpha=0.2, lw=0,
+                        label="±2 s.e. (E − E at the data minimum)")  # fmt: skip
+    elif "energy_band" in unc:
+        points = np.asarray(unc["energy_band"]["points"], dtype=float)[:, 0]
+        low, high = (np.asarray(unc["energy_band"][k], dtype=float) for k in ("low", "high"))
+        ax.fill_between(points, low, high, color="C0", alpha=0.2, lw=0,
+                        label=f"bootstrap {100 * unc.get('level', 0.95):.0f} %")  # fmt: skip
+
+
+def _band_2d(model, grid: np.ndarray, xx, yy, span: float, ax) -> None:
+    """Hatching where the ±2σ band of ``E(x) − E(x*)`` is wider than a tenth of the plotted
+    energy range: where the data leave the landscape uncertain."""
+    std = energy_band(model, grid)
+    if std is None or not np.isfinite(std).any() or span <= 0:
+        return
+    wide = np.where(np.isfinite(std), 2 * std, np.inf) > 0.1 * span
+    if wide.any():
+        ax.contourf(xx, yy, wide.astype(float), levels=[0.5, 1.5], colors="none",
+                    hatches=["///"])  # fmt: skip
+        ax.plot([], [], color="k", lw=0, marker="s", mfc="none", label="2 s.e. > 10 % of E range")
 
 
 def plot_landscape_2d(
@@ -113,6 +143,7 @@ def plot_landscape_2d(
     shown = np.ma.clip(np.ma.masked_invalid(e), levels[0], levels[-1])  # NaN/inf left blank
     cs = ax.contourf(xx, yy, shown, levels=levels, cmap="viridis")
     plt.colorbar(cs, ax=ax, label="E(x)")
+    _band_2d(model, grid, xx, yy, hi - lo, ax)
     if paths is not None:
         for path in paths[:max_paths]:
             ax.plot(path[:, 0], path[:, 1], color="w", lw=0.5, alpha=0.6)
@@ -133,6 +164,40 @@ def plot_landscape_2d(
         title += f"\n(blank: E not finite at {np.mean(~np.isfinite(e)):.0%} of the grid)"
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=7)
+    return ax
+
+
+def plot_diffusion(model: FittedModel, states: np.ndarray, ax=None):
+    """The noise level ``tr D(x)/d`` of a model with a state-dependent diffusion: a curve over
+    the data range (1-D) or contours over the first two coordinates (slice through the data
+    mean for ``d > 2``), with the mean level as the one temperature it replaces."""
+    ax = _axes(ax)
+    flat = states.reshape(-1, states.shape[-1])
+    d = flat.shape[1]
+    low, high = flat[:, :2].min(axis=0), flat[:, :2].max(axis=0)
+    pad = 0.1 * (high - low + 1e-12)
+    if d == 1:
+        grid = np.linspace(low[0] - pad[0], high[0] + pad[0], 300)[:, None]
+        level = np.trace(np.asarray(model.diffusion(grid)), axis1=-2, axis2=-1)
+        ax.plot(grid[:, 0], level, color="C3", lw=2, label="D(x)")
+        ax.axhline(float(np.mean(level)), color="k", lw=0.8, ls=":", label="its mean")
+        ax.axvspan(low[0], high[0], color="0.9", zorder=0, label="data range")
+        ax.set_xlabel("x0")
+        ax.set_ylabel("D(x)")
+        ax.legend(fontsize=7)
+    else:
+        gx = np.linspace(low[0] - pad[0], high[0] + pad[0], 80)
+        gy = np.linspace(low[1] - pad[1], high[1] + pad[1], 80)
+        xx, yy = np.meshgrid(gx, gy)
+        grid = np.broadcast_to(flat.mean(axis=0), (*xx.shape, d)).copy()
+        grid[..., 0], grid[..., 1] = xx, yy
+        level = np.trace(np.asarray(model.diffusion(grid)), axis1=-2, axis2=-1) / d
+        cs = ax.contourf(xx, yy, level, levels=20, cmap="magma")
+        plt.colorbar(cs, ax=ax, label="tr D(x)/d")
+        ax.add_patch(plt.Rectangle(low, *(high - low), fill=False, ls="--", ec="c", lw=0.8))
+        ax.set_xlabel("x0")
+        ax.set_ylabel("x1")
+    ax.set_title("noise level tr D(x)/d (state-dependent diffusion)", fontsize=9)
     return ax
 
 
@@ -169,7 +234,8 @@ def particle_landscapes(model: FittedModel, populations: list[np.ndarray]):
 def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Path:
     """Write ``landscape.png`` for a model and its data container: 1-D curve with the data
     histogram, 2-D contours with the trajectories, or a 2-D slice for higher ``d``.  A particle
-    energy gets one panel for ``V`` and one for ``W`` (over particle differences)."""
+    energy gets one panel for ``V`` and one for ``W`` (over particle differences); a fitted
+    state-dependent diffusion a panel of its noise level (:func:`plot_diffusion`)."""
 
     states = data.observed_states()
     paths = data.x if isinstance(data, Trajectories) else None
@@ -179,12 +245,16 @@ def save_landscape(model: FittedModel, data, path: str | Path, truth=None) -> Pa
         truth, paths = None, None
     else:
         panels = [(model, states)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+    noise = getattr(model.dynamics, "diffusion", None) is not None and len(panels) == 1
+    count = len(panels) + noise
+    fig, axes = plt.subplots(1, count, figsize=(6.5 * count, 5), squeeze=False)
     for ax, (shown, points) in zip(axes[0], panels):
         if states.shape[-1] == 1:
             plot_landscape_1d(shown, points, ax=ax, truth=truth)
         else:
             plot_landscape_2d(shown, points, ax=ax, paths=paths)
+    if noise:  # a fitted D(x): its noise level beside the landscape
+        plot_diffusion(model, states, ax=axes[0][-1])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -21,6 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from .data.files import atomic_file
 from .energies.features import FeatureEnergy
+from .parallel.devices import shard_batch
 
 
 def coefficient_units(theta):
@@ -367,6 +368,10 @@ def run_training(
     (``KeyboardInterrupt``: the stop reason starts with ``"interrupted"`` and names the step;
     the best parameters so far are kept).
 
+    With several devices (:func:`iel.parallel.use_devices`) each batch is split over them on
+    its leading axis and XLA's SPMD partitioner reduces the loss and its gradient across them
+    (data parallelism: the same numbers as one device up to rounding).
+
     Under :func:`checkpointing` the loop's state is saved and resumed through the session's
     :class:`Checkpointer`; ``rng`` (the generator ``next_batch`` draws from) is saved with it,
     so that a resumed loop draws the same batches.
@@ -406,7 +411,7 @@ def run_training(
         for step in range(done + 1, steps + 1):
             if stop_reason is not None:
                 break
-            batch = next_batch()
+            batch = shard_batch(next_batch())  # split over the fit's devices (if several)
             drawn = None if rng is None else rng.bit_generator.state
             new_params, new_opt_state, loss = train_step(params, opt_state, *batch)
             loss = float(loss)

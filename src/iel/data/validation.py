@@ -90,3 +90,38 @@ def check_increasing(t: np.ndarray, name: str, observed: np.ndarray | None = Non
                 f"{name}: expected strictly increasing times, got t[{where}{k}] = {r[k]:g} "
                 f"followed by {r[k + 1]:g}"
             )
+
+
+# how far a row of proportions may sum from one (rounding in files written with ~7 digits)
+SIMPLEX_TOLERANCE = 1e-6
+
+
+def check_simplex(states: np.ndarray, name: str, tolerance: float = SIMPLEX_TOLERANCE) -> None:
+    """Every row of ``states`` (``(M, d)``, ``d ≥ 2``) a point inside the probability simplex:
+    entries positive (log-ratios need ``x_i > 0``) and summing to one within ``tolerance``."""
+    rows = np.asarray(states, dtype=float).reshape(-1, np.shape(states)[-1])
+    if rows.shape[-1] < 2:
+        raise DataError(
+            f"{name}: proportions need at least 2 components per state, got {rows.shape[-1]}"
+        )
+    check_finite(rows, name)
+    low = rows.min(axis=1)
+    if np.any(low <= 0):
+        row = int(np.argmin(low))
+        col = int(np.argmin(rows[row]))
+        raise DataError(
+            f"{name}: expected positive proportions (every entry > 0), found "
+            f"{int(np.sum(rows <= 0))} entries ≤ 0 (smallest {rows[row, col]:.3g} at state "
+            f"{row}, component {col}); a component that is absent has no log-ratio: drop it or "
+            "replace zeros (e.g. add a pseudo-count and renormalise)"
+        )
+    sums = rows.sum(axis=1)
+    gap = np.abs(sums - 1.0)
+    if np.any(gap > tolerance):
+        row = int(np.argmax(gap))
+        raise DataError(
+            f"{name}: expected rows summing to one (proportions on the simplex, within "
+            f"{tolerance:g}), found {int(np.sum(gap > tolerance))} rows that do not (worst: "
+            f"state {row} sums to {sums[row]:.6g}); divide each row by its sum if these are "
+            "counts or unnormalised weights"
+        )

@@ -2,6 +2,7 @@
 
 from .base import AbstractDynamics as AbstractDynamics
 from .bounded_descent import BoundedGradientDescent as BoundedGradientDescent
+from .diffusion_field import PolynomialDiffusion as PolynomialDiffusion
 from .exponentiated import ExponentiatedGradient as ExponentiatedGradient
 from .gradient_descent import GradientDescent as GradientDescent
 from .gradient_flow import GradientFlow as GradientFlow
@@ -11,3 +12,4 @@ from .registry import DYNAMICS as DYNAMICS
 from .registry import dynamics_from_description as dynamics_from_description
 from .simulation import SimulationDivergedError as SimulationDivergedError
 from .simulation import simulate as simulate
+from .state_langevin import StateLangevin as StateLangevin

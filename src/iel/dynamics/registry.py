@@ -11,6 +11,7 @@ from .gradient_descent import GradientDescent
 from .gradient_flow import GradientFlow
 from .langevin import Langevin
 from .mala import MALA
+from .state_langevin import StateLangevin
 
 DYNAMICS: dict[str, type[AbstractDynamics]] = {
     cls.__name__: cls
@@ -21,6 +22,7 @@ DYNAMICS: dict[str, type[AbstractDynamics]] = {
         Langevin,
         MALA,
         ExponentiatedGradient,
+        StateLangevin,
     )
 }
 

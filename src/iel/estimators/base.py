@@ -21,6 +21,7 @@ from ..data.trajectories import Trajectories
 from ..dynamics import AbstractDynamics
 from ..energies.base import AbstractEnergy, AbstractForceField, ShiftedEnergy
 from ..model import FittedModel, observed_dynamics
+from ..parallel.processes import process_max, process_min, same_on_all_processes
 
 CONSTANT_CONVENTION = "E is fixed up to an additive constant; it is shifted so min over data = 0"
 
@@ -78,10 +79,12 @@ def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEne
     states = jax.device_put(np.asarray(states))  # jnp.asarray: a staging program per shape
     if isinstance(getattr(energy, "offset", None), jax.Array):
         energy = eqx.tree_at(lambda e: e.offset, energy, jnp.zeros(()))
-        return eqx.tree_at(lambda e: e.offset, energy, -_min_energy(energy, states))
+        lowest = process_min(_min_energy(energy, states))  # (over all processes' data)
+        lowest = jnp.asarray(lowest, dtype=states.dtype)
+        return eqx.tree_at(lambda e: e.offset, energy, -lowest)
     if isinstance(energy, ShiftedEnergy):
         energy = energy.base
-    return ShiftedEnergy(energy, -float(_min_energy(energy, states)))
+    return ShiftedEnergy(energy, -float(process_min(_min_energy(energy, states))))
 
 
 @jax.jit
@@ -92,7 +95,7 @@ def _range(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
 def data_range(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-coordinate ``(min, max)`` of the observed states."""
     low, high = _range(jax.device_put(states.reshape(-1, states.shape[-1])))
-    return np.asarray(low), np.asarray(high)
+    return process_min(np.asarray(low)), process_max(np.asarray(high))
 
 
 def typical_step(data) -> float | None:
@@ -104,7 +107,8 @@ def typical_step(data) -> float | None:
         steps = np.diff(np.asarray(data.times, dtype=float))
     else:
         return None
-    return float(np.median(steps)) if len(steps) else None
+    # (several processes: process 0's median, the same on a regular time grid)
+    return same_on_all_processes(float(np.median(steps)) if len(steps) else None)
 
 
 def with_fixed_temperature(model: FittedModel, temperature: float | None) -> FittedModel:

@@ -28,6 +28,7 @@ from ..energies.features import (
     Monomials,
     graded_exponents,
 )
+from ..parallel.devices import device_sum, fit_devices
 
 CHUNK = 4096
 
@@ -171,6 +172,17 @@ def _chunk_groups(arrays, chunk: int):
             tuple(None if a is None else jax.device_put(_chunked(a[whole:], chunk)) for a in arrays)
         )
     return groups
+
+
+def _block_sums(spec, x0, dx, h, w):
+    """The sums of one device's block of rows (:func:`~iel.parallel.devices.device_sum`):
+    the block in chunks of at most ``CHUNK`` rows, accumulated as on one device."""
+    library, columns, coupled = spec
+    chunk = min(CHUNK, x0.shape[0])
+    blocks = [None if a is None else a.reshape(-1, chunk, *a.shape[1:]) for a in (x0, dx, h, w)]
+    if columns is None:
+        return _accumulate(library, *blocks)
+    return _accumulate_sparse(library, columns, coupled, *blocks)
 
 
 MAX_MOMENTS = 2000
@@ -319,15 +331,19 @@ def normal_equations(
             rhs[p] -= a * m_dx[j, head, power]
     else:
         # padded rows have dx = 0, h = 0 and weight 0, so they add nothing to any sum
-        groups = _chunk_groups((x0, dx, h, w), chunk)
         columns = library.feature_coordinates() if use_sparse is not False else None
-        if columns is None:
-            chunks = [_accumulate(library, *g) for g in groups]
+        coupled = columns is not None and bool(np.any(columns[:, 1] >= 0))
+        if len(fit_devices()) > 1:  # rows split over the devices, sums added across them
+            spec = (library, None if columns is None else jnp.asarray(columns), coupled)
+            sums = device_sum(_block_sums, spec, (x0, dx, h, w), multiple=CHUNK)
         else:
-            coupled = bool(np.any(columns[:, 1] >= 0))
-            columns = jax.device_put(columns)
-            chunks = [_accumulate_sparse(library, columns, coupled, *g) for g in groups]
-        sums = jax.tree_util.tree_map(lambda *parts: sum(np.asarray(v) for v in parts), *chunks)
+            groups = _chunk_groups((x0, dx, h, w), chunk)
+            if columns is None:
+                chunks = [_accumulate(library, *g) for g in groups]
+            else:
+                columns = jax.device_put(columns)
+                chunks = [_accumulate_sparse(library, columns, coupled, *g) for g in groups]
+            sums = jax.tree_util.tree_map(lambda *parts: sum(np.asarray(v) for v in parts), *chunks)
         gram, rhs, (sq, sdx, sh, slh) = sums
     return NormalEquations(
         np.asarray(gram),

@@ -169,7 +169,8 @@ class SnapshotOneStep(AbstractEstimator):
     Args:
         energy: spec or ``"auto"`` (shortest description length among the fixed families —
             exponentiated quadratics are asked for by spec; ``poly:4`` with an interaction).
-        coupling: ``"auto"``, ``"exact"`` or ``"sinkhorn"`` (:func:`.couplings.couple`).
+        coupling: ``"auto"``, ``"exact"``, ``"sinkhorn"`` or ``"minibatch"``
+            (:func:`.couplings.couple`).
         interaction: a pair interaction ``W``: a degree ``K`` (even monomials of ``x_i − x_j``,
             degrees 2…K) or any energy spec (``"rbf:10"``, ``"mlp:16"``): the particles of
             each snapshot are one system with energy

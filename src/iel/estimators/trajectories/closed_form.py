@@ -43,12 +43,14 @@ from ...linear.normal_equations import (
     residual_sum,
     solve_normal_equations,
 )
+from ...linear.processes import normal_equations_over_processes
 from ...linear.varpro import refine_free_parameters
 from ...mdl.codes import (
     Stats,
     null_code,
     two_part_linear,
 )
+from ...parallel.processes import check_same_on_all_processes, process_max, process_sum
 from ..base import (
     AbstractEstimator,
     fitted_model,
@@ -56,6 +58,7 @@ from ..base import (
     shift_to_zero_min,
     with_fixed_temperature,
 )
+from ..uncertainty import closed_form_uncertainty, uncertainty_with_noise_check
 
 
 def as_quadratic(energy: FeatureEnergy) -> Quadratic | None:
@@ -120,18 +123,24 @@ class OneStepClosedForm(AbstractEstimator):
         library = family.library.adapt(states, seed=self.seed)
         # free parameters (exponentiated quadratics): variable projection, then the amplitudes
         library = refine_free_parameters(library, states, x0, dx, h, weights, seed=self.seed)
-        eq = normal_equations(library, x0, dx, h, weights)
-        scale = float(np.max(np.abs(states))) if states.size else 0.0
-        model = self._model(data, family, library, eq, states, int(x0.shape[0]), scale, start)
+        # several processes (iel.distributed): each holds a share of the transitions; the
+        # features must agree and the sums add up
+        check_same_on_all_processes(lambda: repr(library.config()), "the features")
+        eq = normal_equations_over_processes(normal_equations(library, x0, dx, h, weights))
+        n_transitions = int(process_sum(x0.shape[0]))
+        scale = process_max(float(np.max(np.abs(states))) if states.size else 0.0)
+        model = self._model(data, family, library, eq, states, n_transitions, scale, start,
+                            weights)  # fmt: skip
         self.model_ = with_fixed_temperature(model, self.temperature)
         return self
 
     def _model(self, data, family: EnergyFamily, library: AbstractFeatureLibrary,
                eq: NormalEquations, states: np.ndarray, n_transitions: int, scale: float,
-               start: float):  # fmt: skip
+               start: float, weights: np.ndarray | None = None):  # fmt: skip
         """The fitted model from the normal equations (sums over every transition), with
         ``states`` (all observed states, or a sample) fixing the additive constant, and
-        ``scale`` (``max |x|`` over the data) the code's precision ``1e-8·scale``."""
+        ``scale`` (``max |x|`` over the data) the code's precision ``1e-8·scale``; the
+        temperature is not yet fixed."""
         sol = solve_normal_equations(eq, self.ridge)
         ss_res = residual_sum(eq, sol.theta)
         dof = max(eq.n_rows - sol.rank, 1.0)
@@ -182,8 +191,33 @@ class OneStepClosedForm(AbstractEstimator):
             fit_seconds=time.perf_counter() - start,
             states=states,
         )
+        caveats = _interval_caveats(weights, self.ridge, out_energy is not energy, library)
+        uncertainty = closed_form_uncertainty(eq, energy, states, notes=caveats)
+        if isinstance(data, Trajectories):  # the lag-one check reads the residuals again
+            uncertainty = uncertainty_with_noise_check(uncertainty, data, model)
+        else:
+            uncertainty = {**uncertainty, "notes": [
+                *uncertainty["notes"], "streamed data: the lag-one check for measurement noise "
+                "(a second pass over the residuals) was not run"]}  # fmt: skip
+        model = model.replace(uncertainty=uncertainty)
         self.temperature_estimate_ = float(temperature)
         return model
+
+
+def _interval_caveats(weights, ridge: float, converted: bool, library) -> list[str]:
+    """What the closed-form intervals (:mod:`iel.linear.uncertainty`) do not account for."""
+    notes = []
+    if weights is not None:
+        notes.append("weighted fit: the intervals treat the weights as counts of transitions")
+    if ridge > 0:
+        notes.append(f"ridge {ridge:g}: the intervals are those of the unpenalised fit")
+    if converted:
+        notes.append("intervals are on the polynomial's terms; the formula shows it as a "
+                     "quadratic form (centre and precision)")  # fmt: skip
+    if free_parameter_count(library):
+        notes.append("intervals are conditional on the fitted free parameters (frequencies, "
+                     "centres) of the library")  # fmt: skip
+    return notes
 
 
 def _code_lengths(

@@ -22,9 +22,14 @@ from scipy.spatial import cKDTree
 TRIMMED_SHARE = 0.9  # the largest tenth of the neighbour differences is left out
 
 
-def neighbour_difference_variance(positions: np.ndarray, residuals: np.ndarray) -> float:
+def neighbour_difference_variance(positions: np.ndarray, residuals: np.ndarray,
+                                  rows: np.ndarray | None = None) -> float:  # fmt: skip
     """Trimmed ``mean_i |u_i − u_{j(i)}|² / (2d)`` over the smallest :data:`TRIMMED_SHARE`
     of the squared differences, ``j(i)`` the nearest other point to ``positions[i]``.
+
+    ``rows``: average over these ``i`` only (their neighbours still sought among all points)
+    — a random subset keeps the cost down in many dimensions, where a k-d tree query costs
+    nearly ``O(n)`` per point (16 s for all 20 000 points in d = 30, ``O(n²)`` in all).
 
     Under pure noise ``u_i ~ N(0, σ² I)`` it is ``c·σ²`` with a fixed ``c < 1`` (the trimmed
     tail); calibrate it by simulating the noise through the same statistic."""
@@ -36,10 +41,10 @@ def neighbour_difference_variance(positions: np.ndarray, residuals: np.ndarray) 
         )
     if len(positions) < 2:
         raise ValueError(f"need at least 2 points for a neighbour difference, got {len(positions)}")
-    _, index = cKDTree(positions).query(positions, k=2)
-    own = np.arange(len(positions))
+    own = np.arange(len(positions)) if rows is None else np.asarray(rows)
+    _, index = cKDTree(positions).query(positions[own], k=2)
     # with duplicated positions the query may list the point's twin first: take the other one
     neighbour = np.where(index[:, 0] == own, index[:, 1], index[:, 0])
-    squares = np.sum((residuals - residuals[neighbour]) ** 2, axis=1)
+    squares = np.sum((residuals[own] - residuals[neighbour]) ** 2, axis=1)
     kept = np.sort(squares)[: max(1, int(np.ceil(TRIMMED_SHARE * len(squares))))]
     return float(np.mean(kept) / (2 * positions.shape[1]))
