@@ -150,8 +150,10 @@ def energy_band(model: FittedModel, x: np.ndarray) -> np.ndarray | None:
     the coefficient covariance in ``model.uncertainty``; ``None`` when the model carries none
     (not a closed-form fit of a feature energy)."""
     unc = model.uncertainty
+    if not unc or "covariance" not in unc:
+        return None
     energy = model.energy_module
-    if not unc or "covariance" not in unc or not isinstance(energy, FeatureEnergy):
+    if not isinstance(energy, FeatureEnergy):
         return None
     names = energy.library.names()
     index = {n: i for i, n in enumerate(names)}
