@@ -102,8 +102,12 @@ def _values(energy: AbstractEnergy, x: jax.Array) -> jax.Array:
     return jax.vmap(energy)(x)
 
 
-class _CentredJacobians(AbstractFeatureLibrary):
-    """``φ`` with centred Jacobians ``P∇φ(x)ᵀ``: only for accumulating normal equations."""
+class _CentredJacobians(eqx.Module):
+    """``φ`` with centred Jacobians ``P∇φ(x)ᵀ``: only for accumulating normal equations.
+
+    Not a feature library (its Jacobian is not the derivative of its features), so it does
+    not subclass :class:`AbstractFeatureLibrary`: it offers what :func:`normal_equations` reads
+    of one (``n_features``, ``jacobian``, ``feature_coordinates``) and nothing to save."""
 
     base: AbstractFeatureLibrary
     dim: int
@@ -128,13 +132,6 @@ class _CentredJacobians(AbstractFeatureLibrary):
 
     def feature_coordinates(self):
         return None  # centring couples every coordinate
-
-    def config(self) -> dict[str, Any]:
-        raise TypeError("centred Jacobians are a fitting device, not a saved library")
-
-    @classmethod
-    def from_config(cls, config):
-        raise TypeError("centred Jacobians are a fitting device, not a saved library")
 
 
 def _identifiability(noise_free: bool) -> dict[str, str]:
