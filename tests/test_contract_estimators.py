@@ -25,6 +25,7 @@ import iel
 # something (networks: ~20–50 steps); the checks are of the contract, not of accuracy.
 CASES: dict[str, tuple[str, dict]] = {
     "OneStepClosedForm": ("trajectories", {"energy": "poly:4", "seed": 3}),
+    "StreamedClosedForm": ("trajectories", {"energy": "poly:4", "seed": 3}),
     "FreeDriftClosedForm": ("trajectories", {"features": "poly:3", "seed": 3}),
     "DiffusionClosedForm": (
         "trajectories",

@@ -13,8 +13,10 @@ from .data import Endpoints as Endpoints
 from .data import Samples as Samples
 from .data import Snapshots as Snapshots
 from .data import Trajectories as Trajectories
+from .data import TrajectoryStore as TrajectoryStore
 from .data import growth_rate_from_scores as growth_rate_from_scores
 from .data import load_data as load_data
+from .data import open_trajectories as open_trajectories
 from .data import read_tracks as read_tracks
 from .data import save_data as save_data
 from .datasets import load_fish_school as load_fish_school
@@ -52,6 +54,7 @@ from .estimators import Rollout as Rollout
 from .estimators import ScoreMatching as ScoreMatching
 from .estimators import SnapshotOneStep as SnapshotOneStep
 from .estimators import SnapshotRollout as SnapshotRollout
+from .estimators import StreamedClosedForm as StreamedClosedForm
 from .model import FittedModel as FittedModel
 from .model import load as load
 from .model import load as load_model
@@ -77,12 +80,14 @@ __all__ = [
     "load_model",
     "load",
     "load_data",
+    "open_trajectories",
     "read_tracks",
     "save_data",
     "load_fish_school",
     "enable_compilation_cache",
     # data
     "Trajectories",
+    "TrajectoryStore",
     "Snapshots",
     "Samples",
     "Endpoints",
@@ -113,6 +118,7 @@ __all__ = [
     # estimators
     "AbstractEstimator",
     "OneStepClosedForm",
+    "StreamedClosedForm",
     "ExponentiatedGradientClosedForm",
     "DiffusionClosedForm",
     "OneStepLikelihood",

@@ -37,6 +37,7 @@ from .data.populations import (
     Samples,
     Snapshots,
 )
+from .data.store import TrajectoryStore
 from .data.trajectories import Trajectories
 from .data.validation import DataError, check_simplex
 from .dynamics import ExponentiatedGradient, Langevin
@@ -61,6 +62,7 @@ from .estimators.trajectories.diffusion import (
 from .estimators.trajectories.likelihood import OneStepLikelihood
 from .estimators.trajectories.mirror_descent import ExponentiatedGradientClosedForm
 from .estimators.trajectories.rollout import Rollout
+from .estimators.trajectories.streamed import StreamedClosedForm, fit_streamed_families
 from .estimators.uncertainty import lag_one_correlation, with_closed_form_uncertainty
 from .model import FittedModel, software_environment
 from .selection.distinct import without_copies
@@ -71,6 +73,7 @@ from .selection.end_states import (
 from .selection.families import (
     HIGH_DIMENSION,
     auto_families,
+    streamed_auto_families,
 )
 from .selection.snapshot_pairs import select_snapshot_pairs
 from .selection.snapshot_regime import RegimeDecision, decide_regime
@@ -238,6 +241,12 @@ def fit(
         fit_kind = _fit_endpoints
     elif isinstance(data, Trajectories):
         fit_kind = _fit_trajectories
+    elif isinstance(data, TrajectoryStore):
+        if checkpoint is not None or bootstrap or diffusion != "constant":
+            raise ValueError("a streamed fit is one closed-form pass of constant temperature: "
+                             "checkpoints, bootstrap resamples and a diffusion D(x) need the "
+                             "trajectories in memory (TrajectoryStore.subset(rows))")  # fmt: skip
+        fit_kind = _fit_store
     else:
         raise TypeError(f"cannot fit data of type {type(data).__name__}")
     if dynamics not in DYNAMICS_OPTIONS:
@@ -459,6 +468,36 @@ def _fit_trajectories_constant(data: Trajectories, *, energy, method, ridge, see
             estimator = OneStepLikelihood(family, seed=seed, steps=steps, progress=progress,
                                           temperature=temperature, **options)  # fmt: skip
             model = estimator.fit(data).model_
+    return model.with_diagnostics(method_reason=reason)
+
+
+def _fit_store(data: TrajectoryStore, *, energy, method, ridge, seed, steps, temperature,
+               projection, hidden_starts, progress, options) -> FittedModel:  # fmt: skip
+    """Trajectories on disk (:class:`~iel.data.store.TrajectoryStore`): the one-step closed
+    form in one pass over chunks (:mod:`iel.estimators.trajectories.streamed`); ``auto``
+    compares the dense closed-form families of :func:`streamed_auto_families` from the same
+    pass.  Rollouts, networks and the auto method rule's residual checks need the data in
+    memory (``data.subset(rows)`` reads part of them)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "rollout" or projection is not None or hidden_starts:
+        raise ValueError("rollouts (and projections, hidden starts) need the trajectories in "
+                         "memory: fit them without streaming, or on part of the data "
+                         "(TrajectoryStore.subset(rows))")  # fmt: skip
+    if options:
+        raise ValueError(f"options not used by the streamed closed-form fit: {sorted(options)}")
+    chunks = None if progress is None else (lambda done, total: progress(done, total, np.nan))
+    reason = ("streamed trajectories: the one-step closed form in one pass (the auto rule's "
+              "checks for observation noise and long steps need a second pass and were not run)"
+              if method == "auto" else f"method {method!r} was chosen by the caller")  # fmt: skip
+    if energy == "auto":
+        families = streamed_auto_families(data.dim)
+        model = fit_streamed_families(data, families, ridge=ridge, seed=seed, progress=chunks)
+        model = with_fixed_temperature(model, temperature)
+    else:
+        est = StreamedClosedForm(energy, ridge=ridge, seed=seed, temperature=temperature,
+                                 progress=chunks)  # fmt: skip
+        model = est.fit(data).model_
     return model.with_diagnostics(method_reason=reason)
 
 

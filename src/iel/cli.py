@@ -158,9 +158,20 @@ def simulate(
 @app.command()
 @_clear_errors
 def fit(
-    data: Path = typer.Argument(..., help="data file (.npz, .csv, .h5ad; .tsv/.txt tracks)"),
+    data: Path = typer.Argument(
+        ..., help="data file (.npz, .csv, .h5ad; .tsv/.txt tracks; .npy/.zarr trajectories)"
+    ),
     energy: str = typer.Option(
         "auto", "--energy", "-e", help="energy family spec, or auto (shortest description)"
+    ),
+    dt: float | None = typer.Option(
+        None, "--dt", help=".npy/.npz/.zarr trajectories (N, T, d): the time step between states"
+    ),
+    stream: bool | None = typer.Option(
+        None,
+        "--stream/--no-stream",
+        help=".npy/.npz/.zarr trajectories: read in chunks (one closed-form pass, bounded "
+        "memory); default: when the states take over 2 GiB as float64",
     ),
     kind: str | None = typer.Option(
         None, "--kind", help="force the data kind: trajectories|snapshots|samples|endpoints"
@@ -387,7 +398,9 @@ def fit(
             loaded, energy = single_cell[0], single_cell[2].pop("energy", energy)
             options = single_cell[2]
         else:
-            loaded = _load(data, kind, id_col, time_col, coords, frame_interval)
+            loaded = _open_trajectories(data, kind, dt, stream)
+            if loaded is None:
+                loaded = _load(data, kind, id_col, time_col, coords, frame_interval)
         if starts is not None:
             loaded = _with_starts(loaded, starts)
         elif options.keys() & {"objective", "prior", "descent_steps"} and not isinstance(
@@ -400,6 +413,9 @@ def fit(
         if len(chosen) > 1:
             console.print(f"devices: {describe_devices(chosen)} (the data split over them)")
         if several:
+            if not hasattr(loaded, "observed_states"):  # a TrajectoryStore
+                _fail("a multi-process fit shares trajectories read into memory; streamed "
+                      "files (--stream, or over 2 GiB) are fitted by one process")  # fmt: skip
             loaded = process_share(loaded)
             console.print(f"process {jax.process_index()} of {jax.process_count()}: "
                           f"{loaded.n_trajectories} trajectories of the data")  # fmt: skip
@@ -437,6 +453,9 @@ def fit(
             _print_model(model)
             console.print(f"process {jax.process_index()}: the model is written by process 0")
             return
+        if "streamed" in model.diagnostics:
+            console.print(_streamed_line(model.diagnostics["streamed"]))
+            loaded = _plotted_sample(loaded, seed)
         outputs = FIT_OUTPUTS + (_written_back(data, write_back, overwrite_input))
         with staged_directory(out, replaces=MODEL_FILES + outputs, overwrite=force) as stage:
             model.write_files(stage)  # the fit is saved: nothing after this may fail it
@@ -593,6 +612,61 @@ def write_fit_outputs(model, data, folder: Path) -> list[str]:
         diagnostics["notes"] = [*diagnostics.get("notes", []), *notes]
     report_path.write_text(json.dumps(report, indent=2))
     return notes
+
+
+def _open_trajectories(path: Path, kind, dt, stream):
+    """Trajectories of a ``.npy``/``.npz``/``.zarr`` file as a chunked store when ``stream``
+    (or, when ``stream`` is ``None``, when they are large); read into memory otherwise.
+    ``None`` for other files and data, which :func:`_load` reads."""
+    from .data import DataError, open_trajectories
+    from .data.store import STREAM_ABOVE_BYTES, STREAM_SUFFIXES
+
+    suffix = path.suffix.lower()
+    streamable = suffix in STREAM_SUFFIXES and kind in (None, "trajectories")
+    if not streamable:
+        if stream or dt is not None:
+            given = f" with --kind {kind}" if kind else ""
+            raise DataError(f"--stream and --dt read trajectories from .npy, .npz or .zarr "
+                            f"files; got {path.name!r}{given}")  # fmt: skip
+        return None
+    if suffix == ".npz" and not stream and dt is None:
+        try:  # a snapshot or compressed .npz is read by load_data
+            store = open_trajectories(path)
+        except DataError:
+            return None
+    else:
+        store = open_trajectories(path, dt=dt)
+    if stream or (stream is None and store.nbytes > STREAM_ABOVE_BYTES):
+        reason = "--stream" if stream else f"over {STREAM_ABOVE_BYTES / 2**30:.3g} GiB as float64"
+        console.print(f"streaming the trajectories ({reason})")
+        return store
+    return store.to_trajectories()
+
+
+def _streamed_line(summary: dict) -> str:
+    """What a streamed fit read, and the process's peak resident memory: ``VmHWM`` of
+    ``/proc/self/status`` on Linux, ``getrusage``'s ``ru_maxrss`` elsewhere."""
+    import resource
+    import sys
+
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    hwm = [int(line.split()[1]) for line in lines if line.startswith("VmHWM:")]
+    peak = hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mib = peak / 2**20 if sys.platform == "darwin" and not hwm else peak / 2**10
+    spaced = lambda n: f"{n:,}".replace(",", " ")  # noqa: E731
+    return (f"read {spaced(summary['n_transitions'])} transitions in "
+            f"{spaced(summary['n_chunks'])} chunks of ≤ {spaced(summary['chunk_transitions'])} in "
+            f"{summary['seconds']:.3g} s; largest chunk "
+            f"{summary['largest_chunk_bytes'] / 2**20:.3g} MiB; peak resident memory of this "
+            f"process {peak_mib:.0f} MiB")  # fmt: skip
+
+
+def _plotted_sample(store, seed: int):
+    """A bounded sample of a store's states (as samples) for the landscape figure."""
+    from .data import Samples
+
+    return Samples(store.sample_states(20_000, seed=seed))
 
 
 def _load(path: Path, kind, id_col, time_col, coords, frame_interval):

@@ -208,6 +208,8 @@ class _Landscape:
     energy: Callable
     formula: str
     energy_spec: str
+    uncertainty: None = None  # no band: the parts of a particle energy carry no covariance
+    dynamics: None = None
 
 
 def particle_landscapes(model: FittedModel, populations: list[np.ndarray]):

@@ -9,6 +9,9 @@ from .io import save_data as save_data
 from .populations import Endpoints as Endpoints
 from .populations import Samples as Samples
 from .populations import Snapshots as Snapshots
+from .store import TrajectoryStore as TrajectoryStore
+from .store import TransitionChunk as TransitionChunk
+from .store import open_trajectories as open_trajectories
 from .tracks import TrackTable as TrackTable
 from .tracks import read_tracks as read_tracks
 from .trajectories import Trajectories as Trajectories

@@ -104,6 +104,11 @@ def load_data_and_summary(
                         f"got a '{suffix}' file")  # fmt: skip
     if suffix == ".npz":
         return _load_npz(path, kind), None
+    if suffix in (".npy", ".zarr"):
+        raise DataError(f"{path}: a '{suffix}' file holds states without their times; open it as "
+                        "trajectories with iel.open_trajectories(path, dt=...) (read in chunks: "
+                        "iel.StreamedClosedForm, or .to_trajectories() when it fits in memory), "
+                        "or run iel fit with --dt")  # fmt: skip
     if suffix == ".csv":
         return _load_csv(path, kind), None
     if suffix == ".h5ad":

@@ -13,4 +13,5 @@ from .trajectories import FreeDriftClosedForm as FreeDriftClosedForm
 from .trajectories import OneStepClosedForm as OneStepClosedForm
 from .trajectories import OneStepLikelihood as OneStepLikelihood
 from .trajectories import Rollout as Rollout
+from .trajectories import StreamedClosedForm as StreamedClosedForm
 from .trajectories import constant_temperature_test as constant_temperature_test

@@ -56,3 +56,10 @@ def auto_families(dim: int, free_parameters: bool = True) -> tuple[str, ...]:
     if dim <= 30:
         return ("poly:2", "poly:4:1", "poly:3:2", ADDITIVE_BUMPS, PAIRED_BUMPS)
     return ("poly:2:1", "poly:4:1", "poly:6:1", ADDITIVE_BUMPS, PAIRED_BUMPS)
+
+
+def streamed_auto_families(dim: int) -> tuple[str, ...]:
+    """The families ``energy="auto"`` compares on streamed trajectories (one closed-form pass,
+    :mod:`iel.estimators.trajectories.streamed`): those of :func:`auto_families` without
+    searched parameters (exponentiated quadratics need many passes)."""
+    return tuple(f for f in auto_families(dim, free_parameters=False) if "expquad" not in f)

@@ -8,3 +8,4 @@ from .drift import FreeDriftClosedForm as FreeDriftClosedForm
 from .likelihood import OneStepLikelihood as OneStepLikelihood
 from .mirror_descent import ExponentiatedGradientClosedForm as ExponentiatedGradientClosedForm
 from .rollout import Rollout as Rollout
+from .streamed import StreamedClosedForm as StreamedClosedForm

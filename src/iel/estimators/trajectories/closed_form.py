@@ -108,7 +108,10 @@ class OneStepClosedForm(AbstractEstimator):
 
     def fit(self, data: Trajectories, weights: np.ndarray | None = None) -> OneStepClosedForm:
         if not isinstance(data, Trajectories):
-            raise TypeError(f"OneStepClosedForm fits trajectories, got {type(data).__name__}")
+            raise TypeError(
+                f"OneStepClosedForm fits trajectories, got {type(data).__name__} "
+                "(trajectories on disk, a TrajectoryStore: StreamedClosedForm)"
+            )
         if len(data.state_shape) != 1:
             raise ValueError(
                 f"the closed form needs vector states (N, T, d), got state shape {data.state_shape}"
@@ -124,6 +127,20 @@ class OneStepClosedForm(AbstractEstimator):
         # features must agree and the sums add up
         check_same_on_all_processes(lambda: repr(library.config()), "the features")
         eq = normal_equations_over_processes(normal_equations(library, x0, dx, h, weights))
+        n_transitions = int(process_sum(x0.shape[0]))
+        scale = process_max(float(np.max(np.abs(states))) if states.size else 0.0)
+        model = self._model(data, family, library, eq, states, n_transitions, scale, start,
+                            weights)  # fmt: skip
+        self.model_ = with_fixed_temperature(model, self.temperature)
+        return self
+
+    def _model(self, data, family: EnergyFamily, library: AbstractFeatureLibrary,
+               eq: NormalEquations, states: np.ndarray, n_transitions: int, scale: float,
+               start: float, weights: np.ndarray | None = None):  # fmt: skip
+        """The fitted model from the normal equations (sums over every transition), with
+        ``states`` (all observed states, or a sample) fixing the additive constant, and
+        ``scale`` (``max |x|`` over the data) the code's precision ``1e-8·scale``; the
+        temperature is not yet fixed."""
         sol = solve_normal_equations(eq, self.ridge)
         ss_res = residual_sum(eq, sol.theta)
         dof = max(eq.n_rows - sol.rank, 1.0)
@@ -152,14 +169,13 @@ class OneStepClosedForm(AbstractEstimator):
             "drift_r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
             # rms of the increment residual per √time: √(2T) for Langevin data
             "residual_scale": float(np.sqrt(ss_res / max(eq.n_rows, 1))),
-            "n_transitions": int(process_sum(x0.shape[0])),
+            "n_transitions": n_transitions,
             "n_features": library.n_features,
             "rank": sol.rank,
             "condition_number": sol.condition,
             "noise_free": bool(noise_free),
             "notes": notes,
         }
-        scale = process_max(float(np.max(np.abs(states))) if states.size else 0.0)
         epsilon = 1e-8 * (scale or 1.0)  # as iel.selection: 1e-8 of max |x|
         diagnostics.update(_code_lengths(eq, sol.theta, data.dim, epsilon, library))
         identifiability = identifiability_for_trajectories(noise_free)
@@ -177,10 +193,15 @@ class OneStepClosedForm(AbstractEstimator):
         )
         caveats = _interval_caveats(weights, self.ridge, out_energy is not energy, library)
         uncertainty = closed_form_uncertainty(eq, energy, states, notes=caveats)
-        model = model.replace(uncertainty=uncertainty_with_noise_check(uncertainty, data, model))
-        self.model_ = with_fixed_temperature(model, self.temperature)
+        if isinstance(data, Trajectories):  # the lag-one check reads the residuals again
+            uncertainty = uncertainty_with_noise_check(uncertainty, data, model)
+        else:
+            uncertainty = {**uncertainty, "notes": [
+                *uncertainty["notes"], "streamed data: the lag-one check for measurement noise "
+                "(a second pass over the residuals) was not run"]}  # fmt: skip
+        model = model.replace(uncertainty=uncertainty)
         self.temperature_estimate_ = float(temperature)
-        return self
+        return model
 
 
 def _interval_caveats(weights, ridge: float, converted: bool, library) -> list[str]:
