@@ -61,12 +61,12 @@ class AbstractEstimator(abc.ABC):
         return self.model_.temperature
 
 
-def _min_energy(energy: AbstractEnergy, states: jax.Array) -> jax.Array:
+def _min_energy(energy: AbstractEnergy, states: np.ndarray) -> float:
     """``min E`` over ``states``, evaluated by :meth:`~iel.energies.AbstractEnergy.energy` in
     its compiled blocks of fixed rows: one program per energy structure whatever the number
     of states (a program per number of states compiled anew for every data set and every
     fit of another size), memory bounded by the block."""
-    return np.min(np.asarray(energy.energy(states)))
+    return float(np.min(np.asarray(energy.energy(states))))
 
 
 def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEnergy:
