@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -25,13 +26,13 @@ def _step(n, d, seed, temperature, h=0.05):
 def test_minibatch_pairs_every_particle_once_in_blocks_of_at_most_the_batch(d, monkeypatch):
     x, y = _step(1500, d, seed=d, temperature=0.05)
     largest = []
-    solve = minibatch._block_plan
+    cost = minibatch._cost_matrix
 
-    def recorded(source, target, report):  # every exact problem solved: no n × m array
+    def recorded(source, target, report):  # every exact problem's costs: no n × m array
         largest.append(len(source) * len(target))
-        return solve(source, target, report)
+        return cost(source, target, report)
 
-    monkeypatch.setattr(minibatch, "_block_plan", recorded)
+    monkeypatch.setattr(minibatch, "_cost_matrix", recorded)
     dest, report = minibatch_targets(x, y, batch=200)
     rows = {tuple(row) for row in dest}
     assert len(rows) == len(x) and rows == {tuple(row) for row in y}  # a permutation of y
@@ -117,3 +118,61 @@ def test_the_line_stays_exact_and_sparse_at_a_million_particles():
     dest, how = couple(x, y, "auto")
     assert "monotone rearrangement" in how
     assert np.array_equal(np.argsort(dest[:, 0]), np.argsort(x[:, 0]))  # order kept
+
+
+@pytest.mark.parametrize("d", [2, 30])
+def test_block_assignment_is_the_network_simplex_plan(d):
+    """Equal blocks are paired by the assignment solver: the same permutation as the exact
+    plan of the network simplex (uniform weights: a vertex of the Birkhoff polytope)."""
+    x, y = _step(400, d, seed=d, temperature=0.05)
+    cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+    by_simplex = np.argmax(exact_plan(x, y), axis=1)
+    by_assignment = minibatch._block_partners(x, y, minibatch.MinibatchReport(400, "local"))
+    np.testing.assert_array_equal(by_assignment, by_simplex)
+    assert cost[np.arange(400), by_assignment].sum() == pytest.approx(
+        cost[np.arange(400), by_simplex].sum(), rel=1e-12
+    )
+
+
+def test_feature_force_by_one_reverse_pass_is_the_jacobian_contraction():
+    """``∇(θᵀφ)`` by one reverse-mode pass equals ``θᵀ∇φ`` by the library's forward Jacobian
+    and central finite differences (poly:2 in d = 8), and a second energy of
+    the same library (another θ) gives its own values, not the first one's program's."""
+    from iel.energies.spec import parse_energy_spec
+
+    rng = np.random.default_rng(3)
+    library = parse_energy_spec("poly:2", 8).library
+    energies = [iel.energies.FeatureEnergy(library, rng.standard_normal(library.n_features))
+                for _ in range(2)]  # fmt: skip
+    x = rng.standard_normal((8, 8))
+    jacobians = np.asarray(jax.jit(jax.vmap(library.jacobian))(x))
+    for energy in energies:
+        by_jacobian = np.einsum("p,npd->nd", np.asarray(energy.theta), jacobians)
+        np.testing.assert_allclose(np.asarray(energy.gradient(x)), by_jacobian, rtol=1e-12,
+                                   atol=1e-12)  # fmt: skip
+        step = 1e-5 * np.eye(8)[4]
+        central = np.asarray(energy.energy(x + step)) - np.asarray(energy.energy(x - step))
+        np.testing.assert_allclose(np.asarray(energy.gradient(x))[:, 4], central / 2e-5,
+                                   rtol=1e-6, atol=1e-6)  # fmt: skip
+        values = np.asarray(jax.jit(jax.vmap(energy))(x))
+        np.testing.assert_allclose(np.asarray(energy.energy(x)), values, rtol=1e-12)
+
+
+def test_regime_probe_on_a_subset_of_the_pairs_decides_as_on_all(monkeypatch):
+    """The regime's probe fitted on at most PROBE_PAIRS random pairs per snapshot pair (the
+    couplings of the whole snapshots) reads the same regime, and a ratio within 30 % of the
+    one on all pairs; below the bound nothing changes and the reason does not mention it."""
+    from iel.selection import snapshot_regime
+    from iel.selection.snapshot_regime import decide_regime
+
+    same = _snapshots(1200, 2, seed=4, count=4)
+    rng = np.random.default_rng(5)
+    fresh = Snapshots(rng.standard_normal((4800, 2)), np.repeat(np.arange(4) * 0.05, 1200))
+    whole = {k: decide_regime(data, "poly:2") for k, data in (("same", same), ("fresh", fresh))}
+    assert "probe drift fitted" not in whole["same"].reason
+    monkeypatch.setattr(snapshot_regime, "PROBE_PAIRS", 300)
+    for kind, data in (("same", same), ("fresh", fresh)):
+        part = decide_regime(data, "poly:2")
+        assert whole[kind].regime == part.regime == kind
+        assert part.statistics["probe_pairs"] == 900 and "900 of the 3600" in part.reason
+        assert part.statistics["ratio"] == pytest.approx(whole[kind].statistics["ratio"], rel=0.3)

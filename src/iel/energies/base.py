@@ -97,6 +97,10 @@ def compiled_vmap(fn: Callable[[Array], Array], flat: Array) -> Array:
     return jax.vmap(fn)(flat)
 
 
+def _value(energy: AbstractEnergy, x: Array) -> Array:
+    return energy(x)
+
+
 class AbstractForceField(eqx.Module):
     """A vector field ``F(x)`` on states: what dynamics move along.
 
@@ -139,7 +143,9 @@ class AbstractEnergy(AbstractForceField):
 
     def energy(self, x: ArrayLike) -> Array:
         """``E`` on ``(..., *state_shape)``: returns shape ``(...)``."""
-        return _batch(self.__call__, x, self.state_ndim)
+        # eqx.Partial, not the bound ``self.__call__``: Equinox does not wrap dunder methods,
+        # so that one is a static argument, compared by value, and every new θ compiled anew
+        return _batch(eqx.Partial(_value, self), x, self.state_ndim)
 
     def gradient(self, x: ArrayLike) -> Array:
         """``∇E`` on ``(..., *state_shape)``."""

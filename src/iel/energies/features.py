@@ -558,6 +558,12 @@ class FeatureEnergy(AbstractEnergy):
         return jnp.dot(self.theta, self.library(x)) + self.offset
 
     def gradient_single(self, x: Array) -> Array:
+        """``∇E(x) = θᵀ∇φ(x)``.  A library whose Jacobian is the default ``jacfwd(φ)`` gets it
+        as one reverse-mode pass of ``θᵀφ`` (the same derivative, without the ``d`` tangents
+        of every feature: poly:2 in d = 30, 496 features, is ~70× faster); a library with its
+        own Jacobian (exponentiated quadratics) keeps it."""
+        if type(self.library).jacobian is AbstractFeatureLibrary.jacobian:
+            return jax.grad(lambda y: jnp.dot(self.theta, self.library(y)))(x)
         return self.theta @ self.library.jacobian(x)
 
     def terms(self, tol: float = 0.0) -> list[tuple[str, float]]:

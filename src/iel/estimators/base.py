@@ -61,13 +61,12 @@ class AbstractEstimator(abc.ABC):
         return self.model_.temperature
 
 
-@eqx.filter_jit
-def _min_energy(energy: AbstractEnergy, states: jax.Array) -> jax.Array:
-    """``min E`` over ``states``: all at once up to ``2¹⁶`` states (one copy of ``E`` to
-    compile), in batches of 1024 beyond (memory)."""
-    if len(states) <= 2**16:
-        return jnp.min(jax.vmap(energy)(states))
-    return jnp.min(jax.lax.map(energy, states, batch_size=1024))
+def _min_energy(energy: AbstractEnergy, states: np.ndarray) -> float:
+    """``min E`` over ``states``, evaluated by :meth:`~iel.energies.AbstractEnergy.energy` in
+    its compiled blocks of fixed rows: one program per energy structure whatever the number
+    of states (a program per number of states compiled anew for every data set and every
+    fit of another size), memory bounded by the block."""
+    return float(np.min(np.asarray(energy.energy(states))))
 
 
 def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEnergy:
@@ -76,7 +75,7 @@ def shift_to_zero_min(energy: AbstractEnergy, states: np.ndarray) -> AbstractEne
     Energies with an ``offset`` array (feature energies, quadratics) have it set; others are
     wrapped in a :class:`~iel.energies.base.ShiftedEnergy` with a fixed shift.
     """
-    states = jax.device_put(np.asarray(states))  # jnp.asarray: a staging program per shape
+    states = np.asarray(states)
     if isinstance(getattr(energy, "offset", None), jax.Array):
         energy = eqx.tree_at(lambda e: e.offset, energy, jnp.zeros(()))
         lowest = process_min(_min_energy(energy, states))  # (over all processes' data)

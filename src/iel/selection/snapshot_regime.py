@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.populations import Snapshots
+from ..data.trajectories import Trajectories
 from ..energies.spec import parse_energy_spec
 from ..estimators.snapshots.onestep import paired_transitions
 from ..estimators.trajectories.closed_form import OneStepClosedForm
@@ -71,6 +72,7 @@ REFERENCE_SNAPSHOTS = 4  # snapshots whose halves give the reference, at most
 RESOLVED_RATIO = 0.1  # R below which: the same particles, without the gap test
 MISFIT_RATIO = 1.0  # R below which the growth of R with the gap is asked
 LAG_GROWTH = 1.15  # R₂/R at or above which the pairs are the same particles'
+PROBE_PAIRS = 5000  # pairs per snapshot pair the probe drift is fitted and scored on, at most
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,24 @@ def independent_distance(pop: np.ndarray, sizes: tuple[int, int], rng) -> float:
     return float(np.mean(values)) * _size_factor(n_eff, d) / _size_factor(half, d)
 
 
+def probe_subsample(pairs: Trajectories, sizes: list[int],
+                    seed: int) -> tuple[Trajectories, list[int]]:  # fmt: skip
+    """At most :data:`PROBE_PAIRS` pairs of each consecutive snapshot pair, drawn at random
+    (all of them below that), and how many per snapshot pair.  The pairs come from couplings
+    of the whole snapshots — subsampling the snapshots themselves would pair different
+    particles and look like fresh samples —, only the probe's fit and residual are bounded:
+    the regime is a property of the process, which a few thousand pairs tell, and the
+    residual is a mean over pairs, unbiased on a random subset."""
+    if max(sizes) <= PROBE_PAIRS:
+        return pairs, list(sizes)
+    rng = np.random.default_rng(seed)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rows = [start + np.sort(rng.choice(size, min(size, PROBE_PAIRS), replace=False))
+            for start, size in zip(starts, sizes)]  # fmt: skip
+    rows = np.concatenate(rows)
+    return Trajectories(pairs.x[rows], t=pairs.t[rows]), [min(s, PROBE_PAIRS) for s in sizes]
+
+
 def pairing_ratio(data: Snapshots, energy: str, seed: int = 0) -> dict:
     """``R = r/S`` (module docstring) with its parts: the probe's residual ``r`` and the
     independent-sample distance ``S``, pooled over the snapshot pairs, and whether the
@@ -117,11 +137,12 @@ def pairing_ratio(data: Snapshots, energy: str, seed: int = 0) -> dict:
     spec = "poly:4" if energy == "auto" else energy
     family = parse_energy_spec(spec, data.dim)
     probe_spec = spec if family.is_linear else "poly:3"
-    pairs, _ = paired_transitions(data, "auto")
+    pairs, _ = paired_transitions(data, "auto")  # the fit's couplings (cached: no new work)
+    pairs, sizes = probe_subsample(pairs, [len(p) for p in pops[:-1]], seed)
     probe = OneStepClosedForm(probe_spec, seed=seed).fit(pairs).model_
     x0, dx, h = pairs.increments()
     squared = np.sum((dx - h[:, None] * np.asarray(probe.force(x0))) ** 2, axis=1)
-    ends = np.cumsum([len(p) for p in pops[:-1]])
+    ends = np.cumsum(sizes)
     residual = float(np.mean([part.mean() for part in np.split(squared, ends[:-1])]))
     chosen = np.unique(np.linspace(1, len(pops) - 1, REFERENCE_SNAPSHOTS).round().astype(int))
     reference = float(np.mean([
@@ -133,11 +154,27 @@ def pairing_ratio(data: Snapshots, energy: str, seed: int = 0) -> dict:
         "independent_sample_distance": reference,
         "probe": probe_spec,
         "noise_free": bool(probe.diagnostics["noise_free"]),
+        "probe_pairs": int(sum(sizes)),
     }
 
 
 def decide_regime(data: Snapshots, energy: str = "auto", regime: str = "auto",
                   seed: int = 0) -> RegimeDecision:  # fmt: skip
+    """:func:`regime_decision`, its reason saying when the probe was fitted on a random subset
+    of the pairs (more than :data:`PROBE_PAIRS` particles per snapshot)."""
+    decision = regime_decision(data, energy, regime, seed)
+    probed = decision.statistics.get("probe_pairs")
+    pairs = len(data.x) - len(data.populations()[-1])
+    if probed is None or probed >= pairs:
+        return decision
+    return RegimeDecision(decision.regime, decision.reason + (
+        f" (the probe drift fitted and scored on {probed} of the {pairs} transport pairs, "
+        f"at most {PROBE_PAIRS} per snapshot pair drawn at random; the couplings are of the "
+        "whole snapshots)"), decision.statistics)  # fmt: skip
+
+
+def regime_decision(data: Snapshots, energy: str = "auto", regime: str = "auto",
+                    seed: int = 0) -> RegimeDecision:  # fmt: skip
     """Same particles or fresh samples (module docstring): ``regime`` when it is ``"same"``
     or ``"fresh"``; else the hint the data carry (``data.same_particles``); else fresh when
     the snapshot sizes differ; else the transport test :func:`pairing_ratio`."""
